@@ -1,0 +1,1 @@
+"""keygate admin UI: server-rendered pages where people create, list and revoke API keys."""

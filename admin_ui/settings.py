@@ -1,0 +1,47 @@
+"""The admin UI's settings, loaded once from ``KEYGATE_*`` variables.
+
+Variables other services also read (``KEYGATE_INTROSPECTOR_URL``, ``KEYGATE_INTERNAL_SECRET``,
+``KEYGATE_SESSION_TTL_SECONDS``, ``KEYGATE_LOG_LEVEL``) come from
+:mod:`introspector.shared_variables`, so they have one parser, default and description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from introspector import shared_variables as shared
+from introspector.envconfig import int_between, load_settings, non_empty, registry, setting
+from introspector.shared_variables import LogLevel
+
+
+@registry.register
+@dataclass(frozen=True)
+class AdminUISettings:
+    """Everything the admin UI reads from the environment."""
+
+    host: str = setting(
+        "KEYGATE_ADMIN_UI_HOST",
+        "127.0.0.1",
+        "Address the admin UI listens on (`0.0.0.0` in containers).",
+        parse=non_empty,
+    )
+    port: int = setting(
+        "KEYGATE_ADMIN_UI_PORT",
+        8082,
+        "TCP port of the admin UI (the gateway forwards its pages there).",
+        parse=int_between(0, 65535),
+    )
+    introspector_url: str = shared.introspector_url()
+    internal_secret: str = shared.internal_secret()
+    session_ttl_seconds: int = shared.session_ttl_seconds()
+    log_level: LogLevel = shared.log_level()
+    shutdown_drain_seconds: float = shared.shutdown_drain_seconds()
+
+    def require_internal_secret(self) -> None:
+        """Refuse to serve without a usable shared secret (at least 32 characters)."""
+        shared.check_internal_secret(self.internal_secret)
+
+    @classmethod
+    def from_env(cls) -> AdminUISettings:
+        """Load once from the process environment."""
+        return load_settings(cls)

@@ -1,0 +1,269 @@
+"""The gateway's composition root: ``create_app(settings)``.
+
+Routes under ``/_keygate/`` are keygate's own and never reach the upstream; everything else goes
+through :class:`gateway.proxy.Pipeline`. Connections (upstream pool, introspector, Redis) open in
+``cleanup_ctx`` and nothing connects eagerly: the gateway starts while its dependencies are down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.errors import GatewayError
+from gateway.introspection_client import IntrospectionClient
+from gateway.metrics import GatewayMetrics
+from gateway.pipeline.authn import (
+    Authenticator,
+    BearerAuthenticator,
+    LocalSessionAuthenticator,
+    PassthroughSessionAuthenticator,
+    UpstreamSessionAuthenticator,
+)
+from gateway.pipeline.authz import RouteError, RouteTable
+from gateway.pipeline.forward import Forwarder
+from gateway.pipeline.limit import LocalTokenBucket, RedisTokenBucket
+from gateway.pipeline.mutate import IdentityHeaderNames
+from gateway.proxy import ROUTE_KEY, Pipeline
+from gateway.revocations import RevocationListener
+from gateway.settings import GatewaySettings, SessionMode
+from gateway.token_cache import L1Cache
+from gateway.usage import UsageRecorder
+from introspector.envconfig import SettingsError
+from introspector.logs import request_id_var
+from introspector.problems import problem_response
+from introspector.readiness import draining_response, readiness_response, redis_check
+from introspector.serving import draining
+
+log = logging.getLogger("keygate.gateway")
+
+SETTINGS = web.AppKey("settings", GatewaySettings)
+METRICS = web.AppKey("metrics", GatewayMetrics)
+ROUTES = web.AppKey("routes", RouteTable)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+REDIS = web.AppKey("redis", aioredis.Redis)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+INTERNAL_HTTP = web.AppKey("internal_http", aiohttp.ClientSession)
+L1 = web.AppKey("l1", L1Cache)
+LISTENER = web.AppKey("listener", RevocationListener)
+HEADER_NAMES = web.AppKey("header_names", IdentityHeaderNames)
+
+RESERVED = "/_keygate/"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place refusals become responses; also times every request."""
+    started = time.perf_counter()
+    pipeline = request.app[PIPELINE]
+    ctx = pipeline.context(request)
+    token = request_id_var.set(ctx.request_id)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except GatewayError as error:
+        status = error.status
+        headers = {**error.headers, "X-Request-Id": ctx.request_id}
+        if error.challenge:
+            headers["WWW-Authenticate"] = error.challenge
+        log.info(
+            "request refused",
+            extra={"status": error.status, "reason": error.internal_reason, "path": request.path},
+        )
+        return problem_response(
+            error.status,
+            error.reason,
+            error.title,
+            error.detail,
+            headers=headers,
+            request_id=ctx.request_id,
+        )
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400:
+            raise
+        return problem_response(
+            exc.status,
+            exc.reason.lower().replace(" ", "_"),
+            exc.reason,
+            exc.reason,
+            request_id=ctx.request_id,
+        )
+    finally:
+        route = request.get(ROUTE_KEY) or _reserved_route(request.path)
+        metrics_ = request.app[METRICS]
+        metrics_.labels(metrics_.request_duration, route, f"{status // 100}xx").observe(
+            time.perf_counter() - started
+        )
+        request_id_var.reset(token)
+
+
+_RESERVED_ROUTES = frozenset(
+    f"{RESERVED}{name}" for name in ("healthz", "readyz", "metrics", "auth")
+)
+
+
+def _reserved_route(path: str) -> str:
+    # Only known paths become label values: clients must not be able to mint new series.
+    return path if path in _RESERVED_ROUTES else "unmatched"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Shallow: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Deep: the introspector and Redis both answer (503 once the gateway is stopping)."""
+    app = request.app
+    if draining(app):
+        return draining_response()
+    checks: dict[str, str] = {}
+    try:
+        async with app[INTERNAL_HTTP].get(
+            app[SETTINGS].introspector_url.rstrip("/") + "/healthz",
+            timeout=aiohttp.ClientTimeout(total=1),
+        ) as response:
+            checks["introspector"] = "ok" if response.status == 200 else "unavailable"
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        checks["introspector"] = "unavailable"
+    checks["redis"] = await redis_check(app[REDIS])
+    return readiness_response(checks)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition."""
+    request.app[METRICS].l1_entries.set(len(request.app[L1]))
+    return request.app[METRICS].render(request)
+
+
+async def forward_auth(request: web.Request) -> web.Response:
+    """nginx ``auth_request`` / Traefik ForwardAuth / Envoy ext_authz (HTTP)."""
+    return await request.app[PIPELINE].forward_auth(request)
+
+
+async def reserved_not_found(request: web.Request) -> web.StreamResponse:
+    """Unknown paths under /_keygate/ are answered here, never by the upstream."""
+    raise web.HTTPNotFound()
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    """Everything else."""
+    return await request.app[PIPELINE].handle(request)
+
+
+async def _connections(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    timeout = settings.redis_timeout_ms / 1000
+    # A bounded pool: a burst of requests queues for a connection instead of opening hundreds
+    # at once (which is what makes Redis look slow under load).
+    app[REDIS] = aioredis.Redis(
+        connection_pool=aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=64,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+    )
+    app[HTTP] = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+    )
+    # keygate's own calls get their own pool, so upstream load cannot starve authentication.
+    app[INTERNAL_HTTP] = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=60),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    metrics_ = app[METRICS]
+    app[L1] = L1Cache(settings.l1_cache_size, settings.l1_cache_ttl_seconds)
+    client = IntrospectionClient(
+        app[INTERNAL_HTTP],
+        settings.introspector_url,
+        settings.internal_secret,
+        settings.introspector_timeout_ms / 1000,
+    )
+    chain: list[Authenticator] = [
+        BearerAuthenticator(
+            client,
+            app[L1],
+            on_lookup=lambda result: metrics_.labels(metrics_.l1_lookups, result).inc(),
+        )
+    ]
+    if settings.session_mode is SessionMode.UPSTREAM:
+        chain.append(
+            UpstreamSessionAuthenticator(
+                app[INTERNAL_HTTP], settings.session_check_url, settings.session_cache_seconds
+            )
+        )
+    if settings.session_mode is SessionMode.LOCAL:
+        chain.append(LocalSessionAuthenticator(app[REDIS]))
+    chain.append(PassthroughSessionAuthenticator())
+    limiter = RedisTokenBucket(
+        app[REDIS],
+        fail_open=settings.rate_limit_fail_open,
+        fallback=LocalTokenBucket(),
+        on_degraded=None,
+    )
+    usage = UsageRecorder(app[REDIS])
+    app[PIPELINE] = Pipeline(
+        settings=settings,
+        routes=app[ROUTES],
+        chain=chain,
+        limiter=limiter,
+        forwarder=Forwarder(app[HTTP], settings.upstream_timeout_seconds),
+        header_names=app[HEADER_NAMES],
+        metrics=metrics_,
+        usage=usage,
+    )
+    # The revocation listener blocks on reads, so it gets its own connection pool.
+    listener_redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
+    app[LISTENER] = RevocationListener(listener_redis, app[L1], dead_after=max(timeout, 0.5))
+    task = asyncio.create_task(app[LISTENER].run())
+    usage_task = asyncio.create_task(usage.run())
+    yield
+    usage_task.cancel()
+    await asyncio.wait({usage_task}, timeout=2.0)
+    await app[LISTENER].stop(task)
+    await listener_redis.aclose()
+    await app[HTTP].close()
+    await app[INTERNAL_HTTP].close()
+    await app[REDIS].aclose()
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    """The gateway application for ``settings``."""
+    settings.require_internal_secret()
+    app = web.Application(middlewares=[render_errors])
+    app[SETTINGS] = settings
+    app[METRICS] = GatewayMetrics()
+    try:
+        app[ROUTES] = RouteTable.load(settings.routes_file)
+    except RouteError as exc:
+        raise SettingsError("KEYGATE_ROUTES_FILE", str(exc)) from None
+    try:
+        app[HEADER_NAMES] = IdentityHeaderNames(**(settings.identity_headers or {}))
+    except ValueError as exc:
+        raise SettingsError("KEYGATE_IDENTITY_HEADERS", str(exc)) from None
+    app.cleanup_ctx.append(_connections)
+    app.router.add_get(f"{RESERVED}healthz", healthz)
+    app.router.add_get(f"{RESERVED}readyz", readyz)
+    app.router.add_get(f"{RESERVED}metrics", metrics)
+    app.router.add_route("*", f"{RESERVED}auth", forward_auth)
+    # The admin UI's login pages live under the reserved prefix but are served by the UI.
+    for path in ("/_keygate/login", "/_keygate/logout", "/_keygate/static/{tail:.*}"):
+        app.router.add_route("*", path, proxy)
+    app.router.add_route("*", "/_keygate/{tail:.*}", reserved_not_found)
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    return app

@@ -1,0 +1,142 @@
+"""Gateway errors: values with a status, a fixed reason id and RFC 6750 challenge.
+
+Stages raise them; one middleware renders them (problem+json, plus ``WWW-Authenticate: Bearer``
+on 400/401/403 for bearer problems). The client sees the generic reason; ``internal_reason``
+(malformed, invalid, revoked, expired, …) goes to metrics and logs only.
+"""
+
+from __future__ import annotations
+
+REALM = 'Bearer realm="keygate"'
+
+
+class GatewayError(Exception):
+    """An HTTP answer the gateway gives instead of forwarding."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        title: str,
+        detail: str,
+        *,
+        challenge: str | None = None,
+        headers: dict[str, str] | None = None,
+        internal_reason: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.title = title
+        self.detail = detail
+        self.challenge = challenge
+        self.headers = headers or {}
+        self.internal_reason = internal_reason or reason
+
+
+def invalid_request(detail: str) -> GatewayError:
+    """400: the Authorization header itself is malformed (RFC 6750 ``invalid_request``)."""
+    return GatewayError(
+        400,
+        "invalid_request",
+        "Malformed authorization",
+        detail,
+        challenge=f'{REALM}, error="invalid_request"',
+    )
+
+
+def invalid_token(internal_reason: str) -> GatewayError:
+    """401: the token is not valid; the client is not told whether it was revoked or expired."""
+    return GatewayError(
+        401,
+        "invalid_token",
+        "Invalid token",
+        "the access token is invalid, revoked or expired",
+        challenge=f'{REALM}, error="invalid_token"',
+        internal_reason=internal_reason,
+    )
+
+
+def missing_credentials() -> GatewayError:
+    """401: this route needs a credential and none was sent."""
+    return GatewayError(
+        401,
+        "unauthenticated",
+        "Authentication required",
+        "send an API token as `Authorization: Bearer <token>`",
+        challenge=REALM,
+    )
+
+
+def insufficient_scope(required: str, detail: str | None = None) -> GatewayError:
+    """403: the token is valid but may not do this."""
+    return GatewayError(
+        403,
+        "insufficient_scope",
+        "Insufficient scope",
+        detail or f"this route needs a token with scope {required}",
+        challenge=f'{REALM}, error="insufficient_scope", scope="{required}"',
+    )
+
+
+def rate_limited(retry_after: int, headers: dict[str, str]) -> GatewayError:
+    """429: the token's bucket is empty."""
+    return GatewayError(
+        429,
+        "rate_limited",
+        "Too many requests",
+        f"rate limit exceeded; retry in {retry_after} s",
+        headers={**headers, "Retry-After": str(retry_after)},
+    )
+
+
+def too_many_attempts(retry_after: int) -> GatewayError:
+    """429: too many failed authentications from this client."""
+    return GatewayError(
+        429,
+        "too_many_attempts",
+        "Too many failed attempts",
+        f"too many failed authentication attempts; retry in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+#: Internal reason of a 503 caused by the app's session-check service (not by keygate).
+SESSION_UNAVAILABLE = "session_unavailable"
+
+
+def auth_unavailable(
+    detail: str = "the token service is unavailable; retry shortly",
+    internal_reason: str = "unavailable",
+) -> GatewayError:
+    """503: keygate cannot decide right now — never a 401, never a pass-through."""
+    return GatewayError(
+        503,
+        "auth_unavailable",
+        "Authentication unavailable",
+        detail,
+        headers={"Retry-After": "1"},
+        internal_reason=internal_reason,
+    )
+
+
+def duplicate_header(name: str) -> GatewayError:
+    """400: a header the decision depends on was sent more than once."""
+    return GatewayError(400, "duplicate_header", "Bad request", f"send exactly one {name} header")
+
+
+def bad_gateway() -> GatewayError:
+    """502: the upstream could not be reached."""
+    return GatewayError(502, "upstream_unreachable", "Bad gateway", "the upstream did not answer")
+
+
+def gateway_timeout() -> GatewayError:
+    """504: the upstream took too long."""
+    return GatewayError(
+        504, "upstream_timeout", "Gateway timeout", "the upstream did not answer in time"
+    )
+
+
+def bad_path(detail: str) -> GatewayError:
+    """400: a path whose meaning depends on who decodes it."""
+    return GatewayError(400, "ambiguous_path", "Bad request", detail)

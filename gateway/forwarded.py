@@ -1,0 +1,130 @@
+"""X-Forwarded-*, the client's address and the request id, believing only configured proxies.
+
+Forwarded headers are not trusted by default (as in aiohttp): a client can write anything in
+them, so they only count when the direct peer is in ``KEYGATE_TRUSTED_PROXIES``.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+import uuid
+from collections.abc import Sequence
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Headers = CIMultiDictProxy[str] | CIMultiDict[str]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: Sent as X-Forwarded-For when the peer has no IP address (a Unix socket), as RFC 7239 does.
+UNKNOWN_PEER = "unknown"
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_address(text: str) -> Address | None:
+    """The IP address in one X-Forwarded-For entry or peer string, ``None`` when there is none.
+
+    Accepts bare IPv4/IPv6, ``[v6]``, ``[v6]:port`` and ``v4:port`` (some proxies append ports).
+    Pure, so answers are remembered: the same few peers ask on every request.
+    """
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def is_trusted(address: Address | None, trusted_proxies: Sequence[Network]) -> bool:
+    """Whether ``address`` lies in one of ``trusted_proxies``.
+
+    An IPv4-mapped IPv6 address (``::ffff:10.0.0.1``, how dual-stack sockets report IPv4 peers)
+    is also matched against IPv4 networks.
+    """
+    if address is None or not trusted_proxies:
+        return False
+    candidates: list[Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        candidates.append(address.ipv4_mapped)
+    return any(a in network for a in candidates for network in trusted_proxies)
+
+
+def _chain(existing: Headers) -> list[str]:
+    return [
+        entry.strip()
+        for value in existing.getall("X-Forwarded-For", [])
+        for entry in value.split(",")
+        if entry.strip()
+    ]
+
+
+def forwarded_headers(
+    existing: Headers,
+    *,
+    peer_ip: str,
+    scheme: str,
+    host: str,
+    trusted_proxies: Sequence[Network],
+) -> list[tuple[str, str]]:
+    """``X-Forwarded-For``, ``-Proto`` and ``-Host`` for the upstream, always all three.
+
+    ``existing`` is the request as received (before stripping). When the direct peer is a
+    trusted proxy, its ``X-Forwarded-For`` chain is kept with ``peer_ip`` appended, and its
+    ``X-Forwarded-Proto``/``-Host`` are kept (falling back to ``scheme``/``host``). From any
+    other peer the client's values are discarded: the chain is just ``peer_ip``
+    (:data:`UNKNOWN_PEER` when it is empty), proto is ``scheme`` and host is ``host``.
+
+    Callers *set* these names, replacing whatever the client sent.
+    """
+    if is_trusted(parse_address(peer_ip), trusted_proxies):
+        chain = ", ".join([*_chain(existing), peer_ip])
+        proto = ", ".join(existing.getall("X-Forwarded-Proto", [])) or scheme
+        forwarded_host = ", ".join(existing.getall("X-Forwarded-Host", [])) or host
+        return [
+            ("X-Forwarded-For", chain),
+            ("X-Forwarded-Proto", proto),
+            ("X-Forwarded-Host", forwarded_host),
+        ]
+    return [
+        ("X-Forwarded-For", peer_ip or UNKNOWN_PEER),
+        ("X-Forwarded-Proto", scheme),
+        ("X-Forwarded-Host", host),
+    ]
+
+
+def client_address(existing: Headers, *, peer_ip: str, trusted_proxies: Sequence[Network]) -> str:
+    """The address per-client limits apply to, normalised (``str(ip_address)``).
+
+    The direct peer, unless it is a trusted proxy; then the right-most ``X-Forwarded-For``
+    entry outside every trusted network. Walking stops at an entry that is not an address —
+    nothing to its left can be verified — and the nearest trusted hop is used instead; if every
+    hop is trusted, the left-most one. A peer that is not an IP address is returned as given.
+    """
+    peer = parse_address(peer_ip)
+    if peer is None:
+        return peer_ip
+    if not is_trusted(peer, trusted_proxies):
+        return str(peer)
+    nearest: Address = peer
+    for entry in reversed(_chain(existing)):
+        hop = parse_address(entry)
+        if hop is None:
+            break
+        if not is_trusted(hop, trusted_proxies):
+            return str(hop)
+        nearest = hop
+    return str(nearest)
+
+
+def request_id(existing_value: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is 1–128 characters of ``[A-Za-z0-9._:-]``,
+    else a new random id (32 hex digits, ``uuid4().hex``)."""
+    if existing_value is not None and _REQUEST_ID.fullmatch(existing_value):
+        return existing_value
+    return uuid.uuid4().hex

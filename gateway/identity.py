@@ -1,0 +1,47 @@
+"""Who is calling: the one typed object that carries a request's identity through the stages."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class AuthMethod(enum.Enum):
+    """How the identity was established; sent upstream as ``X-Keygate-Auth-Method``."""
+
+    TOKEN = "token"
+    SESSION = "session"
+    ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The caller as far as keygate can vouch for it.
+
+    Frozen: a later stage that learns more builds a new object (``dataclasses.replace``) rather
+    than editing the one an earlier stage decided on.
+    """
+
+    user_id: str | None
+    email: str | None
+    workspace_id: str | None
+    token_id: str | None
+    token_scope: str | None
+    auth_method: AuthMethod
+    #: The token's own requests-per-minute override; ``None`` means the gateway default.
+    rate_limit: int | None = None
+    #: Vouched for by the app's own session check: ``user_id`` is the app's id, not keygate's.
+    external: bool = False
+
+    @classmethod
+    def anonymous(cls) -> Identity:
+        """Nobody keygate can vouch for (the upstream may still know them by cookie):
+        every field ``None``, ``auth_method`` ANONYMOUS."""
+        return cls(
+            user_id=None,
+            email=None,
+            workspace_id=None,
+            token_id=None,
+            token_scope=None,
+            auth_method=AuthMethod.ANONYMOUS,
+        )

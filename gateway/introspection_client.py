@@ -1,0 +1,50 @@
+"""Asking the introspector about a token, over HTTP, with honest failure modes."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+
+from gateway.errors import GatewayError, auth_unavailable, too_many_attempts
+from introspector.introspection_result import IntrospectionResult
+
+INTERNAL_SECRET_HEADER = "X-Keygate-Internal-Secret"
+CLIENT_ADDRESS_HEADER = "X-Keygate-Client-Address"
+
+
+class IntrospectionClient:
+    """POSTs RFC 7662 form bodies to the introspector's ``/introspect``."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, secret: str, timeout: float
+    ) -> None:
+        self._session = session
+        self._url = base_url.rstrip("/") + "/introspect"
+        self._secret = secret
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def introspect(
+        self, token: str, *, client_address: str | None, request_id: str
+    ) -> IntrospectionResult:
+        """The introspector's verdict. Raises a 503 :class:`GatewayError` when it cannot be had
+        (unreachable, slow, 5xx, garbled) and 429 when the introspector throttles the client."""
+        headers = {INTERNAL_SECRET_HEADER: self._secret, "X-Request-Id": request_id}
+        if client_address:
+            headers[CLIENT_ADDRESS_HEADER] = client_address
+        try:
+            async with self._session.post(
+                self._url, data={"token": token}, headers=headers, timeout=self._timeout
+            ) as response:
+                if response.status == 429:
+                    raise too_many_attempts(int(response.headers.get("Retry-After", "60")))
+                if response.status != 200:
+                    raise auth_unavailable()
+                body = json.loads(await response.read())
+        except GatewayError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, ValueError, OSError):
+            raise auth_unavailable() from None
+        if not isinstance(body, dict):
+            raise auth_unavailable()
+        return IntrospectionResult.from_rfc7662(body)

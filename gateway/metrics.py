@@ -1,0 +1,84 @@
+"""The gateway's Prometheus metrics, one registry per app. Labels are bounded enums only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+from introspector.readiness import metrics_response
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+@dataclass
+class GatewayMetrics:
+    """Every metric the gateway exports."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
+        r = self.registry
+        self.request_duration = Histogram(
+            "keygate_gateway_request_duration_seconds",
+            "Gateway request duration by route rule and status class.",
+            ["route", "status"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=r,
+        )
+        self.auth_decisions = Counter(
+            "keygate_gateway_auth_decisions_total",
+            "Authentication outcomes by method (token, session, anonymous) and result.",
+            ["method", "result"],
+            registry=r,
+        )
+        self.ratelimit_decisions = Counter(
+            "keygate_ratelimit_decisions_total",
+            "Rate-limit decisions for bearer requests.",
+            ["result"],
+            registry=r,
+        )
+        self.ratelimit_degraded = Counter(
+            "keygate_ratelimit_degraded_total",
+            "Rate-limit decisions made without Redis (local bucket, or refused if fail-closed).",
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "keygate_gateway_upstream_errors_total",
+            "Requests the upstream did not answer, by kind (unreachable, timeout).",
+            ["kind"],
+            registry=r,
+        )
+        self.l1_lookups = Counter(
+            "keygate_gateway_l1_cache_total",
+            "In-process token cache lookups by result (hit, miss).",
+            ["result"],
+            registry=r,
+        )
+        self.l1_entries = Gauge(
+            "keygate_gateway_l1_cache_entries", "Tokens held in the in-process cache.", registry=r
+        )
+        for result in ("allowed", "limited"):
+            self.ratelimit_decisions.labels(result)
+        for kind in ("unreachable", "timeout"):
+            self.upstream_errors.labels(kind)
+        for result in ("hit", "miss"):
+            self.l1_lookups.labels(result)
+
+    def labels(self, metric: M, *values: str) -> M:
+        """``metric.labels(*values)``, remembered: prometheus_client takes a lock and checks
+        the values on every call, a measurable cost on the request path. Label values are
+        bounded enums, so the memo stays small."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return cast(M, child)
+
+    def render(self, request: web.Request) -> web.Response:
+        """The exposition for ``request`` (OpenMetrics when the scraper asks for it)."""
+        return metrics_response(self.registry, request)

@@ -1,0 +1,129 @@
+"""Mutate: the identity headers keygate adds for the upstream, and the bearer token it removes."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from multidict import CIMultiDict
+
+from gateway.identity import Identity
+from gateway.pipeline.strip import HOP_BY_HOP, canonical_name, is_field_name
+
+# Visible ASCII except "%" is left alone; "%" itself is encoded so the result decodes
+# unambiguously. quote() adds letters, digits and "_.-~" on its own.
+_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+# Names an identity header must not take: the gateway strips identity names from every request,
+# so mapping one onto these would silently delete the client's own header of that name.
+_RESERVED = HOP_BY_HOP | {
+    "authorization",
+    "content-length",
+    "content-type",
+    "cookie",
+    "forwarded",
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-request-id",
+}
+
+
+@dataclass(frozen=True)
+class IdentityHeaderNames:
+    """What each identity header is called for the upstream (configurable per deployment).
+
+    Checked once, when built: every name must be a valid field name, none may be a header with
+    its own meaning (``Authorization``, ``Cookie``, hop-by-hop, ``X-Forwarded-*``…), and no two
+    may be the same header case-insensitively or with ``_`` read as ``-``. A bad set raises
+    :class:`ValueError` naming the field.
+    """
+
+    user_id: str = "X-Keygate-User-Id"
+    email: str = "X-Keygate-User-Email"
+    workspace_id: str = "X-Keygate-Workspace-Id"
+    token_id: str = "X-Keygate-Token-Id"
+    token_scope: str = "X-Keygate-Token-Scope"
+    auth_method: str = "X-Keygate-Auth-Method"
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for field in dataclasses.fields(self):
+            name = getattr(self, field.name)
+            if not isinstance(name, str) or not is_field_name(name):
+                raise ValueError(f"{field.name}: {name!r} is not a valid header name")
+            key = canonical_name(name)
+            if key in _RESERVED:
+                raise ValueError(f"{field.name}: {name!r} already means something in HTTP")
+            if key in seen:
+                raise ValueError(f"{field.name}: {name!r} is the same header as {seen[key]}")
+            seen[key] = field.name
+        # Asked on every request; dataclasses.fields() is too slow for that.
+        names = tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+        object.__setattr__(self, "_all", names)
+
+    def all(self) -> tuple[str, ...]:
+        """Every configured name, in field order — what :func:`strip_inbound` must remove."""
+        names: tuple[str, ...] = self.__dict__["_all"]
+        return names
+
+
+@functools.lru_cache(maxsize=8192)
+def header_value(value: str) -> str:
+    """``value`` as it may appear in a header: unchanged when it is visible ASCII without
+    ``%``; otherwise every other character is percent-encoded from its UTF-8 bytes
+    (RFC 3986 style: ``é`` → ``%C3%A9``, CR → ``%0D``, space → ``%20``, ``%`` → ``%25``).
+
+    So a value can never carry CR/LF (header injection), NUL, other control characters or
+    bytes an upstream might decode differently, and ``urllib.parse.unquote`` restores the
+    original exactly. Lone surrogates are encoded as their raw code units rather than raising.
+    Answers are remembered: the same ids and e-mails come back request after request.
+    """
+    return quote(value, safe=_SAFE, errors="surrogatepass")
+
+
+def identity_headers(identity: Identity, names: IdentityHeaderNames) -> list[tuple[str, str]]:
+    """The headers that tell the upstream who is calling, in :class:`IdentityHeaderNames` order.
+
+    A ``None`` or empty fact is omitted rather than sent blank; the auth method is always sent.
+    Every value goes through :func:`header_value`.
+    """
+    facts = (
+        (names.user_id, identity.user_id),
+        (names.email, identity.email),
+        (names.workspace_id, identity.workspace_id),
+        (names.token_id, identity.token_id),
+        (names.token_scope, identity.token_scope),
+        (names.auth_method, identity.auth_method.value),
+    )
+    return [(name, header_value(value)) for name, value in facts if value]
+
+
+def is_bearer(value: str) -> bool:
+    """Whether an ``Authorization`` value uses the Bearer scheme (any case, any padding).
+
+    Deliberately loose — anything starting with ``bearer`` counts — because the cost of a
+    false positive is one header the upstream did not need, and of a false negative a leaked
+    token.
+    """
+    return value.lstrip().lower().startswith("bearer")
+
+
+def drop_bearer(headers: CIMultiDict[str], *, forward_bearer: bool) -> CIMultiDict[str]:
+    """The headers to forward, with every Bearer ``Authorization`` value removed.
+
+    The token authenticated the caller to keygate; the upstream learns who that is from the
+    identity headers and never needs the secret itself. With ``forward_bearer`` (the operator
+    opted in) the headers are returned unchanged. Other schemes (``Basic``…) belong to the
+    upstream and are always kept. Returns a new multidict; the input is not modified.
+    """
+    if forward_bearer:
+        return CIMultiDict(headers)
+    return CIMultiDict(
+        (name, value)
+        for name, value in headers.items()
+        if not (canonical_name(name) == "authorization" and is_bearer(value))
+    )

@@ -1,0 +1,99 @@
+"""Listening for revocations so this gateway's L1 cache forgets revoked tokens at once.
+
+The introspector publishes a revoked token's public id on ``keygate:revocations``. This loop
+evicts it from the L1 cache. After any (re)connect the whole L1 cache is cleared, because
+messages published while we were disconnected are lost; while disconnected, the cache trusts an
+entry for only a second (see gateway.token_cache). A paused Redis is detected by pinging:
+no reply in time means reconnect.
+
+Stopping must never depend on a cancellation arriving: Python 3.11's ``asyncio.wait_for`` can
+swallow one when its inner call finishes at the same moment, and a loop that retries on
+connection errors would then outlive the service and hang its shutdown. So the loop also
+checks a stop flag, and timeouts use ``asyncio.timeout`` (which does not lose cancellations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway.token_cache import L1Cache
+
+REVOCATION_CHANNEL = "keygate:revocations"
+PING_EVERY = 1.0
+
+log = logging.getLogger("keygate.gateway.revocations")
+
+
+class RevocationListener:
+    """Keeps an L1 cache in step with revocations announced on Redis."""
+
+    def __init__(self, redis: aioredis.Redis, cache: L1Cache, dead_after: float) -> None:
+        self._redis = redis
+        self._cache = cache
+        self._dead_after = dead_after
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self._stopping = False
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """End the :meth:`run` task without ever blocking shutdown on Redis."""
+        self._stopping = True
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+        if not task.done():
+            log.warning("revocation listener still closing its connection at shutdown")
+
+    async def run(self) -> None:
+        """Listen until stopped, reconnecting with a short back-off."""
+        while not self._stopping:
+            try:
+                await self._listen()
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("revocation channel lost", extra={"error": type(exc).__name__})
+            except Exception:
+                # Anything else must not end the loop: a dead listener would leave the cache
+                # believing it still hears revocations.
+                log.exception("revocation listener failed; reconnecting")
+            self.connected.clear()
+            self._cache.listening = False
+            if self._stopping:
+                return
+            await asyncio.sleep(0.2)
+
+    async def _listen(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            async with asyncio.timeout(self._dead_after):
+                await pubsub.subscribe(REVOCATION_CHANNEL)
+            self._cache.clear()
+            self._cache.listening = True
+            self.reconnects += 1
+            self.connected.set()
+            last_seen = last_ping = time.monotonic()
+            while not self._stopping:
+                message = await pubsub.get_message(timeout=0.2)
+                now = time.monotonic()
+                if message is not None:
+                    last_seen = now
+                    if message["type"] == "message":
+                        self._cache.evict(_text(message["data"]))
+                if now - last_ping >= PING_EVERY:
+                    async with asyncio.timeout(self._dead_after):
+                        await pubsub.ping()
+                    last_ping = now
+                if now - last_seen > PING_EVERY + self._dead_after:
+                    raise TimeoutError("no reply from Redis")
+        finally:
+            # redis-py's close can swallow cancellation and wait on a dead socket; give it a
+            # bounded chance and move on (wait_for would wait for the cancel to finish).
+            closing = asyncio.ensure_future(pubsub.aclose())  # type: ignore[no-untyped-call]
+            await asyncio.wait({closing}, timeout=0.5)
+
+
+def _text(data: bytes | str) -> str:
+    return data.decode() if isinstance(data, bytes) else data

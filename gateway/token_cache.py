@@ -1,0 +1,111 @@
+"""The gateway's L1 cache: recent verified tokens, in memory, per process.
+
+Keyed by public id; each entry holds an HMAC of the secret under a random per-process key, so a
+different secret for a cached id is a miss (it goes to the introspector), never a hit. Entries
+live at most ``ttl`` seconds and never past the token's expiry; a revocation message evicts one
+entry, a Redis reconnect clears all (messages may have been missed in between).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from introspector.introspection_result import IntrospectionResult
+from introspector.token_format import ParsedToken
+
+#: While the revocation channel is down, a cached verdict is trusted at most this long after it
+#: was stored: revocations then still take effect within a second, and the cache keeps
+#: absorbing repeat requests while Redis is away.
+UNHEARD_TTL_SECONDS = 1.0
+
+
+class L1Cache:
+    """A bounded LRU of active introspection results."""
+
+    def __init__(
+        self, size: int, ttl_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.size = size
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._key = os.urandom(32)
+        # public id → (mac, result, valid until, stored at)
+        self._entries: OrderedDict[str, tuple[bytes, IntrospectionResult, float, float]] = (
+            OrderedDict()
+        )
+        #: Bumped by every eviction: an answer fetched before a revocation arrived is not cached.
+        self.epoch = 0
+        #: Whether revocation messages are being heard (set by the revocation listener).
+        self.listening = False
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _mac(self, secret: str) -> bytes:
+        return hmac.digest(self._key, secret.encode(), "sha256")
+
+    def fingerprint(self, parts: ParsedToken) -> tuple[str, bytes]:
+        """A key naming exactly this token (id + keyed hash of the secret), safe to hold."""
+        return parts.public_id, self._mac(parts.secret)
+
+    def get(self, parts: ParsedToken) -> IntrospectionResult | None:
+        """The cached active result for exactly this token, or ``None``."""
+        entry = self._entries.get(parts.public_id)
+        if entry is None:
+            return None
+        mac, result, until, stored_at = entry
+        now = self._clock()
+        if now >= until:
+            del self._entries[parts.public_id]
+            return None
+        if not self.listening and now - stored_at >= UNHEARD_TTL_SECONDS:
+            return None
+        if not hmac.compare_digest(mac, self._mac(parts.secret)):
+            return None
+        self._entries.move_to_end(parts.public_id)
+        return result
+
+    def now(self) -> float:
+        """The cache's clock: pass its reading from before asking the introspector to
+        :meth:`put` as ``asked_at``."""
+        return self._clock()
+
+    def put(
+        self,
+        parts: ParsedToken,
+        result: IntrospectionResult,
+        epoch: int,
+        asked_at: float | None = None,
+    ) -> None:
+        """Remember an active result fetched when :attr:`epoch` was ``epoch``.
+
+        Nothing is stored if a revocation arrived meanwhile (the answer may predate it), nor
+        for inactive results. The entry's age counts from ``asked_at`` (default: now): an
+        answer may predate a revocation committed while it was on its way, and while the
+        revocation channel is down no message comes to correct it.
+        """
+        if not result.active or self.size == 0 or self.ttl_seconds <= 0 or epoch != self.epoch:
+            return
+        now = self._clock()
+        stored_at = now if asked_at is None else min(now, asked_at)
+        until = stored_at + self.ttl_seconds
+        if result.expires_at is not None:
+            until = min(until, float(result.expires_at))
+        self._entries[parts.public_id] = (self._mac(parts.secret), result, until, stored_at)
+        self._entries.move_to_end(parts.public_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def evict(self, public_id: str) -> None:
+        """Forget one token (it was revoked)."""
+        self.epoch += 1
+        self._entries.pop(public_id, None)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self.epoch += 1
+        self._entries.clear()

@@ -1,0 +1,60 @@
+"""Per-token request counts by minute, for the admin UI's usage chart.
+
+Counting happens in memory on the request path (a dict increment); a background task adds the
+counts to Redis every few seconds in one pipeline, as ``kg:use:{<token id>}:<epoch minute>``
+kept for 25 hours. Counts that cannot be written (Redis down) are kept for the next flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+RETENTION_SECONDS = 25 * 3600
+_MAX_PENDING = 200_000
+
+log = logging.getLogger("keygate.gateway.usage")
+
+
+class UsageRecorder:
+    """Counts bearer requests per token and minute; flushes to Redis in batches."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._pending: Counter[tuple[str, int]] = Counter()
+
+    def record(self, token_id: str) -> None:
+        """Count one request now (cheap; safe on the request path)."""
+        if len(self._pending) < _MAX_PENDING:
+            self._pending[(token_id, int(time.time()) // 60)] += 1
+
+    async def flush(self) -> None:
+        """Add every pending count to Redis in one round trip."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, Counter()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for (token_id, minute), count in batch.items():
+                    key = f"kg:use:{{{token_id}}}:{minute}"
+                    pipe.incrby(key, count)
+                    pipe.expire(key, RETENTION_SECONDS)
+                await pipe.execute()
+        except (RedisError, OSError, TimeoutError):
+            self._pending.update(batch)
+
+    async def run(self, interval: float = 5.0) -> None:
+        """Flush every ``interval`` seconds until cancelled (then once more)."""
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                await self.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.flush()), 1.0)

@@ -1,0 +1,126 @@
+"""Several gateway processes sharing one port (``KEYGATE_GATEWAY_WORKERS``).
+
+One Python process runs one event loop on one core, so one gateway process cannot use a second
+core however busy it is. With more than one worker the gateway forks that many processes before
+any event loop exists. Each builds its own app — its own L1 cache, connection pools, revocation
+listener and metrics — and listens on the same ``host:port`` with ``SO_REUSEPORT``, so the
+kernel spreads incoming connections across them.
+
+The parent only supervises. It passes SIGTERM and SIGINT on to every worker, waits while they
+shut down gracefully (see ``introspector.serving``), and exits with the worst exit code. A worker
+that dies on its own stops the others too: better a restart by the orchestrator than a gateway
+that silently runs at part of its capacity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from types import FrameType
+
+from aiohttp import web
+
+from introspector.logs import configure_logging
+from introspector.serving import serve
+
+log = logging.getLogger("keygate.gateway.workers")
+
+
+def serve_workers(
+    app_factory: Callable[[], web.Application],
+    host: str,
+    port: int,
+    *,
+    workers: int,
+    log_level: str,
+    drain_seconds: float,
+) -> int:
+    """Serve ``app_factory()`` in ``workers`` processes on ``host:port``; the exit code.
+
+    With one worker this is plain :func:`~introspector.serving.serve` in this process. Otherwise
+    the factory is called once here first, so a configuration error stops the gateway before
+    anything is forked.
+    """
+    if workers <= 1:
+        return serve(app_factory(), host, port, log_level=log_level, drain_seconds=drain_seconds)
+    app_factory()
+    configure_logging(log_level)
+    # Port 0 means "any free port": pick it once, here, and hold it in the SO_REUSEPORT group
+    # so that every worker listens on the same one.
+    holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((host, port))
+    port = holder.getsockname()[1]
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            holder.close()
+            os._exit(_worker(app_factory, host, port, log_level, drain_seconds))
+        children.append(pid)
+    log.info("gateway workers started", extra={"workers": workers, "port": port})
+    try:
+        return _supervise(children)
+    finally:
+        holder.close()
+
+
+def _worker(
+    app_factory: Callable[[], web.Application],
+    host: str,
+    port: int,
+    log_level: str,
+    drain_seconds: float,
+) -> int:
+    try:
+        return serve(
+            app_factory(),
+            host,
+            port,
+            log_level=log_level,
+            drain_seconds=drain_seconds,
+            reuse_port=True,
+        )
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        return 1
+
+
+def _supervise(children: list[int]) -> int:
+    """Wait for every worker; pass stop signals on; stop all when one dies on its own."""
+    alive = set(children)
+    stopping = False
+
+    def pass_on(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, pass_on)
+    worst = 0
+    while alive:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        alive.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        worst = max(worst, code if code >= 0 else 128 - code)
+        if not stopping:
+            stopping = True
+            log.error("gateway worker exited on its own; stopping the others", extra={"code": code})
+            worst = max(worst, 1)
+            pass_on(signal.SIGTERM, None)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    return worst

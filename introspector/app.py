@@ -1,0 +1,225 @@
+"""The introspector's composition root: ``create_app(settings)`` wires everything together.
+
+Resources (Postgres pool, Redis client, argon2 pool, background tasks) open and close in
+``cleanup_ctx`` under typed keys from :mod:`introspector.appkeys`. Nothing here connects eagerly:
+the process starts while Postgres or Redis is down and becomes ready when they return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from introspector.appkeys import (
+    ANNOUNCER,
+    ATTEMPTS,
+    HASHER,
+    INTROSPECTOR,
+    LAST_USED,
+    METRICS,
+    POOL,
+    REDIS,
+    SESSIONS,
+    SETTINGS,
+)
+from introspector.attempts import FailedAttempts
+from introspector.background import stop_tasks
+from introspector.cache import TokenCache, derive_hmac_key
+from introspector.caller import INTERNAL_SECRET_HEADER
+from introspector.db import DATABASE_UNAVAILABLE, create_pool
+from introspector.errors import KeygateError, Unauthenticated
+from introspector.hashing import Argon2Params, SecretHasher
+from introspector.introspection import TokenIntrospector
+from introspector.last_used import LastUsedRecorder
+from introspector.logs import request_id_var
+from introspector.metrics import IntrospectorMetrics
+from introspector.problems import problem_response, render_error
+from introspector.revocation import RevocationAnnouncer
+from introspector.sessions import SessionStore
+from introspector.settings import IntrospectorSettings
+from introspector.views import api_tokens, health, introspect, sessions, whoami
+
+log = logging.getLogger("keygate.introspector")
+
+API = "/api/platform/internal"
+#: Paths that carry no data and answer without the internal secret (probes and scrapers).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REQUEST_ID_HEADER = "X-Request-Id"
+#: Management bodies are tiny; a bigger (even chunked) body is refused before it is read.
+MAX_BODY_BYTES = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, duration metric and one log line per request."""
+    supplied = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        route = request.match_info.route.resource
+        route_name = route.canonical if route is not None else "unmatched"
+        request.app[METRICS].http_duration.labels(route_name, f"{status // 100}xx").observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "route": route_name,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place errors become responses (problem+json)."""
+    request_id = request_id_var.get()
+    try:
+        return await handler(request)
+    except KeygateError as error:
+        return render_error(error, request_id)
+    except DATABASE_UNAVAILABLE as exc:
+        log.warning("postgres unavailable", extra={"error": type(exc).__name__})
+        return problem_response(
+            503,
+            "unavailable",
+            "Service unavailable",
+            "the token store is temporarily unavailable; retry shortly",
+            headers={"Retry-After": "1"},
+            request_id=request_id,
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = exc.reason.lower().replace(" ", "_")
+        return problem_response(
+            exc.status,
+            reason,
+            exc.reason,
+            exc.text or exc.reason,
+            request_id=request_id,
+            headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+        )
+    except Exception:
+        log.exception("unhandled error")
+        return problem_response(
+            500,
+            "internal_error",
+            "Internal error",
+            "something went wrong on our side",
+            request_id=request_id,
+        )
+
+
+@web.middleware
+async def require_internal_secret(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only the gateway (holding the shared secret) may reach data-bearing routes."""
+    if request.path not in OPEN_PATHS:
+        presented = request.headers.get(INTERNAL_SECRET_HEADER, "")
+        expected = request.app[SETTINGS].internal_secret
+        if not hmac.compare_digest(presented.encode(), expected.encode()):
+            raise Unauthenticated(
+                f"the introspector is internal; callers must send {INTERNAL_SECRET_HEADER}"
+            )
+    return await handler(request)
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[POOL] = await create_pool(settings)
+    timeout = settings.redis_timeout_ms / 1000
+    app[REDIS] = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    app[HASHER] = SecretHasher(
+        Argon2Params(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        ),
+        settings.argon2_max_concurrency,
+    )
+    yield
+    app[HASHER].close()
+    await app[REDIS].aclose()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(app[POOL].close(), timeout=5)
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    cache = TokenCache(
+        app[REDIS],
+        derive_hmac_key(settings.internal_secret),
+        settings.cache_ttl_seconds,
+        settings.negative_cache_ttl_seconds,
+    )
+    app[ATTEMPTS] = FailedAttempts(
+        app[REDIS],
+        per_token=settings.failed_verify_limit_per_token,
+        per_address=settings.failed_verify_limit_per_address,
+    )
+    app[LAST_USED] = LastUsedRecorder(app[POOL])
+    app[ANNOUNCER] = RevocationAnnouncer(
+        app[POOL], app[REDIS], cache, on_deferred=metrics.revocations_pending.inc
+    )
+    app[SESSIONS] = SessionStore(
+        app[REDIS], app[HASHER], app[ATTEMPTS], settings.session_ttl_seconds
+    )
+    app[INTROSPECTOR] = TokenIntrospector(
+        app[POOL], cache, app[ATTEMPTS], app[HASHER], app[LAST_USED], metrics
+    )
+    tasks = [
+        asyncio.create_task(app[LAST_USED].run(settings.last_used_flush_seconds)),
+        asyncio.create_task(app[ANNOUNCER].run(settings.outbox_poll_seconds)),
+    ]
+    yield
+    await stop_tasks(tasks, grace_seconds=5)
+    # Writes that were only noted in memory are not lost on a clean shutdown.
+    await app[LAST_USED].flush()
+
+
+def create_app(settings: IntrospectorSettings) -> web.Application:
+    """The introspector application for ``settings``."""
+    settings.require_internal_secret()
+    app = web.Application(
+        middlewares=[observe, render_errors, require_internal_secret],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = IntrospectorMetrics()
+    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_services)
+    app.router.add_post("/introspect", introspect.introspect)
+    app.router.add_post(f"{API}/api-tokens", api_tokens.create_token)
+    app.router.add_get(f"{API}/api-tokens", api_tokens.list_tokens)
+    app.router.add_delete(f"{API}/api-tokens/{{token_id}}", api_tokens.revoke_token)
+    app.router.add_get(f"{API}/whoami", whoami.whoami)
+    app.router.add_get(f"{API}/audit-events", api_tokens.list_audit_events)
+    app.router.add_post("/sessions", sessions.create_session)
+    app.router.add_post("/sessions/revoke", sessions.revoke_session)
+    app.router.add_get(f"{API}/api-tokens/{{token_id}}/usage", api_tokens.token_usage)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
+    return app

@@ -1,0 +1,92 @@
+"""Running a keygate service until SIGTERM, and stopping it without dropping work.
+
+On SIGTERM (or Ctrl-C) a service:
+
+1. starts failing ``readyz`` (503, ``"status": "draining"``) and keeps serving for
+   ``KEYGATE_SHUTDOWN_DRAIN_SECONDS`` (default 0), so a load balancer or Kubernetes takes it out
+   of rotation before it stops listening;
+2. stops accepting connections and gives requests in flight up to :data:`GRACE_SECONDS` to
+   finish (idle keep-alive connections are closed);
+3. runs its cleanup — the introspector writes pending ``last_used_at`` updates, the gateway
+   flushes usage counts — and exits 0.
+
+A second signal during the drain ends the drain early; step 2 still happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from introspector.logs import configure_logging
+
+GRACE_SECONDS = 10.0
+
+DRAINING = web.AppKey("draining", asyncio.Event)
+
+log = logging.getLogger("keygate.serving")
+
+
+def draining(app: web.Application) -> bool:
+    """Whether ``app`` has been told to stop and is only finishing its work."""
+    event = app.get(DRAINING)
+    return event is not None and event.is_set()
+
+
+def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    log_level: str,
+    drain_seconds: float,
+    reuse_port: bool = False,
+) -> int:
+    """Serve ``app`` on ``host:port`` with uvloop and JSON logs until stopped; exit code 0.
+
+    ``reuse_port`` (SO_REUSEPORT) lets several processes listen on the same port, the kernel
+    spreading connections across them (see ``gateway.workers``).
+    """
+    import uvloop
+
+    configure_logging(log_level)
+    uvloop.install()
+    asyncio.run(_serve(app, host, port, drain_seconds, reuse_port))
+    return 0
+
+
+async def _serve(
+    app: web.Application, host: str, port: int, drain_seconds: float, reuse_port: bool = False
+) -> None:
+    app[DRAINING] = asyncio.Event()
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=GRACE_SECONDS)
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    try:
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+        signals = asyncio.Queue[int]()
+        for signum in stop_signals:
+            loop.add_signal_handler(signum, signals.put_nowait, signum)
+        received = await signals.get()
+        app[DRAINING].set()
+        log.info(
+            "stopping",
+            extra={"signal": signal.Signals(received).name, "drain_seconds": drain_seconds},
+        )
+        if drain_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(drain_seconds):
+                    await signals.get()
+    finally:
+        await runner.cleanup()
+        # Once stopped, a repeated signal must not kill the process on its way out (the
+        # default action), turning a clean exit into "killed by SIGTERM".
+        for signum in stop_signals:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
+    log.info("stopped")

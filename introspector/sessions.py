@@ -1,0 +1,107 @@
+"""Local login sessions: password check in Postgres, session records in Redis.
+
+A session id is 256 random bits, shown only to the browser (in the ``kg_session`` cookie). Redis
+holds ``kg:sess:{<sha256(id)>}`` → ``{"userId", "email", "createdAt"}`` with the session's TTL,
+so even a Redis dump yields no usable cookie. The gateway's ``local`` authenticator reads the
+same key. Every login mints a new id (no fixation); logout deletes the record server-side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from introspector.attempts import FailedAttempts
+from introspector.db import Connection
+from introspector.errors import KeygateError, TooManyAttempts, Unavailable
+from introspector.hashing import SecretHasher
+from introspector.users import normalise_email
+
+COOKIE_NAME = "kg_session"
+
+
+class InvalidCredentials(KeygateError):
+    """Unknown e-mail, wrong password or no password: deliberately indistinguishable."""
+
+    status = 401
+    reason = "invalid_credentials"
+    title = "Invalid credentials"
+
+
+def session_key(session_id: str) -> str:
+    """The Redis key of a session (hash-tagged; the id itself is never a key)."""
+    return f"kg:sess:{{{hashlib.sha256(session_id.encode()).hexdigest()}}}"
+
+
+@dataclass(frozen=True, repr=False)
+class NewSession:
+    """A freshly created session; ``session_id`` goes to the browser only."""
+
+    session_id: str
+    user_id: str
+    email: str
+    expires_at: datetime
+
+
+class SessionStore:
+    """Creates and revokes local sessions."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        hasher: SecretHasher,
+        attempts: FailedAttempts,
+        ttl_seconds: int,
+    ) -> None:
+        self._redis = redis
+        self._hasher = hasher
+        self._attempts = attempts
+        self._ttl = ttl_seconds
+        # Verified when the e-mail is unknown, so both paths cost one argon2 run.
+        self._decoy = hasher.hash(secrets.token_urlsafe(16))
+
+    async def login(
+        self, conn: Connection, email: str, password: str, address: str | None
+    ) -> NewSession:
+        """Check the password and open a session, or raise InvalidCredentials / TooManyAttempts."""
+        try:
+            email = normalise_email(email)
+        except KeygateError:
+            raise InvalidCredentials("incorrect e-mail or password") from None
+        subject = "login:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+        async with self._attempts.gate(subject, address) as blocked_by:
+            if blocked_by is not None:
+                raise TooManyAttempts("too many failed sign-ins; wait a minute", retry_after=60)
+            row = await conn.fetchrow(
+                "SELECT id, email, password_hash FROM users WHERE email = $1", email
+            )
+            stored = (
+                row["password_hash"] if row is not None and row["password_hash"] else self._decoy
+            )
+            matches = await self._hasher.verify_async(stored, password)
+            if row is None or row["password_hash"] is None or not matches:
+                await self._attempts.record_failure(subject, address)
+                raise InvalidCredentials("incorrect e-mail or password")
+        session_id = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        record = {"userId": str(row["id"]), "email": row["email"], "createdAt": now.isoformat()}
+        try:
+            await self._redis.set(session_key(session_id), json.dumps(record), ex=self._ttl)
+        except (RedisError, OSError, TimeoutError):
+            raise Unavailable("sessions are unavailable right now; try again shortly") from None
+        return NewSession(
+            session_id, str(row["id"]), row["email"], now + timedelta(seconds=self._ttl)
+        )
+
+    async def revoke(self, session_id: str) -> None:
+        """End a session (idempotent); :class:`Unavailable` when Redis cannot be reached."""
+        try:
+            await self._redis.delete(session_key(session_id))
+        except (RedisError, OSError, TimeoutError):
+            raise Unavailable("sessions are unavailable right now; try again shortly") from None

@@ -1,0 +1,171 @@
+"""The introspector's settings (and the operator CLI's, which shares its storage)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from introspector import shared_variables as shared
+from introspector.envconfig import (
+    SettingsError,
+    boolean,
+    choice,
+    float_between,
+    int_between,
+    load_settings,
+    non_empty,
+    registry,
+    setting,
+    url,
+)
+from introspector.shared_variables import LogLevel
+
+
+class Edition(enum.Enum):
+    """Which scopes tokens may have: community sees PERSONAL only."""
+
+    COMMUNITY = "community"
+    ENTERPRISE = "enterprise"
+
+
+@registry.register
+@dataclass(frozen=True)
+class IntrospectorSettings:
+    """Everything the introspector and the operator CLI read from the environment."""
+
+    database_url: str = setting(
+        "KEYGATE_DATABASE_URL",
+        "postgresql://127.0.0.1:5432/keygate",
+        "Postgres connection URL (asyncpg/libpq syntax).",
+        parse=url("postgresql", "postgres"),
+        secret=True,
+    )
+    redis_url: str = shared.redis_url()
+    edition: Edition = setting(
+        "KEYGATE_EDITION",
+        Edition.COMMUNITY,
+        "`community` (PERSONAL tokens only) or `enterprise` (adds WORKSPACE and ORGANIZATION).",
+        parse=choice(Edition),
+    )
+    argon2_time_cost: int = setting(
+        "KEYGATE_ARGON2_TIME_COST",
+        2,
+        "argon2id iterations (t). OWASP minimum is 2 with 19 MiB.",
+        parse=int_between(1, 64),
+    )
+    argon2_memory_kib: int = setting(
+        "KEYGATE_ARGON2_MEMORY_KIB",
+        19456,
+        "argon2id memory in KiB (m). At least 19456 (19 MiB) outside tests.",
+        parse=int_between(8, 4 * 1024 * 1024),
+    )
+    argon2_parallelism: int = setting(
+        "KEYGATE_ARGON2_PARALLELISM",
+        1,
+        "argon2id lanes (p).",
+        parse=int_between(1, 64),
+    )
+    argon2_max_concurrency: int = setting(
+        "KEYGATE_ARGON2_MAX_CONCURRENCY",
+        2,
+        "How many argon2 verifications may run at once (off the event loop); the rest queue.",
+        parse=int_between(1, 256),
+    )
+    log_level: LogLevel = shared.log_level()
+    shutdown_drain_seconds: float = shared.shutdown_drain_seconds()
+    host: str = setting(
+        "KEYGATE_INTROSPECTOR_HOST",
+        "127.0.0.1",
+        "Address the introspector listens on (`0.0.0.0` in containers).",
+        parse=non_empty,
+    )
+    port: int = setting(
+        "KEYGATE_INTROSPECTOR_PORT",
+        8081,
+        "TCP port of the introspector.",
+        parse=int_between(0, 65535),
+    )
+    internal_secret: str = shared.internal_secret()
+    cache_ttl_seconds: int = setting(
+        "KEYGATE_CACHE_TTL_SECONDS",
+        60,
+        "How long a verified token stays in the Redis cache (never past its expiry).",
+        parse=int_between(1, 3600),
+    )
+    negative_cache_ttl_seconds: int = setting(
+        "KEYGATE_NEGATIVE_CACHE_TTL_SECONDS",
+        10,
+        "How long an unknown token id is remembered as unknown.",
+        parse=int_between(1, 600),
+    )
+    redis_timeout_ms: int = shared.redis_timeout_ms()
+    database_timeout_ms: int = setting(
+        "KEYGATE_DATABASE_TIMEOUT_MS",
+        2000,
+        "Connect and query timeout for Postgres; past it requests that need it answer 503.",
+        parse=int_between(50, 120000),
+    )
+    database_pool_size: int = setting(
+        "KEYGATE_DATABASE_POOL_SIZE",
+        10,
+        "Most Postgres connections one introspector process opens.",
+        parse=int_between(1, 200),
+    )
+    failed_verify_limit_per_token: int = setting(
+        "KEYGATE_FAILED_VERIFY_LIMIT_PER_TOKEN",
+        10,
+        "Wrong-secret attempts per token id per minute before argon2 is no longer run for it "
+        "(the right secret, once cached, still works).",
+        parse=int_between(1, 100000),
+    )
+    failed_verify_limit_per_address: int = setting(
+        "KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS",
+        30,
+        "Wrong-secret attempts per client address per minute before further uncached "
+        "attempts from it get 429.",
+        parse=int_between(1, 100000),
+    )
+    last_used_flush_seconds: float = setting(
+        "KEYGATE_LAST_USED_FLUSH_SECONDS",
+        5.0,
+        "How often pending `last_used_at` updates are written, in one statement.",
+        parse=float_between(0.05, 3600),
+    )
+    outbox_poll_seconds: float = setting(
+        "KEYGATE_OUTBOX_POLL_SECONDS",
+        1.0,
+        "How often undelivered revocations are retried (e.g. after a Redis outage).",
+        parse=float_between(0.05, 60),
+    )
+    session_ttl_seconds: int = shared.session_ttl_seconds()
+    allow_weak_argon2: bool = setting(
+        "KEYGATE_ALLOW_WEAK_ARGON2",
+        False,
+        "Permit argon2 parameters below the OWASP minimum (tests and local demos only).",
+        parse=boolean,
+    )
+
+    def __post_init__(self) -> None:
+        # Cross-field rule: weak hashing must be asked for explicitly, never reached by accident.
+        if not self.allow_weak_argon2:
+            if self.argon2_memory_kib < 19456:
+                raise SettingsError(
+                    "KEYGATE_ARGON2_MEMORY_KIB",
+                    "below the OWASP minimum of 19456 KiB (set KEYGATE_ALLOW_WEAK_ARGON2=true "
+                    "only for tests)",
+                )
+            if self.argon2_time_cost < 2:
+                raise SettingsError(
+                    "KEYGATE_ARGON2_TIME_COST",
+                    "below the OWASP minimum of 2 (set KEYGATE_ALLOW_WEAK_ARGON2=true only "
+                    "for tests)",
+                )
+
+    def require_internal_secret(self) -> None:
+        """Refuse to serve without a usable shared secret (the CLI does not need one)."""
+        shared.check_internal_secret(self.internal_secret)
+
+    @classmethod
+    def from_env(cls) -> IntrospectorSettings:
+        """Load once from the process environment."""
+        return load_settings(cls)

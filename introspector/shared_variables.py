@@ -1,0 +1,115 @@
+"""Settings fields that several keygate services read, declared once.
+
+A variable such as ``KEYGATE_INTERNAL_SECRET`` must mean the same thing — same parser, default
+and documentation — in every service that reads it; each settings class takes its field from
+here instead of re-declaring it.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from introspector.envconfig import (
+    SettingsError,
+    choice,
+    float_between,
+    int_between,
+    setting,
+    url,
+)
+
+
+class LogLevel(enum.Enum):
+    """Standard logging levels accepted by ``KEYGATE_LOG_LEVEL``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def redis_url() -> Any:
+    """``KEYGATE_REDIS_URL``."""
+    return setting(
+        "KEYGATE_REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis connection URL for the token cache, revocation channel and rate limiter.",
+        parse=url("redis", "rediss", "unix"),
+        secret=True,
+    )
+
+
+def redis_timeout_ms() -> Any:
+    """``KEYGATE_REDIS_TIMEOUT_MS``."""
+    return setting(
+        "KEYGATE_REDIS_TIMEOUT_MS",
+        250,
+        "Connect and command timeout for Redis; past it keygate carries on without Redis.",
+        parse=int_between(10, 60000),
+    )
+
+
+def internal_secret() -> Any:
+    """``KEYGATE_INTERNAL_SECRET``."""
+    return setting(
+        "KEYGATE_INTERNAL_SECRET",
+        "",
+        "Shared secret the gateway presents to the introspector (header "
+        "`X-Keygate-Internal-Secret`); at least 32 characters. Required by both services.",
+        default_text="(required)",
+        secret=True,
+    )
+
+
+def introspector_url() -> Any:
+    """``KEYGATE_INTROSPECTOR_URL``."""
+    return setting(
+        "KEYGATE_INTROSPECTOR_URL",
+        "http://127.0.0.1:8081",
+        "Where the gateway reaches the introspector.",
+        parse=url("http", "https"),
+    )
+
+
+def log_level() -> Any:
+    """``KEYGATE_LOG_LEVEL``."""
+    return setting(
+        "KEYGATE_LOG_LEVEL",
+        LogLevel.INFO,
+        "Minimum level of the JSON log lines: debug, info, warning or error.",
+        parse=choice(LogLevel),
+    )
+
+
+def shutdown_drain_seconds() -> Any:
+    """``KEYGATE_SHUTDOWN_DRAIN_SECONDS``."""
+    return setting(
+        "KEYGATE_SHUTDOWN_DRAIN_SECONDS",
+        0.0,
+        "After SIGTERM, keep serving this long while `readyz` answers 503, so load balancers "
+        "stop sending traffic before the service stops listening; then requests in flight get "
+        "up to 10 s to finish.",
+        default_text="0",
+        parse=float_between(0, 300),
+    )
+
+
+def session_ttl_seconds() -> Any:
+    """``KEYGATE_SESSION_TTL_SECONDS``."""
+    return setting(
+        "KEYGATE_SESSION_TTL_SECONDS",
+        28800,
+        "How long a local login session lasts.",
+        parse=int_between(60, 30 * 86400),
+    )
+
+
+def check_internal_secret(value: str) -> None:
+    """Refuse to serve without a usable shared secret."""
+    if len(value) < 32:
+        raise SettingsError(
+            "KEYGATE_INTERNAL_SECRET",
+            "required by the introspector and the gateway; use at least 32 random "
+            "characters (e.g. `openssl rand -hex 32`)",
+        )

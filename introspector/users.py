@@ -1,0 +1,175 @@
+"""People: creation, lookup and e-mail normalisation."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+import asyncpg
+
+from introspector.audit import record_event
+from introspector.db import Connection
+from introspector.errors import Conflict, InvalidInput, NotFound
+from introspector.hashing import SecretHasher
+from introspector.models import Actor, Membership, Role, User
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 8
+
+
+def normalise_email(email: str) -> str:
+    """Lower-cased, trimmed e-mail; :class:`InvalidInput` on ``email`` when it is not one."""
+    cleaned = email.strip().lower()
+    if not _EMAIL.match(cleaned) or len(cleaned) > 254:
+        raise InvalidInput("not a valid e-mail address", field="email")
+    return cleaned
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        id=row["id"], email=row["email"], is_admin=row["is_admin"], created_at=row["created_at"]
+    )
+
+
+async def create_user(
+    conn: Connection,
+    hasher: SecretHasher,
+    actor: Actor,
+    *,
+    email: str,
+    password: str | None = None,
+    is_admin: bool = False,
+) -> User:
+    """Create a person; the password (optional: SSO-only people have none) is argon2id-hashed."""
+    email = normalise_email(email)
+    password_hash = None
+    if password is not None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(
+                f"must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
+            )
+        password_hash = await hasher.hash_async(password)
+    async with conn.transaction():
+        try:
+            row = await conn.fetchrow(
+                "INSERT INTO users (email, password_hash, is_admin) VALUES ($1, $2, $3) "
+                "RETURNING id, email, is_admin, created_at",
+                email,
+                password_hash,
+                is_admin,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict("a user with this e-mail already exists", field="email") from None
+        assert row is not None
+        user = _user(row)
+        await record_event(
+            conn,
+            actor,
+            "user.create",
+            target_type="user",
+            target_id=user.id,
+            details={"email": user.email, "isAdmin": is_admin},
+        )
+    return user
+
+
+async def get_user_by_email(conn: Connection, email: str) -> User:
+    """The user with this e-mail, or :class:`NotFound`."""
+    row = await conn.fetchrow(
+        "SELECT id, email, is_admin, created_at FROM users WHERE email = $1",
+        normalise_email(email),
+    )
+    if row is None:
+        raise NotFound("no user with this e-mail", field="email")
+    return _user(row)
+
+
+async def get_user(conn: Connection, user_id: UUID) -> User:
+    """The user with this id, or :class:`NotFound`."""
+    row = await conn.fetchrow(
+        "SELECT id, email, is_admin, created_at FROM users WHERE id = $1", user_id
+    )
+    if row is None:
+        raise NotFound("no such user")
+    return _user(row)
+
+
+async def memberships(conn: Connection, user_id: UUID) -> list[Membership]:
+    """The workspaces ``user_id`` belongs to, by name."""
+    rows = await conn.fetch(
+        """
+        SELECT m.workspace_id, w.name, m.role::text AS role
+        FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id
+        WHERE m.user_id = $1
+        ORDER BY lower(w.name)
+        """,
+        user_id,
+    )
+    return [Membership(r["workspace_id"], r["name"], Role(r["role"])) for r in rows]
+
+
+async def resolve_external(
+    conn: Connection, actor: Actor, *, external_id: str, email: str | None
+) -> User:
+    """The keygate user behind the protected app's user ``external_id``, made on first sight.
+
+    Used when people sign in to the app and not to keygate (upstream sessions). The app's
+    session check vouches for the id and the e-mail: a known id is that user; otherwise a
+    keygate user with the same e-mail and no app id yet (one an operator created, perhaps as an
+    admin) is linked to it; otherwise a new person is created. Without an e-mail nobody can be
+    created, and an e-mail already linked to another app id is refused.
+    """
+    known = await _by_external_id(conn, external_id)
+    if known is not None:
+        return known
+    if not email:
+        raise InvalidInput(
+            "the app's session check returned no e-mail, so keygate cannot know this person",
+            field="email",
+        )
+    email = normalise_email(email)
+    try:
+        return await _link_or_create(conn, actor, external_id, email)
+    except asyncpg.UniqueViolationError:
+        # Another request made this person first, or the e-mail is another app user's.
+        known = await _by_external_id(conn, external_id)
+        if known is not None:
+            return known
+        raise Conflict("this e-mail belongs to another account of the app", field="email") from None
+
+
+async def _by_external_id(conn: Connection, external_id: str) -> User | None:
+    row = await conn.fetchrow(
+        "SELECT id, email, is_admin, created_at FROM users WHERE external_id = $1", external_id
+    )
+    return None if row is None else _user(row)
+
+
+async def _link_or_create(conn: Connection, actor: Actor, external_id: str, email: str) -> User:
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE users SET external_id = $1 WHERE email = $2 AND external_id IS NULL "
+            "RETURNING id, email, is_admin, created_at",
+            external_id,
+            email,
+        )
+        action = "user.link_external"
+        if row is None:
+            row = await conn.fetchrow(
+                "INSERT INTO users (email, external_id) VALUES ($1, $2) "
+                "RETURNING id, email, is_admin, created_at",
+                email,
+                external_id,
+            )
+            action = "user.create_external"
+        assert row is not None
+        user = _user(row)
+        await record_event(
+            conn,
+            actor,
+            action,
+            target_type="user",
+            target_id=user.id,
+            details={"email": user.email, "externalId": external_id},
+        )
+    return user

@@ -1,0 +1,312 @@
+"""``make demo``: the whole keygate stack on one machine, in one command.
+
+Unless ``KEYGATE_DATABASE_URL`` / ``KEYGATE_REDIS_URL`` name servers of your own, Postgres and
+Redis run from the machine's binaries with their data in the demo's folder (git-ignored
+``.keygate/demo`` by default), so a second run finds everything the first one made. Then the
+database is migrated, the demo people, workspace and a fresh token are seeded, and the
+introspector, the admin UI, a demo upstream app and the gateway start as child processes, each
+logging to a file in the folder. The banner says where everything is.
+
+Ctrl-C (or SIGTERM) stops the services in order — the gateway first, the databases last — and
+waits for each; a service that dies on its own stops the demo with its log's last lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from introspector.envconfig import load_settings
+from introspector.settings import IntrospectorSettings
+from keygate_demo.embedded import PostgresServer, RedisServer, ServerUnavailable, wait_for_port
+from keygate_demo.seed import ADMIN, MEMBER, seed
+
+DATABASE = "keygate"
+STOP_GRACE_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Where the demo keeps its data and which ports its services use."""
+
+    data_dir: Path
+    gateway_port: int = 8080
+    introspector_port: int = 8081
+    admin_ui_port: int = 8082
+    upstream_port: int = 3000
+
+
+class DemoFailed(Exception):
+    """The demo could not start; the message says why and what to do."""
+
+
+class _Stop(Exception):
+    """Ctrl-C or SIGTERM."""
+
+
+@dataclass
+class _Child:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class _Stack:
+    children: list[_Child] = field(default_factory=list)
+    postgres: PostgresServer | None = None
+    redis: RedisServer | None = None
+
+    def stop(self) -> list[str]:
+        """Stop everything, newest first; the services that did not exit cleanly."""
+        unclean: list[str] = []
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+                try:
+                    child.process.wait(STOP_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+            if child.process.returncode != 0:
+                unclean.append(f"{child.name} exited with {child.process.returncode}")
+        self.children.clear()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        return unclean
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _keygate() -> str:
+    """The ``keygate`` command next to this interpreter (the venv's)."""
+    return str(Path(sys.executable).with_name("keygate"))
+
+
+def _internal_secret(data_dir: Path) -> str:
+    """The services' shared secret, made once per data folder (readable by its owner only)."""
+    path = data_dir / "internal-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _start_postgres(stack: _Stack, data_dir: Path) -> str:
+    server = PostgresServer(data_dir / "postgres", durable=True)
+    reused = server.initialised
+    if not reused:
+        _say("  creating a Postgres cluster …")
+        server.init()
+    stack.postgres = server
+    server.start()
+    server.create_database(DATABASE)
+    _say(f"  Postgres {'(existing data)' if reused else '(new)'} on 127.0.0.1:{server.port}")
+    return server.url(DATABASE)
+
+
+def _start_redis(stack: _Stack, data_dir: Path) -> str:
+    server = RedisServer(data_dir / "redis", durable=True)
+    stack.redis = server
+    server.start()
+    _say(f"  Redis on 127.0.0.1:{server.port}")
+    return server.url()
+
+
+def _environment(options: DemoOptions, database_url: str, redis_url: str) -> dict[str, str]:
+    """The services' environment: yours, with the demo's wiring on top."""
+    env = dict(os.environ)
+    env.setdefault("KEYGATE_INTERNAL_SECRET", _internal_secret(options.data_dir))
+    env.update(
+        {
+            "KEYGATE_DATABASE_URL": database_url,
+            "KEYGATE_REDIS_URL": redis_url,
+            "KEYGATE_INTROSPECTOR_PORT": str(options.introspector_port),
+            "KEYGATE_INTROSPECTOR_URL": f"http://127.0.0.1:{options.introspector_port}",
+            "KEYGATE_ADMIN_UI_PORT": str(options.admin_ui_port),
+            "KEYGATE_ADMIN_UI_URL": f"http://127.0.0.1:{options.admin_ui_port}",
+            "KEYGATE_GATEWAY_PORT": str(options.gateway_port),
+            "KEYGATE_UPSTREAM_URL": f"http://127.0.0.1:{options.upstream_port}",
+            "KEYGATE_SESSION_AUTHENTICATOR": "local",
+        }
+    )
+    for host in ("KEYGATE_INTROSPECTOR_HOST", "KEYGATE_ADMIN_UI_HOST", "KEYGATE_GATEWAY_HOST"):
+        env.setdefault(host, "127.0.0.1")
+    return env
+
+
+def _spawn(stack: _Stack, options: DemoOptions, env: dict[str, str], name: str, port: int) -> None:
+    logs = options.data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    log_path = logs / f"{name}.log"
+    args = [_keygate(), name]
+    if name == "demo-upstream":
+        args += ["--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order
+        )
+    stack.children.append(_Child(name, port, process, log_path))
+
+
+def _wait_until_listening(child: _Child, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise DemoFailed(
+                f"`keygate {child.name}` exited with {child.process.returncode}:\n{child.tail()}"
+            )
+        with contextlib.suppress(ServerUnavailable):
+            wait_for_port(child.port, timeout=0.5)
+            return
+    raise DemoFailed(f"`keygate {child.name}` is not listening on port {child.port}")
+
+
+def _port_free(port: int) -> bool:
+    try:
+        wait_for_port(port, timeout=0.01)
+    except ServerUnavailable:
+        return True
+    return False
+
+
+def _banner(options: DemoOptions, token: str, owner: str, reused: bool) -> Iterator[str]:
+    gateway = f"http://127.0.0.1:{options.gateway_port}"
+    yield ""
+    yield "keygate demo is running."
+    yield ""
+    yield f"  Your app (demo upstream), through the gateway:  {gateway}/"
+    yield f"  Admin UI (Settings → API Keys):                 {gateway}/settings/api-keys"
+    yield f"  Sign in to keygate:                             {gateway}/_keygate/login"
+    yield ""
+    yield "  Demo people (keygate's local login):"
+    for person in (ADMIN, MEMBER):
+        role = "organisation admin" if person.admin else "member"
+        yield f"    {person.email:<28} password {person.password:<22} ({role})"
+    yield ""
+    yield f"  A demo token for {owner} (issued for this run; the previous run's is revoked):"
+    yield f"    {token}"
+    yield ""
+    yield "  Ask keygate who that token is:"
+    yield (
+        f"    curl -sS -H {shlex.quote('Authorization: Bearer ' + token)} "
+        f"{gateway}/api/platform/internal/whoami"
+    )
+    yield ""
+    where = options.data_dir
+    yield (
+        f"  Data and logs: {where} ({'reused from an earlier run' if reused else 'new'}; "
+        "delete the folder to start over)."
+    )
+    yield "  Press Ctrl-C to stop everything."
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def run(options: DemoOptions) -> int:
+    """Start the demo, print the banner, and wait for Ctrl-C; the exit code."""
+    busy = [
+        port
+        for port in (
+            options.gateway_port,
+            options.introspector_port,
+            options.admin_ui_port,
+            options.upstream_port,
+        )
+        if not _port_free(port)
+    ]
+    if busy:
+        print(
+            f"keygate demo: ports already in use: {', '.join(map(str, busy))} "
+            "(stop what uses them, or choose others: keygate demo --help)",
+            file=sys.stderr,
+        )
+        return 1
+    reused = options.data_dir.exists()
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    stack = _Stack()
+    status = 0
+    try:
+        _say("Starting the keygate demo …")
+        database_url = os.environ.get("KEYGATE_DATABASE_URL") or _start_postgres(
+            stack, options.data_dir
+        )
+        redis_url = os.environ.get("KEYGATE_REDIS_URL") or _start_redis(stack, options.data_dir)
+        env = _environment(options, database_url, redis_url)
+        migrated = subprocess.run(
+            [_keygate(), "migrate"], env=env, capture_output=True, text=True, check=False
+        )
+        if migrated.returncode != 0:
+            raise DemoFailed(f"`keygate migrate` failed:\n{migrated.stderr.strip()}")
+        _say(f"  {migrated.stderr.strip()}")
+        settings = load_settings(IntrospectorSettings, env)
+        seeded = asyncio.run(seed(database_url, settings.edition))
+        _say("  demo people created" if seeded.created_people else "  demo people already there")
+        for name, port in (
+            ("introspector", options.introspector_port),
+            ("admin-ui", options.admin_ui_port),
+            ("demo-upstream", options.upstream_port),
+            ("gateway", options.gateway_port),
+        ):
+            _spawn(stack, options, env, name, port)
+        for child in stack.children:
+            _wait_until_listening(child)
+        for line in _banner(options, seeded.token, seeded.token_owner, reused):
+            _say(line)
+        while True:
+            for child in stack.children:
+                if child.process.poll() is not None:
+                    raise DemoFailed(
+                        f"`keygate {child.name}` stopped unexpectedly "
+                        f"({child.process.returncode}):\n{child.tail()}"
+                    )
+            time.sleep(0.5)
+    except _Stop:
+        _say("\nStopping the keygate demo …")
+    except (DemoFailed, ServerUnavailable, subprocess.CalledProcessError, OSError) as exc:
+        print(f"keygate demo: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        unclean = stack.stop()
+    for problem in unclean:
+        print(f"keygate demo: {problem}", file=sys.stderr)
+    if unclean:
+        return 1
+    if status == 0:
+        _say("Stopped cleanly.")
+    return status

@@ -1,0 +1,332 @@
+"""The admin UI in a real Chromium, through a real gateway, against real services.
+
+Element ids and paths are the UI contract's; every page visited is also saved as a screenshot
+under ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Locator, Page, expect
+
+from introspector.token_format import SCANNER_REGEX
+from tests.browser.conftest import Browsing, Person, UIStack
+from tests.harness.browser import screenshot
+from tests.integration.conftest import eventually
+
+LOGIN = "/_keygate/login"
+TABLE = "/settings/api-keys"
+ADMIN = "/settings/api-keys/admin"
+AUDIT = "/settings/api-keys/audit"
+
+
+def at(path: str) -> Any:
+    """A URL predicate for ``wait_for_url``: the page is at ``path`` (any query)."""
+    return lambda url: urlsplit(url).path == path
+
+
+async def log_in(page: Page, person: Person) -> None:
+    """Fill and submit the login form the page shows; wait to land on the keys table."""
+    form = page.locator("form#login-form")
+    await form.locator("input[name=email]").fill(person.email)
+    await form.locator("input[name=password]").fill(person.password)
+    await form.locator("button[type=submit]").click()
+    await page.wait_for_url(at(TABLE))
+
+
+async def create_in_dialog(page: Page, name: str) -> str:
+    """Create a token with the table's dialog; the revealed plaintext."""
+    await page.locator("#new-token").click()
+    dialog = page.locator("dialog#create-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.locator("form#create-form input[name=name]").fill(name)
+    await dialog.locator("form#create-form [type=submit]").click()
+    return await revealed_token(page)
+
+
+async def revealed_token(page: Page) -> str:
+    """The plaintext on the reveal page, checked to look like a keygate token."""
+    value = page.locator("#reveal code#token-value")
+    await expect(value).to_be_visible()
+    token = (await value.inner_text()).strip()
+    assert re.fullmatch(SCANNER_REGEX, token), token
+    return token
+
+
+def token_rows(page: Page) -> Locator:
+    return page.locator("table#tokens tr[data-token-id]")
+
+
+async def focus_by_tab(page: Page, selector: str, presses: int = 25) -> None:
+    """Press Tab until the focused element matches ``selector``."""
+    for _ in range(presses):
+        if await page.evaluate("s => !!document.activeElement?.matches(s)", selector):
+            return
+        await page.keyboard.press("Tab")
+    focused = await page.evaluate("() => document.activeElement?.outerHTML.slice(0, 200)")
+    raise AssertionError(f"{presses} Tab presses never reached {selector}; focus is on {focused}")
+
+
+async def session_cookie(page: Page) -> str:
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    assert "kg_session" in cookies, f"no kg_session cookie after login: {sorted(cookies)}"
+    return cookies["kg_session"]
+
+
+async def create_form_fields(page: Page) -> dict[str, str]:
+    """Every field of a freshly loaded create form (csrf, one-time nonce, scope, ...)."""
+    await page.goto(TABLE)
+    fields: dict[str, str] = await page.locator("form#create-form").evaluate(
+        "form => Object.fromEntries(new FormData(form))"
+    )
+    assert fields.get("csrf") and fields.get("nonce"), fields
+    return fields
+
+
+async def post_form(
+    stack: UIStack, path: str, cookie: str, data: dict[str, str], **headers: str
+) -> tuple[int, str]:
+    """POST a form through the gateway as a script, not the browser; status and body."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{stack.gateway_url}{path}",
+            data=data,
+            headers={"Cookie": f"kg_session={cookie}", **headers},
+            allow_redirects=False,
+        ) as response,
+    ):
+        return response.status, await response.text()
+
+
+async def test_member_creates_uses_and_revokes_a_token(ui_stack: UIStack, page: Page) -> None:
+    """Log in, create in the dialog, whoami 200; revoke → 401; logging out ends the session."""
+    member = ui_stack.member
+    await page.goto(LOGIN)
+    await screenshot(page, "login")
+    await log_in(page, member)
+    await expect(page.locator("h1")).to_have_text("API keys")
+    await expect(page.locator("#empty-state")).to_be_visible()
+    await screenshot(page, "tokens-empty")
+
+    await page.locator("#new-token").click()
+    dialog = page.locator("dialog#create-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.locator("form#create-form input[name=name]").fill("deploy bot")
+    await screenshot(page, "create-dialog")
+    await dialog.locator("form#create-form [type=submit]").click()
+    token = await revealed_token(page)
+    await expect(page.locator("#reveal")).to_contain_text("will not be shown again")
+    await screenshot(page, "reveal")
+
+    status, body = await ui_stack.whoami(token)
+    assert status == 200, body
+    assert (body["userId"], body["email"]) == (member.id, member.email)
+
+    await page.locator("a#reveal-done").click()
+    row = token_rows(page)
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("deploy bot")
+    await expect(row).to_contain_text(f"kg_{token.split('_')[1]}")
+    await expect(row).to_contain_text("active")
+    await screenshot(page, "tokens-one")
+
+    await row.locator("form.revoke-form button").click()
+    await expect(page.locator("dialog#revoke-dialog")).to_be_visible()
+    await screenshot(page, "revoke-confirm")
+    await page.locator("#revoke-confirm").click()
+    await expect(page.locator(".flash")).to_be_visible()
+    await expect(token_rows(page)).to_contain_text("revoked")
+    await screenshot(page, "tokens-revoked")
+
+    async def refused() -> bool:
+        return (await ui_stack.whoami(token))[0] == 401
+
+    # The design promises refusal everywhere within 1 s of the revoke.
+    assert await eventually(refused, within=1.0)
+
+    cookie = await session_cookie(page)
+    await page.locator("form#logout-form [type=submit]").click()
+    await page.wait_for_url(at(LOGIN))
+    await page.goto(TABLE)
+    assert urlsplit(page.url).path == LOGIN
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{ui_stack.gateway_url}{TABLE}",
+            headers={"Cookie": f"kg_session={cookie}"},
+            allow_redirects=False,
+        ) as response,
+    ):
+        assert response.status == 303, "the logged-out session cookie still opens the table"
+        assert urlsplit(response.headers["Location"]).path == LOGIN
+
+
+async def test_pages_need_a_login_and_admin_pages_need_an_admin(
+    ui_stack: UIStack, browsing: Browsing
+) -> None:
+    """Anonymous → login; member → 403 on admin pages; an admin sees all tokens, audit, usage."""
+    token = ui_stack.cli(
+        "tokens", "create", "--email", ui_stack.member.email, "--name", "member cli"
+    )
+    for _ in range(3):
+        assert (await ui_stack.whoami(token))[0] == 200
+    (member_token,) = await ui_stack.tokens_of(ui_stack.member)
+
+    page = await browsing.new_page()
+    await page.goto(TABLE)
+    assert urlsplit(page.url).path == LOGIN
+    assert parse_qs(urlsplit(page.url).query).get("next") == [TABLE]
+    await expect(page.locator("form#login-form")).to_be_visible()
+
+    wrong = Person(ui_stack.member.id, ui_stack.member.email, "not-the-password")
+    form = page.locator("form#login-form")
+    await form.locator("input[name=email]").fill(wrong.email)
+    await form.locator("input[name=password]").fill(wrong.password)
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator(".error-banner")).to_contain_text("Incorrect e-mail or password.")
+    await screenshot(page, "login-failed")
+    await log_in(page, ui_stack.member)
+
+    for path in (ADMIN, AUDIT):
+        response = await page.goto(path)
+        assert response is not None and response.status == 403, path
+        await expect(page.locator(".error-banner")).to_be_visible()
+        await expect(page.locator(f"tr[data-token-id='{member_token['id']}']")).to_have_count(0)
+    await screenshot(page, "forbidden")
+
+    admin = await browsing.new_page()
+    await admin.goto(LOGIN)
+    await log_in(admin, ui_stack.admin)
+    response = await admin.goto(ADMIN)
+    assert response is not None and response.status == 200
+    await expect(admin.locator("form#filters")).to_be_visible()
+    row = admin.locator(f"tr[data-token-id='{member_token['id']}']")
+    await expect(row).to_contain_text(ui_stack.member.email)
+    await expect(row).to_contain_text("member cli")
+    await screenshot(admin, "admin-tokens")
+
+    await admin.locator("form#filters input[name=user]").fill("admin@")
+    await admin.locator("form#filters input[name=user]").press("Enter")
+    await expect(row).to_have_count(0)
+    await screenshot(admin, "admin-tokens-filtered")
+
+    await admin.goto(AUDIT)
+    audit = admin.locator("table#audit")
+    await expect(audit).to_be_visible()
+    await expect(audit.locator("tbody tr").first).to_be_visible()
+    await screenshot(admin, "audit")
+
+    response = await admin.goto(f"{TABLE}/{member_token['id']}/usage")
+    assert response is not None and response.status == 200
+    await expect(admin.locator("svg#usage-chart")).to_be_visible()
+    await screenshot(admin, "usage")
+
+
+async def test_forged_posts_change_nothing(ui_stack: UIStack, page: Page) -> None:
+    """Create/revoke POSTs without csrf, from a foreign Origin or cross-site: 403, no change."""
+    await page.goto(LOGIN)
+    await log_in(page, ui_stack.member)
+    cookie = await session_cookie(page)
+
+    forgeries: list[tuple[str, bool, dict[str, str]]] = [
+        ("no csrf field", False, {}),
+        ("foreign Origin", True, {"Origin": "http://evil.example"}),
+        ("cross-site fetch", True, {"Sec-Fetch-Site": "cross-site"}),
+    ]
+    for what, with_csrf, headers in forgeries:
+        fields = await create_form_fields(page)
+        fields["name"] = f"forged: {what}"
+        if not with_csrf:
+            del fields["csrf"]
+        status, body = await post_form(ui_stack, TABLE, cookie, fields, **headers)
+        assert status == 403, (what, body[:500])
+        assert not re.search(SCANNER_REGEX, body), what
+        assert await ui_stack.tokens_of(ui_stack.member) == [], what
+
+    # The same request, done properly, works: the refusals above were the checks, not noise.
+    fields = await create_form_fields(page)
+    fields["name"] = "genuine"
+    origin = ui_stack.gateway_url
+    status, body = await post_form(ui_stack, TABLE, cookie, fields, Origin=origin)
+    assert status == 200, body[:500]
+    assert re.search(SCANNER_REGEX, body)
+    (record,) = await ui_stack.tokens_of(ui_stack.member)
+
+    await page.goto(TABLE)
+    await expect(token_rows(page)).to_have_count(1)
+    csrf = await page.locator("form.revoke-form input[name=csrf]").first.input_value()
+    revoke = f"{TABLE}/{record['id']}/revoke"
+    for what, data, headers in [
+        ("no csrf field", {}, {}),
+        ("foreign Origin", {"csrf": csrf}, {"Origin": "http://evil.example"}),
+        ("cross-site fetch", {"csrf": csrf}, {"Sec-Fetch-Site": "cross-site"}),
+    ]:
+        status, body = await post_form(ui_stack, revoke, cookie, data, **headers)
+        assert status == 403, (what, body[:500])
+        assert [t["status"] for t in await ui_stack.tokens_of(ui_stack.member)] == ["active"], what
+
+
+async def test_the_reveal_never_comes_back(ui_stack: UIStack, page: Page) -> None:
+    """Reload of or Back to the reveal never shows the plaintext again nor creates another token."""
+    await page.goto(LOGIN)
+    await log_in(page, ui_stack.member)
+
+    async with page.expect_response(
+        lambda r: r.request.method == "POST" and urlsplit(r.url).path == TABLE
+    ) as created:
+        await create_in_dialog(page, "first")
+    headers = (await created.value).headers
+    assert headers.get("cache-control") == "no-store", headers
+    assert headers.get("referrer-policy") == "no-referrer", headers
+    assert "token" not in urlsplit(page.url).query
+
+    await page.reload()
+    assert urlsplit(page.url).path == TABLE
+    await expect(token_rows(page)).to_have_count(1)
+    await expect(page.locator("code#token-value")).to_have_count(0)
+    await page.go_back()
+    await expect(page.locator("code#token-value")).to_have_count(0)
+
+    await page.goto(TABLE)
+    await create_in_dialog(page, "second")
+    await page.locator("a#reveal-done").click()
+    await expect(token_rows(page)).to_have_count(2)
+    refusal = ""
+    try:
+        await page.go_back()
+    except PlaywrightError as exc:
+        refusal = exc.message
+    if refusal:
+        # Chromium will not silently re-POST a no-store page: it shows its own error page,
+        # and a reload from there re-sends the spent nonce.
+        assert "ERR_CACHE_MISS" in refusal, refusal
+        await expect(page.locator("code#token-value")).to_have_count(0)
+        await page.reload()
+    await expect(page.locator("code#token-value")).to_have_count(0)
+    assert len(await ui_stack.tokens_of(ui_stack.member)) == 2
+
+
+async def test_keyboard_alone_logs_in_and_creates_a_token(ui_stack: UIStack, page: Page) -> None:
+    """Tab, typing and Enter alone log in, open the create dialog (it takes focus), create."""
+    await page.goto(LOGIN)
+    await focus_by_tab(page, "form#login-form input[name=email]")
+    await page.keyboard.type(ui_stack.member.email)
+    await focus_by_tab(page, "form#login-form input[name=password]")
+    await page.keyboard.type(ui_stack.member.password)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(at(TABLE))
+
+    await focus_by_tab(page, "#new-token")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("dialog#create-dialog")).to_be_visible()
+    assert await page.evaluate("() => !!document.activeElement?.closest('dialog#create-dialog')")
+    await focus_by_tab(page, "form#create-form input[name=name]")
+    await page.keyboard.type("typed")
+    await page.keyboard.press("Enter")
+    await revealed_token(page)

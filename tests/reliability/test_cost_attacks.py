@@ -1,0 +1,262 @@
+"""Cost attacks: floods of well-formed tokens that are not valid must not make keygate burn
+argon2 time, stall the gateway's event loop or slow down the owners of real tokens.
+
+As deployed, the introspector is a process of its own (``keygate introspector``: argon2, Postgres
+and Redis work happen there); the gateway runs in this test's process, where a probe measures how
+late its event loop wakes up. The floods come from a third process, so the client's own work does
+not count as the gateway's lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+
+from introspector.token_format import generate_token, parse_token
+from tests.integration.conftest import StartIntrospector, StartStack, introspector_env
+from tests.reliability.conftest import Figures, Spawn
+from tests.reliability.loadgen import load_from_another_process
+from tests.reliability.measure import Outcome, percentile, sample, send_all
+
+ADDRESS_LIMIT = 30  # keygate's default KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS
+#: Each attack stream sends this many requests per second for FLOOD_SECONDS, not waiting for
+#: answers; real token owners meanwhile send VALID_RATE requests per second.
+ATTACK_RATE = 60
+FLOOD_SECONDS = 4
+FLOOD = ATTACK_RATE * FLOOD_SECONDS
+VALID_RATE = 50
+LAG_BOUND = 0.050
+ARGON2 = "keygate_argon2_verify_duration_seconds_count"
+
+
+class LagProbe:
+    """Samples event-loop lag: how much later than asked a 5 ms sleep wakes up."""
+
+    PERIOD = 0.005
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(self.PERIOD)
+            self.samples.append((asked, loop.time() - asked - self.PERIOD))
+
+    def between(self, start: float, end: float) -> list[float]:
+        return [lag for at, lag in self.samples if start <= at < end]
+
+
+@contextlib.asynccontextmanager
+async def probing() -> AsyncIterator[LagProbe]:
+    probe = LagProbe()
+    task = asyncio.create_task(probe.run())
+    try:
+        yield probe
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the test run's own objects out of garbage collection while measuring.
+
+    This process holds pytest, Hypothesis and every module the suite imported; a full
+    collection of that heap stalls the loop for hundreds of milliseconds, which a gateway in a
+    process of its own would never see. Frozen objects are skipped by the collector
+    (:func:`gc.freeze`), so what is left is the gateway's own garbage.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def tamper(token: str) -> str:
+    """The same token id with another well-formed secret."""
+    return generate_token(parse_token(token).public_id)[0]
+
+
+async def test_floods_of_unknown_ids_and_wrong_secrets(
+    start_stack: StartStack,
+    spawn: Spawn,
+    database_url: str,
+    redis_url: str,
+    figures: Figures,
+) -> None:
+    """For 4 s, 60 unknown ids and 60 wrong secrets a second from one address (plus a burst of
+    one repeated wrong token): at most one argon2 run per request and none past the
+    per-address limit (429 instead); the gateway's event-loop lag stays under 50 ms (p99);
+    valid tokens stay 200 and their median latency barely moves."""
+    introspector = await spawn(
+        "introspector",
+        introspector_env(
+            database_url,
+            redis_url,
+            KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS=str(ADDRESS_LIMIT),
+            # Two cores shared by everything here: with two argon2 threads the gateway's own
+            # thread would wait for a core while the attacker's allowance is verified
+            # (docs/reliability.md, "Why one argon2 slot").
+            KEYGATE_ARGON2_MAX_CONCURRENCY="1",
+            KEYGATE_LOG_LEVEL="warning",
+        ),
+    )
+    stack = await start_stack(
+        KEYGATE_INTROSPECTOR_URL=introspector.url,
+        KEYGATE_INTROSPECTOR_TIMEOUT_MS="2000",  # keygate's default
+        KEYGATE_RATE_LIMIT_PER_MINUTE="1000000",
+    )
+    ki = stack.introspector
+    alice = await ki.user("alice@example.com")
+    valid = [await stack.token_for(alice, name=f"valid {i}") for i in range(2)]
+    victims = [await stack.token_for(alice, name=f"victim {i}") for i in range(6)]
+    for token in valid:
+        assert (await stack.gateway.get("/x", headers=bearer(token))).status == 200
+    base = str(stack.gateway.make_url("")).rstrip("/")
+
+    async def argon2_runs() -> float:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(introspector.url + "/metrics") as response,
+        ):
+            return sample(await response.text(), ARGON2)
+
+    # 50 concurrent copies of one wrong token cost one argon2 run.
+    before = await argon2_runs()
+    repeated = tamper(victims[0])
+    burst = await send_all(base, [("burst", ("/x", bearer(repeated)))] * 50, concurrency=50)
+    assert Counter(o.status for o in burst) == {401: 50}
+    assert await argon2_runs() - before == 1
+
+    def valid_stream(seconds: float) -> dict[str, object]:
+        count = int(VALID_RATE * seconds)
+        requests = [["/x", bearer(valid[i % 2])] for i in range(count)]
+        return {"kind": "valid", "rate": VALID_RATE, "requests": requests}
+
+    with frozen_heap():
+        async with probing() as probe:
+            baseline = await load_from_another_process(
+                {"base_url": base, "streams": [valid_stream(2)]}
+            )
+            before = await argon2_runs()
+            unknown = [["/x", bearer(generate_token()[0])] for _ in range(FLOOD)]
+            wrong = [["/x", bearer(tamper(victims[i % len(victims)]))] for i in range(FLOOD)]
+            flood = await load_from_another_process(
+                {
+                    "base_url": base,
+                    "streams": [
+                        {"kind": "unknown", "rate": ATTACK_RATE, "requests": unknown},
+                        {"kind": "wrong", "rate": ATTACK_RATE, "requests": wrong},
+                        valid_stream(FLOOD_SECONDS),
+                    ],
+                }
+            )
+    argon2 = await argon2_runs() - before
+    attack = [o for o in flood if o.kind != "valid"]
+    attack_start = min(o.started for o in attack)
+    attack_end = max(o.finished for o in attack)
+    by_kind: dict[str, list[Outcome]] = {"unknown": [], "wrong": [], "valid": []}
+    for outcome in flood:
+        by_kind[outcome.kind].append(outcome)
+    assert Counter(o.status for o in by_kind["unknown"]) == {401: FLOOD}
+    wrong_statuses = Counter(o.status for o in by_kind["wrong"])
+    # 503: the gateway stopped waiting for a verification queued behind the attacker's own
+    # (the introspector still ran it, so it is counted below).
+    assert set(wrong_statuses) <= {401, 429, 503} and sum(wrong_statuses.values()) == FLOOD
+    assert {o.reason for o in by_kind["wrong"] if o.status == 429} == {"too_many_attempts"}
+    # Unknown ids never reach argon2; wrong secrets do, once each, until the address has used
+    # its allowance: from then on the answer is 429 without argon2.
+    assert argon2 <= ADDRESS_LIMIT
+    assert wrong_statuses[429] >= FLOOD - ADDRESS_LIMIT
+
+    # The owners of real tokens: all 200, latency barely moved.
+    during = [o for o in by_kind["valid"] if attack_start <= o.started < attack_end]
+    assert len(during) >= 100 and {o.status for o in during} == {200}
+    baseline_start = min(o.started for o in baseline)
+    baseline_end = max(o.finished for o in baseline)
+    assert {o.status for o in baseline} == {200}
+    base_p50 = percentile([o.elapsed for o in baseline], 50)
+    base_p95 = percentile([o.elapsed for o in baseline], 95)
+    flood_p50 = percentile([o.elapsed for o in during], 50)
+    flood_p95 = percentile([o.elapsed for o in during], 95)
+    lag = probe.between(attack_start, attack_end)
+    base_lag = probe.between(baseline_start, baseline_end)
+    figures.update(
+        unknown=FLOOD,
+        wrong=FLOOD,
+        wrong_429=wrong_statuses[429],
+        argon2_runs=int(argon2),
+        lag_p50_ms=percentile(lag, 50) * 1000,
+        lag_p99_ms=percentile(lag, 99) * 1000,
+        lag_max_ms=max(lag) * 1000,
+        baseline_lag_p99_ms=percentile(base_lag, 99) * 1000,
+        valid_p50_ms=base_p50 * 1000,
+        valid_p50_flood_ms=flood_p50 * 1000,
+        valid_p95_ms=base_p95 * 1000,
+        valid_p95_flood_ms=flood_p95 * 1000,
+        attack_s=attack_end - attack_start,
+    )
+    assert percentile(lag, 99) < LAG_BOUND
+    assert flood_p50 <= max(2 * base_p50, base_p50 + 0.010)
+
+
+#: How far short of a limit a burst of concurrent attempts may stop (see the test below).
+SLACK = 3
+
+
+async def test_concurrent_wrong_secrets_and_passwords_stop_at_the_limit(
+    start_introspector: StartIntrospector, figures: Figures
+) -> None:
+    """100 wrong secrets sent all at once from one address run argon2 exactly 30 times (the
+    per-address limit) and get 429 for the rest; 40 wrong passwords for one account at once
+    run it 10 times (the per-account limit). Counting only finished failures would let every
+    concurrent attempt through the check."""
+    ki = await start_introspector()
+    alice = await ki.user("alice@example.com")
+    victims = [(await ki.create_ok(alice, name=f"victim {i}"))["token"] for i in range(10)]
+    before = sample(await ki.metrics(), ARGON2)
+    answers = await asyncio.gather(
+        *(ki.introspect(tamper(victims[i % 10]), "198.51.100.7") for i in range(100))
+    )
+    argon2 = sample(await ki.metrics(), ARGON2) - before
+    statuses = Counter(a.status for a in answers)
+    # Never more verifications than the limit, one per verified request, 429 for the rest.
+    # Checks still in flight count against the limit, so a burst may stop a little short of
+    # it (which attempt's check sees which reservations depends on scheduling).
+    assert set(statuses) == {200, 429}, statuses
+    assert argon2 == statuses[200]
+    assert ADDRESS_LIMIT - SLACK <= statuses[200] <= ADDRESS_LIMIT, statuses
+
+    logins = await asyncio.gather(
+        *(
+            ki.client.post(
+                "/sessions",
+                json={"email": "alice@example.com", "password": f"guess {i}"},
+                headers={**ki.headers(), "X-Keygate-Client-Address": "198.51.100.8"},
+            )
+            for i in range(40)
+        )
+    )
+    login_statuses = Counter(r.status for r in logins)
+    assert set(login_statuses) == {401, 429}, login_statuses
+    assert 10 - SLACK <= login_statuses[401] <= 10, login_statuses
+    figures.update(
+        secrets_sent=100,
+        argon2_runs=int(argon2),
+        passwords_sent=40,
+        password_checks=login_statuses[401],
+    )

@@ -1,0 +1,280 @@
+"""Header integrity: what the upstream is told about the caller comes from the gateway only.
+
+Hypothesis writes whole requests over a raw socket (so no client library tidies the headers
+first): Authorization values built from real, revoked, tampered and unknown tokens in odd
+spellings, spoofed identity headers in every case, repeated, with whitespace, with ``_`` for
+``-`` and named in ``Connection``, and forwarding headers from an untrusted peer. Whatever the
+mix, nothing is a bypass and nothing the client wrote reaches the upstream as trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from introspector.token_format import generate_token, parse_token
+from tests.integration.conftest import API, StartStack
+from tests.reliability.conftest import Figures
+from tests.reliability.rawhttp import exchange_sync, request_bytes
+
+ROUTES = """
+[[route]]
+prefix = "/private/"
+auth = "required"
+
+[[route]]
+prefix = "/public/"
+auth = "none"
+"""
+
+#: The deployment renames the user id header; the default name must be stripped all the same.
+USER_ID_HEADER = "X-User-Id"
+IDENTITY_NAMES = [
+    USER_ID_HEADER,
+    "X-Keygate-User-Id",
+    "X-Keygate-User-Email",
+    "X-Keygate-Workspace-Id",
+    "X-Keygate-Token-Id",
+    "X-Keygate-Token-Scope",
+    "X-Keygate-Auth-Method",
+    "X-Keygate-Internal-Secret",
+    "X-Keygate-Client-Address",
+]
+#: What the gateway injects for a token caller (configured names), and nothing else of these.
+INJECTED = {
+    "x-user-id",
+    "x-keygate-user-email",
+    "x-keygate-token-id",
+    "x-keygate-token-scope",
+    "x-keygate-auth-method",
+}
+#: Headers only a trusted proxy may set: from anyone else they never reach the upstream.
+UNTRUSTED = [
+    ("Forwarded", "for=203.0.113.9;host=evil.example;proto=https"),
+    ("X-Real-IP", "203.0.113.9"),
+    ("X-Forwarded-Port", "443"),
+    ("X-Forwarded-Prefix", "/public"),
+    ("X-Original-URL", "/private/admin"),
+    ("X-Rewrite-URL", "/private/admin"),
+    ("X-Original-URI", "/public/x"),
+    ("X-Forwarded-Uri", "/public/x"),
+]
+#: Replaced by the gateway's own values.
+REPLACED = [
+    ("X-Forwarded-For", "203.0.113.9"),
+    ("X-Forwarded-Host", "evil.example"),
+    ("X-Forwarded-Proto", "https"),
+]
+SPOOF = "SPOOF"
+
+
+def canonical(name: str) -> str:
+    """How a CGI-style server names a header: lower case, ``_`` read as ``-``."""
+    return name.lower().replace("_", "-")
+
+
+@st.composite
+def respelled(draw: st.DrawFn, name: str) -> str:
+    """``name`` in random letter case with random ``-``/``_`` separators."""
+    return "".join(
+        draw(st.sampled_from("-_")) if c == "-" else draw(st.sampled_from([c.lower(), c.upper()]))
+        for c in name
+    )
+
+
+async def test_hostile_header_sets_never_bypass_or_pass_as_trusted(
+    start_stack: StartStack, tmp_path: Path, figures: Figures
+) -> None:
+    """600 generated requests: no 5xx; an identity reaches the upstream only for the one real
+    token presented once; spoofed identity and untrusted forwarding headers never do."""
+    routes_file = tmp_path / "routes.toml"
+    routes_file.write_text(ROUTES, encoding="utf-8")
+    stack = await start_stack(
+        KEYGATE_ROUTES_FILE=str(routes_file),
+        KEYGATE_IDENTITY_HEADERS=f"user_id={USER_ID_HEADER}",
+        KEYGATE_RATE_LIMIT_PER_MINUTE="100000",
+    )
+    ki = stack.introspector
+    alice = await ki.user("alice@example.com")
+    valid = await stack.token_for(alice, name="valid")
+    revoked = await ki.create_ok(alice, name="revoked")
+    assert (await ki.revoke(alice, revoked["id"])).status == 204
+    tampered = generate_token(parse_token(valid).public_id)[0]
+    unknown = generate_token()[0]
+    # Warm: the valid token must keep working once wrong secrets have throttled its id.
+    warm = await stack.gateway.get("/x", headers={"Authorization": f"Bearer {valid}"})
+    assert warm.status == 200
+    port = stack.gateway.port
+    assert port is not None
+    upstream = stack.upstream
+    canonical_valid = re.compile(rf"[ \t]*bearer +{valid}[ \t]*", re.IGNORECASE)
+    counts = {"requests": 0, "forwarded": 0, "token": 0, "refused": 0, "spoofed_headers": 0}
+
+    tokens = st.one_of(
+        st.sampled_from(
+            [
+                *(valid, valid, revoked["token"], tampered, unknown, valid[:-1], valid + "0"),
+                *(valid.swapcase(), "kg_", "", f"{valid},{valid}", valid.replace("_", "-")),
+            ]
+        ),
+        st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80),
+    )
+    authorization = st.builds(
+        lambda lead, scheme, sep, token, trail: f"{lead}{scheme}{sep}{token}{trail}",
+        st.sampled_from(["", " ", "\t"]),
+        st.sampled_from(["Bearer", "bearer", "BEARER", "bEaReR", "Basic", "Token", ""]),
+        st.sampled_from([" ", "  ", "\t", "", ":"]),
+        tokens,
+        st.sampled_from(["", " ", "\t"]),
+    )
+    auth_headers = st.one_of(
+        # The real token as a client library sends it: the mix must not drown it.
+        st.sampled_from(["Bearer", "bearer"]).map(lambda s: [("Authorization", f"{s} {valid}")]),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["Authorization", "authorization", "AUTHORIZATION"]),
+                authorization,
+            ),
+            max_size=2,
+        ),
+    )
+    spoofed = st.lists(
+        st.tuples(
+            st.sampled_from(IDENTITY_NAMES).flatmap(respelled),
+            st.builds(
+                lambda a, b: f"{a}{SPOOF}{b}",
+                st.sampled_from(["", " ", "\t"]),
+                st.sampled_from(["", " ", "\t", "-token", ", ORGANIZATION"]),
+            ),
+        ),
+        max_size=6,
+    )
+    connection = st.lists(st.sampled_from(IDENTITY_NAMES).flatmap(respelled), max_size=3).map(
+        lambda names: [("Connection", ", ".join(names))] if names else []
+    )
+    forwarding = st.lists(
+        st.sampled_from(UNTRUSTED + REPLACED).flatmap(
+            lambda pair: st.tuples(respelled(pair[0]), st.just(pair[1]))
+        ),
+        max_size=4,
+    )
+
+    @settings(
+        max_examples=600,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        path=st.sampled_from(["/x", "/private/x", "/public/x"]),
+        headers=st.tuples(auth_headers, spoofed, connection, forwarding)
+        .map(lambda parts: [h for part in parts for h in part])
+        .flatmap(st.permutations),
+    )
+    def check(path: str, headers: list[tuple[str, str]]) -> None:
+        before = len(upstream.requests)
+        marker = f"m{counts['requests']}"
+        counts["requests"] += 1
+        counts["spoofed_headers"] += sum(
+            1 for k, _ in headers if canonical(k) in {canonical(n) for n in IDENTITY_NAMES}
+        )
+        sent = [("Host", "gateway"), ("X-Probe", marker), *headers, ("Connection", "close")]
+        responses = exchange_sync(port, request_bytes("GET", path, sent))
+        assert len(responses) == 1
+        status = responses[0].status
+        assert status < 500, (status, responses[0].body[:300])
+        seen = [r for r in upstream.requests[before:] if r.header("X-Probe") == [marker]]
+        authorizations = [v for k, v in headers if k.lower() == "authorization"]
+        presented = len(authorizations) == 1 and canonical_valid.fullmatch(authorizations[0])
+        if path != "/public/x" and presented:
+            assert status == 200 and seen, "the real token, presented once, must be accepted"
+        if not seen:
+            counts["refused"] += 1
+            assert path != "/public/x", "auth = none forwards everything"
+            return
+        counts["forwarded"] += 1
+        received = seen[0]
+        method = received.header("X-Keygate-Auth-Method")
+        if path == "/private/x" or (presented and path == "/x"):
+            assert method == ["token"], (method, headers)
+        assert method in (["token"], ["anonymous"])
+        if method == ["token"]:
+            counts["token"] += 1
+            assert presented, f"an identity without the real token presented once: {headers}"
+            assert received.header(USER_ID_HEADER) == [str(alice.id)]
+            assert received.header("X-Keygate-Token-Scope") == ["PERSONAL"]
+        for name, value in received.headers:
+            assert SPOOF not in value, (name, value)
+        names = [canonical(name) for name, _ in received.headers]
+        for key in {canonical(n) for n in IDENTITY_NAMES}:
+            injected = key == "x-keygate-auth-method" or (method == ["token"] and key in INJECTED)
+            assert names.count(key) == (1 if injected else 0), (key, received.headers)
+        assert not [v for v in received.header("Authorization") if v.lower().startswith("bearer")]
+        for name, _ in UNTRUSTED:
+            assert canonical(name) not in names, (name, received.headers)
+        pairs = [(canonical(k), v) for k, v in received.headers]
+        for name, value in [
+            ("x-forwarded-for", "127.0.0.1"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "gateway"),
+        ]:
+            assert [v for k, v in pairs if k == name] == [value], (name, received.headers)
+
+    await asyncio.to_thread(check)
+    figures.update(counts)
+    assert counts["token"] > 30 and counts["refused"] > 30, counts
+
+
+async def test_forwarding_headers_from_an_untrusted_peer_change_no_limit_or_record(
+    start_stack: StartStack, figures: Figures
+) -> None:
+    """Wrong secrets sent under a new X-Forwarded-For, X-Real-IP and Forwarded each time are
+    still counted against the real peer (429 after the limit), and the audit log records the
+    real peer, not the claimed one."""
+    limit = 5
+    stack = await start_stack(
+        {
+            "KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS": str(limit),
+            "KEYGATE_FAILED_VERIFY_LIMIT_PER_TOKEN": "1000",
+        }
+    )
+    ki = stack.introspector
+    alice = await ki.user("alice@example.com")
+    victims = [await stack.token_for(alice, name=f"victim {i}") for i in range(limit + 3)]
+    # Warm before the address is throttled (a warm token is checked without argon2).
+    own = await stack.token_for(alice, name="own")
+    assert (await stack.gateway.get("/x", headers={"Authorization": f"Bearer {own}"})).status == 200
+    statuses = []
+    for i, victim in enumerate(victims):
+        claimed = f"198.51.100.{i + 1}"
+        response = await stack.gateway.get(
+            "/x",
+            headers={
+                "Authorization": f"Bearer {generate_token(parse_token(victim).public_id)[0]}",
+                "X-Forwarded-For": claimed,
+                "X-Real-IP": claimed,
+                "Forwarded": f"for={claimed}",
+                "X-Keygate-Client-Address": claimed,
+            },
+        )
+        statuses.append(response.status)
+    assert statuses == [401] * limit + [429] * 3, statuses
+    assert len(stack.upstream.requests) == 1
+
+    # A management call with a claimed address: the audit event keeps the real peer.
+    target = await ki.create_ok(alice, name="target")
+    response = await stack.gateway.delete(
+        f"{API}/api-tokens/{target['id']}",
+        headers={"Authorization": f"Bearer {own}", "X-Forwarded-For": "203.0.113.9"},
+    )
+    assert response.status == 204, await response.text()
+    source = await ki.db.fetchval(
+        "SELECT source_ip::text FROM audit_event WHERE action = 'token.revoke'"
+    )
+    assert source in ("127.0.0.1", "127.0.0.1/32"), source
+    figures.update(claimed_addresses=len(victims), throttled_after=limit)

@@ -1,0 +1,178 @@
+"""Path tricks: whatever a client writes, the route policy the gateway applies is the one the
+upstream application will believe applies.
+
+The gateway decides on the percent-decoded path and forwards the raw path byte for byte. An
+application may read that raw path in other ways: resolve dot segments, decode once or twice,
+treat ``\\`` as ``/``, drop ``;parameters`` (Java servlet containers), collapse ``//``. For every
+request the gateway lets through, each of those readings must select the same route rule as the
+gateway did; otherwise an anonymous caller could reach ``/private/`` through ``/public/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import unquote
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from gateway.pipeline.authz import RouteTable
+from tests.integration.conftest import StartStack
+from tests.reliability.conftest import Figures
+from tests.reliability.rawhttp import exchange_sync, request_bytes
+
+ROUTES = """
+[[route]]
+prefix = "/private/"
+auth = "required"
+
+[[route]]
+prefix = "/public/"
+auth = "none"
+"""
+
+#: Segments that mean something different to different path readers.
+SEGMENTS = [
+    "private",
+    "public",
+    "x",
+    "..",
+    ".",
+    "",
+    "%2e",
+    "%2E%2e",
+    ".%2e",
+    "%252e%252e",
+    "%25252e%25252e",
+    "%2f",
+    "%2F",
+    "%252f",
+    "%25252F",
+    "%5c",
+    "%255c",
+    "\\",
+    "..\\",
+    "..;",
+    "..;a=b",
+    ".;",
+    "x;a=b",
+    "%3b",
+    "..%3b",
+    "%70rivate",
+    "%2570rivate",
+    "pri%76ate",
+    "%00",
+    "%2500",
+    "%20",
+    "%",
+    "%zz",
+]
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4 on an absolute path."""
+    output: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if output:
+                output.pop()
+        elif segment != ".":
+            output.append(segment)
+    trailing = path.endswith(("/.", "/..")) and output and output[-1] != ""
+    return "/" + "/".join(output) + ("/" if trailing else "")
+
+
+def normalise(path: str) -> str:
+    """What a tidy router does after decoding: collapse ``//`` and resolve dot segments."""
+    return remove_dot_segments(re.sub("/+", "/", path))
+
+
+def _strip_parameters(raw: str) -> str:
+    return "/".join(segment.split(";", 1)[0] for segment in raw.split("/"))
+
+
+#: How an application behind the gateway might read the raw path it receives.
+READINGS: dict[str, Callable[[str], str]] = {
+    "rfc3986": remove_dot_segments,
+    "decoded": lambda raw: normalise(unquote(raw)),
+    "decoded-twice": lambda raw: normalise(unquote(unquote(raw))),
+    "backslash-is-slash": lambda raw: normalise(unquote(raw).replace("\\", "/")),
+    "path-parameters": lambda raw: normalise(unquote(_strip_parameters(raw))),
+}
+
+#: Ordinary segments, so that many generated paths are forwarded and their readings compared.
+PLAIN = ["public", "private", "x", "a.b", "...", "%41", "%C3%A9", "100%25", "~u", "a;b=c"]
+
+paths = st.lists(
+    st.one_of(st.sampled_from(SEGMENTS), st.sampled_from(PLAIN)), min_size=1, max_size=5
+).map(lambda segments: "/" + "/".join(segments))
+
+
+async def test_path_tricks_never_change_the_route_policy(
+    start_stack: StartStack, tmp_path: Path, figures: Figures
+) -> None:
+    """For 400 generated tricky paths sent anonymously: no 5xx, and every forwarded path reads
+    as the gateway's rule under every reading (so nothing reaches /private/ unauthenticated)."""
+    routes_file = tmp_path / "routes.toml"
+    routes_file.write_text(ROUTES, encoding="utf-8")
+    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes_file))
+    table = RouteTable.load(str(routes_file))
+    port = stack.gateway.port
+    assert port is not None
+    upstream = stack.upstream
+    outcomes: dict[str, int] = {"refused": 0, "forwarded": 0, "unauthenticated": 0}
+
+    @settings(
+        max_examples=400,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(path=paths)
+    @example(path="/public/../private/x")
+    @example(path="/public/%2e%2e/private/x")
+    @example(path="/public/%252e%252e/private/x")
+    @example(path="/public%2f..%2fprivate/x")
+    @example(path="/public%252f..%252fprivate/x")
+    @example(path="/public/..\\private/x")
+    @example(path="/public/..;/private/x")
+    @example(path="/public//../private/x")
+    @example(path="/%70rivate/x")
+    @example(path="/%2570rivate/x")
+    def check(path: str) -> None:
+        seen_before = len(upstream.requests)
+        marker = f"p{seen_before}-{len(path)}"
+        responses = exchange_sync(
+            port,
+            request_bytes(
+                "GET", path, [("Host", "gateway"), ("X-Probe", marker), ("Connection", "close")]
+            ),
+        )
+        assert len(responses) == 1, path
+        status = responses[0].status
+        assert status < 500, (path, status, responses[0].body[:200])
+        forwarded = [r for r in upstream.requests[seen_before:] if r.header("X-Probe") == [marker]]
+        if status == 401:
+            outcomes["unauthenticated"] += 1
+        if not forwarded:
+            outcomes["refused"] += 1
+            return
+        outcomes["forwarded"] += 1
+        assert forwarded[0].raw_path == path, "the upstream must get the raw path as sent"
+        applied, _ = table.match(unquote(path))
+        assert applied.auth.value != "required", (path, applied)
+        for name, read in READINGS.items():
+            believed, _ = table.match(read(path))
+            assert believed == applied, (
+                f"{path!r} was forwarded under {applied.prefix!r} ({applied.auth.value}), but "
+                f"an application reading it as {name} sees {read(path)!r}, "
+                f"which is {believed.prefix!r} ({believed.auth.value})"
+            )
+
+    await asyncio.to_thread(check)
+    figures.update(outcomes, readings=len(READINGS))
+    assert outcomes["forwarded"] > 50 and outcomes["refused"] > 50, outcomes

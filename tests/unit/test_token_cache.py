@@ -1,0 +1,80 @@
+"""The gateway's L1 cache: exact-token hits, expiry, revocation races and a deaf channel."""
+
+from __future__ import annotations
+
+from gateway.token_cache import L1Cache
+from introspector.introspection_result import IntrospectionResult
+from introspector.token_format import generate_token
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def active(expires_at: int | None = None) -> IntrospectionResult:
+    return IntrospectionResult(active=True, token_id="t", user_id="u", expires_at=expires_at)
+
+
+def listening_cache(clock: Clock, ttl: float = 10) -> L1Cache:
+    cache = L1Cache(100, ttl, clock=clock)
+    cache.listening = True
+    return cache
+
+
+def test_hit_only_for_the_exact_secret() -> None:
+    """A cached id answers only for the secret it was verified with."""
+    clock = Clock()
+    cache = listening_cache(clock)
+    _, parts = generate_token()
+    cache.put(parts, active(), cache.epoch)
+    assert cache.get(parts) is not None
+    _, impostor = generate_token(parts.public_id)
+    assert cache.get(impostor) is None
+
+
+def test_entries_expire_at_ttl_and_never_outlive_the_token() -> None:
+    """TTL bounds an entry, and so does the token's own expiry."""
+    clock = Clock()
+    cache = listening_cache(clock, ttl=10)
+    _, parts = generate_token()
+    cache.put(parts, active(expires_at=int(clock.now) + 3), cache.epoch)
+    clock.now += 3
+    assert cache.get(parts) is None
+
+
+def test_answer_fetched_before_a_revocation_is_not_cached() -> None:
+    """An introspection in flight while a revocation arrives cannot re-cache the token."""
+    clock = Clock()
+    cache = listening_cache(clock)
+    _, parts = generate_token()
+    epoch = cache.epoch  # the request starts introspecting ...
+    cache.evict(parts.public_id)  # ... the revocation message arrives ...
+    cache.put(parts, active(), epoch)  # ... and the (stale) active answer comes back
+    assert cache.get(parts) is None
+
+
+def test_without_the_revocation_channel_entries_last_one_second() -> None:
+    """While revocations cannot be heard, a cached verdict is trusted for one second only."""
+    clock = Clock()
+    cache = L1Cache(100, 10, clock=clock)
+    cache.listening = False
+    _, parts = generate_token()
+    cache.put(parts, active(), cache.epoch)
+    clock.now += 0.5
+    assert cache.get(parts) is not None
+    clock.now += 0.6
+    assert cache.get(parts) is None
+
+
+def test_size_is_bounded() -> None:
+    """The cache never holds more than its size."""
+    clock = Clock()
+    cache = L1Cache(5, 10, clock=clock)
+    cache.listening = True
+    for _ in range(20):
+        cache.put(generate_token()[1], active(), cache.epoch)
+    assert len(cache) == 5
