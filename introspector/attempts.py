@@ -51,14 +51,17 @@ class FailedAttempts:
         Verifications under way in this process count, except the caller's own ``reserved``.
         """
         keys = self._keys(public_id, address)
+        # Read what is under way before awaiting Redis: a verification that records its failure
+        # and finishes while we wait would otherwise be in neither number.
+        pending = [self._pending[key] for _, key in keys]
         counts: list[int] = []
         try:
             for _, key in keys:
                 counts.append(int(await self._redis.get(key) or 0))
         except (RedisError, OSError):
             counts = [self._local_count(key) for _, key in keys]
-        for (kind, key), count in zip(keys, counts, strict=True):
-            if count + self._pending[key] - reserved >= self._limit(kind):
+        for (kind, _), count, under_way in zip(keys, counts, pending, strict=True):
+            if count + under_way - reserved >= self._limit(kind):
                 return kind
         return None
 
