@@ -55,7 +55,7 @@ class GatewayMetrics:
         )
         self.l1_lookups = Counter(
             "keygate_gateway_l1_cache_total",
-            "In-process token cache lookups by result (hit, miss).",
+            "In-process token cache lookups by result (hit, miss, wrong_secret).",
             ["result"],
             registry=r,
         )
@@ -66,7 +66,7 @@ class GatewayMetrics:
             self.ratelimit_decisions.labels(result)
         for kind in ("unreachable", "timeout"):
             self.upstream_errors.labels(kind)
-        for result in ("hit", "miss"):
+        for result in ("hit", "miss", "wrong_secret"):
             self.l1_lookups.labels(result)
 
     def labels(self, metric: M, *values: str) -> M:

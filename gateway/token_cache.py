@@ -1,9 +1,12 @@
 """The gateway's L1 cache: recent verified tokens, in memory, per process.
 
-Keyed by public id; each entry holds an HMAC of the secret under a random per-process key, so a
-different secret for a cached id is a miss (it goes to the introspector), never a hit. Entries
-live at most ``ttl`` seconds and never past the token's expiry; a revocation message evicts one
-entry, a Redis reconnect clears all (messages may have been missed in between).
+Keyed by public id; each entry holds an HMAC of the secret under a random per-process key. A
+token's secret never changes and public ids are never reused, so while an entry is trusted, a
+different secret for its id cannot be valid: that lookup is a ``wrong_secret``, refused by the
+gateway without asking the introspector (a flood of guesses for a warm token then costs no
+network call). Entries live at most ``ttl`` seconds and never past the token's expiry; a
+revocation message evicts one entry, a Redis reconnect clears all (messages may have been missed
+in between).
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Literal
 
 from introspector.introspection_result import IntrospectionResult
 from introspector.token_format import ParsedToken
+
+#: What a lookup found: this exact token, nothing usable, or the id with another secret.
+Lookup = Literal["hit", "miss", "wrong_secret"]
 
 #: While the revocation channel is down, a cached verdict is trusted at most this long after it
 #: was stored: revocations then still take effect within a second, and the cache keeps
@@ -52,22 +59,27 @@ class L1Cache:
         """A key naming exactly this token (id + keyed hash of the secret), safe to hold."""
         return parts.public_id, self._mac(parts.secret)
 
-    def get(self, parts: ParsedToken) -> IntrospectionResult | None:
-        """The cached active result for exactly this token, or ``None``."""
+    def lookup(self, parts: ParsedToken) -> tuple[Lookup, IntrospectionResult | None]:
+        """``("hit", result)`` for exactly this token; ``("wrong_secret", None)`` when a trusted
+        entry holds its id with another secret; else ``("miss", None)``."""
         entry = self._entries.get(parts.public_id)
         if entry is None:
-            return None
+            return "miss", None
         mac, result, until, stored_at = entry
         now = self._clock()
         if now >= until:
             del self._entries[parts.public_id]
-            return None
+            return "miss", None
         if not self.listening and now - stored_at >= UNHEARD_TTL_SECONDS:
-            return None
+            return "miss", None
         if not hmac.compare_digest(mac, self._mac(parts.secret)):
-            return None
+            return "wrong_secret", None
         self._entries.move_to_end(parts.public_id)
-        return result
+        return "hit", result
+
+    def get(self, parts: ParsedToken) -> IntrospectionResult | None:
+        """The cached active result for exactly this token, or ``None``."""
+        return self.lookup(parts)[1]
 
     def now(self) -> float:
         """The cache's clock: pass its reading from before asking the introspector to

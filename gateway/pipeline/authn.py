@@ -106,8 +106,11 @@ class BearerAuthenticator:
         except TokenFormatError:
             # Rejected on its shape alone: no cache, no network, no argon2.
             raise invalid_token("malformed") from None
-        result = self._cache.get(parts)
-        self._on_lookup("miss" if result is None else "hit")
+        found, result = self._cache.lookup(parts)
+        self._on_lookup(found)
+        if found == "wrong_secret":
+            # The id is warm here with another secret, which is the only one it will ever have.
+            raise invalid_token("wrong_secret")
         if result is None:
             result, epoch, asked_at = await self._introspect_once(token, parts, ctx)
             if not result.active:

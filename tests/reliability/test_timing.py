@@ -20,6 +20,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+import pytest
+
 from gateway.token_cache import L1Cache
 from introspector.cache import CacheEntry, TokenCache
 from introspector.introspection_result import IntrospectionResult
@@ -35,7 +37,7 @@ from introspector.token_format import (
 )
 from tests.integration.conftest import StartStack
 from tests.reliability.conftest import Figures
-from tests.reliability.measure import NO_ANSWER, send
+from tests.reliability.measure import NO_ANSWER, sample, send
 
 #: Calls per timed batch, and batches per group.
 BATCH = 200
@@ -121,17 +123,24 @@ def test_secret_comparisons_take_as_long_for_near_and_far_misses(figures: Figure
 
 
 #: Over HTTP: requests per group, and the largest median difference tolerated.
+L1_LOOKUPS = "keygate_gateway_l1_cache_total"
 HTTP_SAMPLES = 300
 HTTP_TOLERANCE_S = 0.000_050
 HTTP_TOLERANCE = 0.05
 
 
+@pytest.mark.parametrize("refused_by", ["gateway", "introspector"])
 async def test_near_and_far_wrong_secrets_get_their_401_equally_fast(
-    start_stack: StartStack, figures: Figures
+    start_stack: StartStack, figures: Figures, refused_by: str
 ) -> None:
     """300 near and 300 far wrong secrets for a cached token, sent one at a time in shuffled
-    order through the gateway: all 401, medians within 5 % (or 50 µs) of each other."""
-    stack = await start_stack(KEYGATE_RATE_LIMIT_PER_MINUTE="1000000")
+    order through the gateway: all 401, medians within 5 % (or 50 µs) of each other. Once
+    refused by the gateway's L1 cache (it holds the id), once with that cache off, by the
+    introspector's Redis cache."""
+    l1_size = "100" if refused_by == "gateway" else "0"
+    stack = await start_stack(
+        KEYGATE_RATE_LIMIT_PER_MINUTE="1000000", KEYGATE_L1_CACHE_SIZE=l1_size
+    )
     alice = await stack.introspector.user("alice@example.com")
     token = await stack.token_for(alice)
     headers = {"Authorization": f"Bearer {token}"}
@@ -159,7 +168,11 @@ async def test_near_and_far_wrong_secrets_get_their_401_equally_fast(
         timings[group].append(outcome.elapsed)
     near_median = statistics.median(timings["near"])
     far_median = statistics.median(timings["far"])
+    metrics = await (await session.get(base + "/_keygate/metrics")).text()
+    refused_locally = sample(metrics, L1_LOOKUPS, result="wrong_secret")
+    assert refused_locally == (2 * HTTP_SAMPLES + 20 if refused_by == "gateway" else 0)
     figures.update(
+        refused_by=refused_by,
         samples=2 * HTTP_SAMPLES,
         near_median_us=near_median * 1e6,
         far_median_us=far_median * 1e6,

@@ -36,6 +36,30 @@ def test_hit_only_for_the_exact_secret() -> None:
     assert cache.get(impostor) is None
 
 
+def test_another_secret_for_a_trusted_entry_is_a_wrong_secret() -> None:
+    """A trusted entry decides for its id: another secret is ``wrong_secret`` (refused without
+    the introspector), an unknown id a ``miss``. An entry no longer trusted decides nothing."""
+    clock = Clock()
+    cache = L1Cache(100, 10, clock=clock)
+    cache.listening = True
+    _, parts = generate_token()
+    cache.put(parts, active(), cache.epoch)
+    _, impostor = generate_token(parts.public_id)
+    assert cache.lookup(parts)[0] == "hit"
+    assert cache.lookup(impostor) == ("wrong_secret", None)
+    assert cache.lookup(generate_token()[1]) == ("miss", None)
+
+    cache.listening = False  # revocations unheard: the entry is trusted for one second only
+    clock.now += 1.5
+    assert cache.lookup(impostor) == ("miss", None)
+    cache.listening = True
+    clock.now += 9  # past the TTL
+    assert cache.lookup(impostor) == ("miss", None)
+    cache.put(parts, active(), cache.epoch)
+    cache.evict(parts.public_id)  # revoked
+    assert cache.lookup(impostor) == ("miss", None)
+
+
 def test_entries_expire_at_ttl_and_never_outlive_the_token() -> None:
     """TTL bounds an entry, and so does the token's own expiry."""
     clock = Clock()
