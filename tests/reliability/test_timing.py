@@ -122,8 +122,9 @@ def test_secret_comparisons_take_as_long_for_near_and_far_misses(figures: Figure
     assert relative(*introspector) < INDISTINGUISHABLE, introspector
 
 
-#: Over HTTP: requests per group, and the largest median difference tolerated.
+#: The gateway's counter of L1 lookups, whose ``wrong_secret`` result says who refused.
 L1_LOOKUPS = "keygate_gateway_l1_cache_total"
+#: Over HTTP: requests per group, and the largest median difference tolerated.
 HTTP_SAMPLES = 300
 HTTP_TOLERANCE_S = 0.000_050
 HTTP_TOLERANCE = 0.05
