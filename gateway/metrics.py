@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import TypeVar, cast, get_args
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from gateway.token_cache import Lookup
 from introspector.readiness import metrics_response
 
 M = TypeVar("M", bound=MetricWrapperBase)
@@ -66,7 +67,7 @@ class GatewayMetrics:
             self.ratelimit_decisions.labels(result)
         for kind in ("unreachable", "timeout"):
             self.upstream_errors.labels(kind)
-        for result in ("hit", "miss", "wrong_secret"):
+        for result in get_args(Lookup):
             self.l1_lookups.labels(result)
 
     def labels(self, metric: M, *values: str) -> M:

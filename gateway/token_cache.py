@@ -77,10 +77,6 @@ class L1Cache:
         self._entries.move_to_end(parts.public_id)
         return "hit", result
 
-    def get(self, parts: ParsedToken) -> IntrospectionResult | None:
-        """The cached active result for exactly this token, or ``None``."""
-        return self.lookup(parts)[1]
-
     def now(self) -> float:
         """The cache's clock: pass its reading from before asking the introspector to
         :meth:`put` as ``asked_at``."""

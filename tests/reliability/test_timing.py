@@ -102,8 +102,8 @@ def test_secret_comparisons_take_as_long_for_near_and_far_misses(figures: Figure
     l1.put(parts, active, l1.epoch)
     l1.listening = True
     probes = {s: ParsedToken(parts.public_id, s) for s in near + far}
-    assert l1.get(parts) is active and l1.get(probes[near[0]]) is None
-    gateway = interleaved_medians(lambda s: l1.get(probes[s]), near, far, rng)
+    assert l1.lookup(parts)[1] is active and l1.lookup(probes[near[0]])[1] is None
+    gateway = interleaved_medians(lambda s: l1.lookup(probes[s])[1], near, far, rng)
 
     cache = TokenCache(None, b"k" * 32, 60, 10)  # type: ignore[arg-type]  # no Redis needed
     entry = CacheEntry(state="active", mac=cache.mac(parts.secret), claims={})
