@@ -1,59 +1,96 @@
-# keygate developer commands. `make test` is the one CI runs (.ci/run).
+# keygate developer commands. CI runs `make test` and `make image-test` (.ci/run).
+#
+# Every Python dependency comes from the committed lock, uv.lock, installed by uv
+# (docs/contributing.md says why). uv itself is pinned, with hashes, in requirements-uv.txt and
+# installed into .tools/; `make lock` re-resolves both.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 
-.PHONY: demo docs bench soak test lint typecheck unit servers clean
+# uv works on $(VENV) with the machine's Python; it never downloads an interpreter of its own.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+# `--locked` refuses to run when pyproject.toml and uv.lock disagree, instead of re-resolving.
+SYNC := $(UV) sync --locked --quiet
+
+.PHONY: demo docs bench soak test pytest image-test lint typecheck servers lock clean
 
 # Extra options for `keygate demo`, e.g. make demo DEMO_FLAGS="--gateway-port 9080".
 DEMO_FLAGS ?=
 
-# The venv is rebuilt whenever the dependency list changes.
-$(BIN)/.installed: pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(UV): requirements-uv.txt
+	@rm -rf $(TOOLS)
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--require-hashes -r requirements-uv.txt
 	@touch $@
 
-# Installs Postgres/Redis server binaries for the test harness when missing (root only).
+# Each target syncs the venv to exactly what it needs (fast when nothing changed). The demo's
+# runtime-only sync is --inexact, so it never removes the test tools of a venv that has them.
+runtime-env: $(UV)
+	@$(SYNC) --inexact
+test-env: $(UV)
+	@$(SYNC) --extra test
+bench-env: $(UV)
+	@$(SYNC) --extra test --extra bench
+.PHONY: runtime-env test-env bench-env
+
+# Installs the server packages and tools the suite drives when they are missing (root only).
 servers:
-	@tests/harness/ensure-servers.sh
+	@tests/harness/ensure-packages.sh
 
 # The whole stack with demo data on this machine, until Ctrl-C (see README).
-demo: $(BIN)/.installed
-	@tests/harness/ensure-servers.sh postgresql redis-server
+demo: runtime-env
+	@tests/harness/ensure-packages.sh postgresql redis-server
 	@$(BIN)/keygate demo $(DEMO_FLAGS)
 
-lint: $(BIN)/.installed
+lint: test-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(BIN)/.installed
+typecheck: test-env
 	$(BIN)/mypy
 
 # The benchmark (tests/bench, docs/performance.md): keygate against nginx on this machine, a
 # markdown table on stdout and the same as JSON in test-artifacts/bench/. Options: BENCH_FLAGS.
 BENCH_FLAGS ?=
-$(BIN)/.installed-bench: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	@touch $@
-
-bench: $(BIN)/.installed-bench
-	@tests/bench/ensure-tools.sh
+bench: bench-env
+	@tests/harness/ensure-packages.sh postgresql redis-server nginx wrk
 	$(BIN)/python -m tests.bench $(BENCH_FLAGS)
 
 # The documentation site (mkdocs, Material theme) into site/; any warning fails the build.
-docs: $(BIN)/.installed
+docs: test-env
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-test: $(BIN)/.installed servers lint typecheck docs
+pytest: test-env servers
 	$(BIN)/pytest
+
+test: lint typecheck docs pytest
+
+# The container image built from deploy/Dockerfile with podman and run for real: the services
+# from the image against the suite's own Postgres and Redis (tests/image).
+image-test: test-env servers
+	@tests/harness/ensure-packages.sh podman runc debootstrap
+	$(BIN)/pytest -m image tests/image
 
 # Minutes of steady load on real keygate processes with a Redis and a Postgres restart in the
 # middle (tests/soak, docs/reliability.md); not part of `make test`. Length: SOAK_SECONDS.
 SOAK_SECONDS ?= 240
-soak: $(BIN)/.installed servers
+soak: test-env servers
 	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -p no:cacheprovider -s --timeout=900 tests/soak/soak.py
 
+# Re-resolves every dependency to its newest allowed version, and uv itself: review the diff
+# of uv.lock and requirements-uv.txt like any other change.
+lock: $(UV)
+	{ echo "# uv, which installs everything else from uv.lock; rewritten by \`make lock\`."; \
+	  echo uv | $(UV) pip compile --quiet --universal --generate-hashes --python-version 3.11 \
+		--no-header - ; } > requirements-uv.txt.new
+	mv requirements-uv.txt.new requirements-uv.txt
+	$(MAKE) --no-print-directory $(UV)
+	$(UV) lock --upgrade
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

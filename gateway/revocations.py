@@ -91,7 +91,7 @@ class RevocationListener:
         finally:
             # redis-py's close can swallow cancellation and wait on a dead socket; give it a
             # bounded chance and move on (wait_for would wait for the cancel to finish).
-            closing = asyncio.ensure_future(pubsub.aclose())  # type: ignore[no-untyped-call]
+            closing = asyncio.ensure_future(pubsub.aclose())
             await asyncio.wait({closing}, timeout=0.5)
 
 

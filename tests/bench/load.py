@@ -86,7 +86,7 @@ class Wrk:
     def __init__(self, work_dir: Path, cpus: str | None = None) -> None:
         binary = shutil.which("wrk")
         if binary is None:
-            raise LoadError("wrk is not installed; run tests/bench/ensure-tools.sh")
+            raise LoadError("wrk is not installed; run tests/harness/ensure-packages.sh wrk")
         self.binary = binary
         self.script = work_dir / "bench.lua"
         self.script.write_text(_SCRIPT)

@@ -1,7 +1,7 @@
 """A real headless Chromium for the browser tests, from the machine's own ``chromium`` package.
 
 Playwright drives it, but its bundled browser download is never used: the tests launch the
-Debian binary (``tests/harness/ensure-servers.sh`` installs it; ``KEYGATE_TEST_CHROMIUM`` points
+Debian binary (``tests/harness/ensure-packages.sh`` installs it; ``KEYGATE_TEST_CHROMIUM`` points
 elsewhere). Every page is fenced to 127.0.0.1 — a request anywhere else is refused and recorded,
 so a stray CDN link or external font is a test failure, not a silent download.
 """
