@@ -40,6 +40,7 @@ from introspector.logs import request_id_var
 from introspector.problems import problem_response
 from introspector.readiness import draining_response, readiness_response, redis_check
 from introspector.serving import draining
+from keygate_core.version import VERSION
 
 log = logging.getLogger("keygate.gateway")
 
@@ -118,8 +119,8 @@ def _reserved_route(path: str) -> str:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Shallow: the process answers."""
-    return web.json_response({"status": "ok"})
+    """Shallow: the process answers, with the version it runs."""
+    return web.json_response({"status": "ok", "version": VERSION})
 
 
 async def readyz(request: web.Request) -> web.Response:

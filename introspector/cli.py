@@ -33,6 +33,7 @@ from introspector.hashing import Argon2Params, SecretHasher
 from introspector.migrate import MigrationError, migrate
 from introspector.models import Actor, Role, Scope
 from introspector.settings import IntrospectorSettings
+from keygate_core.version import VERSION
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -65,6 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="keygate operator commands. Configuration comes from KEYGATE_* variables "
         "(see docs/configuration.md); the database is KEYGATE_DATABASE_URL.",
     )
+    parser.add_argument("--version", action="version", version=f"keygate {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("migrate", help="apply pending database migrations (safe to run twice)")

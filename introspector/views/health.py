@@ -8,11 +8,12 @@ from introspector.appkeys import METRICS, POOL, REDIS
 from introspector.db import DATABASE_UNAVAILABLE
 from introspector.readiness import draining_response, readiness_response, redis_check
 from introspector.serving import draining
+from keygate_core.version import VERSION
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Shallow: 200 while the process can serve HTTP."""
-    return web.json_response({"status": "ok"})
+    """Shallow: 200 while the process can serve HTTP, with the version it runs."""
+    return web.json_response({"status": "ok", "version": VERSION})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ import pytest
 
 from introspector.migrate import load_migrations
 from introspector.token_format import ALPHABET, parse_token
+from tests.harness.project import project_version
 
 KEYGATE = str(Path(sys.executable).parent / "keygate")
 TOKEN_SHAPE = re.compile(r"^kg_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$")
@@ -54,6 +55,13 @@ def test_every_command_has_help(args: list[str]) -> None:
     result = subprocess.run([KEYGATE, *args, "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
     assert "usage: keygate" in result.stdout
+
+
+def test_version_is_the_projects() -> None:
+    """`keygate --version` prints the version pyproject.toml declares, and exits 0."""
+    result = subprocess.run([KEYGATE, "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"keygate {project_version()}\n"
 
 
 async def test_token_lifecycle_from_the_shell(

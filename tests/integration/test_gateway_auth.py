@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from introspector.token_format import generate_token, parse_token
+from tests.harness.project import project_version
 from tests.integration.conftest import API, Stack
 
 TOKEN_CHALLENGE = 'Bearer realm="keygate", error="invalid_token"'
@@ -150,6 +151,13 @@ async def test_reserved_paths_never_reach_the_upstream(stack: Stack) -> None:
         await stack.gateway.get(path)
     assert stack.upstream.requests == []
     assert (await stack.gateway.get("/_keygate/nope")).status == 404
+
+
+async def test_health_names_the_release(stack: Stack) -> None:
+    """healthz answers with the version in pyproject.toml, the one `keygate --version` prints."""
+    response = await stack.gateway.get("/_keygate/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "version": project_version()}
 
 
 async def test_readiness_reflects_dependencies(stack: Stack) -> None:

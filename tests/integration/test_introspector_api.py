@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from introspector.token_format import parse_token
+from tests.harness.project import project_version
 from tests.integration.conftest import API, Introspector, StartIntrospector, eventually
 
 TOKEN_SHAPE = re.compile(r"^kg_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$")
@@ -274,8 +275,11 @@ async def test_revoked_token_cannot_act_as_caller(introspector: Introspector) ->
 
 
 async def test_health_endpoints(introspector: Introspector) -> None:
-    """healthz is shallow; readyz checks Postgres and Redis; neither needs the secret."""
-    assert (await introspector.client.get("/healthz")).status == 200
+    """healthz is shallow and names the release; readyz checks Postgres and Redis; neither
+    needs the secret."""
+    health = await introspector.client.get("/healthz")
+    assert health.status == 200
+    assert await health.json() == {"status": "ok", "version": project_version()}
     ready = await introspector.client.get("/readyz")
     assert ready.status == 200
     assert (await ready.json())["checks"] == {"postgres": "ok", "redis": "ok"}

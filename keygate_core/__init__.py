@@ -1,0 +1,1 @@
+"""What every keygate service shares: the bottom floor, which imports no other keygate package."""
