@@ -8,14 +8,12 @@ those values load, and which variables say where it listens.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from typing import Any
 
 from admin_ui.settings import AdminUISettings
 from gateway.settings import GatewaySettings
 from introspector.envconfig import SettingSpec, all_known_variables, specs
 from introspector.settings import IntrospectorSettings
-from tests.deploy.compose import ROOT
 
 #: ``keygate <command>`` → the settings class that command loads.
 SETTINGS_BY_COMMAND: dict[str, type[Any]] = {
@@ -59,10 +57,3 @@ def listen_variables(settings_cls: type[Any]) -> tuple[str, str]:
         if "spec" in f.metadata
     }
     return by_field["host"], by_field["port"]
-
-
-def project_version() -> str:
-    """The version in pyproject.toml (the image tag the manifests deploy)."""
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        version: str = tomllib.load(f)["project"]["version"]
-    return version

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.compose import ROOT
+from tests.harness.project import ROOT
 
 K8S_DIR = ROOT / "deploy" / "k8s"
 KUSTOMIZATION = K8S_DIR / "kustomization.yaml"

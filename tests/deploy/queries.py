@@ -15,7 +15,7 @@ from typing import Any
 import promql_parser
 import yaml
 
-from tests.deploy.compose import ROOT
+from tests.harness.project import ROOT
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "keygate.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"

@@ -12,7 +12,6 @@ from introspector.envconfig import load_settings
 from tests.deploy.compose import (
     COMPOSE_FILE,
     ENV_EXAMPLE,
-    ROOT,
     MissingVariable,
     Service,
     filled_in_env,
@@ -31,6 +30,7 @@ from tests.deploy.keygate_services import (
     registry,
     secret_variables,
 )
+from tests.harness.project import ROOT
 
 SECRETS = {"KEYGATE_INTERNAL_SECRET": "a" * 64, "POSTGRES_PASSWORD": "b" * 48}
 #: Ports of the servers that run from their own images.

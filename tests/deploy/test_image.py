@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from tests.deploy.compose import ROOT
 from tests.deploy.dockerfile import DOCKERFILE, sent_to_builder, stages
 from tests.deploy.keygate_services import registry, secret_variables
+from tests.harness.project import ROOT
 
 #: What a container's services must listen on to be reachable through its published ports.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the image's setting under test, not a bind here
@@ -25,18 +25,25 @@ def _context_files(source: str) -> list[str]:
 
 
 def test_multi_stage_build_from_slim_python() -> None:
-    """A build stage makes the wheels and a separate slim runtime stage installs them."""
+    """A build stage installs the locked runtime dependencies into a venv; the slim runtime
+    stage takes that venv and nothing else."""
     build, runtime = stages()
     assert build.name == "build" and runtime.name == "runtime"
     assert build.base == runtime.base
     assert re.fullmatch(r"python:3\.\d+-slim(-\w+)?", runtime.base), runtime.base
-    assert any("pip wheel" in run.arguments for run in build.all("RUN"))
-    installs = [run for run in runtime.all("RUN") if "pip install" in run.arguments]
+    installs = [run.arguments for run in build.all("RUN") if "uv sync" in run.arguments]
     assert len(installs) == 1
-    assert installs[0].flags["mount"].startswith("type=bind,from=build,")
-    assert "--no-index" in installs[0].arguments
-    assert installs[0].arguments.split()[-1] == "keygate"
+    # From the lock as committed (never re-resolved), without the test or bench extras.
+    assert "--frozen" in installs[0] and "--extra" not in installs[0]
+    assert "--no-editable" in installs[0]
+    assert build.env()["UV_PROJECT_ENVIRONMENT"] == "/opt/keygate"
+    uv_installs = [run.arguments for run in build.all("RUN") if "pip install" in run.arguments]
+    assert len(uv_installs) == 1 and "--require-hashes -r requirements-uv.txt" in uv_installs[0]
     assert not runtime.copies(), "the runtime stage takes nothing from the build context"
+    from_build = [i.arguments.split() for i in runtime.all("COPY") if i.flags.get("from")]
+    assert from_build == [["/opt/keygate", "/opt/keygate"]]
+    assert "/opt/keygate/bin" in runtime.env()["PATH"].split(":")
+    assert not [run for run in runtime.all("RUN") if "pip" in run.arguments]
 
 
 def test_every_copied_source_exists_and_reaches_the_builder() -> None:
@@ -52,13 +59,15 @@ def test_every_copied_source_exists_and_reaches_the_builder() -> None:
 
 
 def test_build_stage_copies_what_the_wheel_needs() -> None:
-    """pyproject.toml, its readme and every package setuptools is told to include."""
+    """pyproject.toml, the locks, the readme, the licence and every package setuptools is told
+    to include."""
     import tomllib
 
     (build, _) = stages()
     copied = {source.rstrip("/") for sources, _ in build.copies() for source in sources}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = {"pyproject.toml", project["project"]["readme"]}
+    needed = {"pyproject.toml", "uv.lock", "requirements-uv.txt", "LICENSE"}
+    needed.add(project["project"]["readme"])
     needed |= {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
     assert needed <= copied, f"missing from the build stage: {sorted(needed - copied)}"
 

@@ -22,7 +22,6 @@ from tests.deploy.keygate_services import (
     HEALTH_PATHS,
     SETTINGS_BY_COMMAND,
     declared,
-    project_version,
     registry,
     secret_variables,
 )
@@ -38,6 +37,7 @@ from tests.deploy.manifests import (
     selects,
     workloads,
 )
+from tests.harness.project import project_version
 
 #: The oldest Kubernetes docs/operations/kubernetes.md promises to support.
 OLDEST_KUBERNETES = "1.29.0"

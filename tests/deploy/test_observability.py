@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from introspector.token_format import generate_token, parse_token
-from tests.deploy.compose import ROOT, filled_in_env, load_compose, services
+from tests.deploy.compose import filled_in_env, load_compose, services
 from tests.deploy.conftest import LiveServices
 from tests.deploy.keygate_services import HEALTH_PATHS
 from tests.deploy.manifests import of_kind
@@ -33,6 +33,7 @@ from tests.deploy.queries import (
     regex_alternatives,
     scrape_config,
 )
+from tests.harness.project import ROOT
 
 OBSERVABILITY_DOC = ROOT / "docs" / "operations" / "observability.md"
 #: Series Prometheus makes itself for every target; only the alerting rules may use them.
