@@ -120,3 +120,15 @@ def test_installs_into_a_clean_venv_and_runs(
         check=True,
     )
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
+
+
+def test_release_files_agree_with_the_version_and_licence() -> None:
+    """CHANGELOG's newest entry is pyproject's version, LICENSE is the Apache-2.0 text
+    pyproject declares, and SECURITY.md says how to report a vulnerability."""
+    headings = [
+        line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ")
+    ]
+    assert headings and headings[0].split()[1] == project_version(), headings[:1]
+    licence = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    assert "## Reporting a vulnerability" in (ROOT / "SECURITY.md").read_text()
