@@ -161,9 +161,18 @@ def services(compose: dict[str, Any]) -> dict[str, Service]:
     return {name: Service(name, spec) for name, spec in compose["services"].items()}
 
 
+#: What an operator would generate for the blanks .env.example leaves.
+EXAMPLE_SECRETS = {"KEYGATE_INTERNAL_SECRET": "a" * 64, "POSTGRES_PASSWORD": "b" * 48}
+
+
 def filled_in_env(**secrets: str) -> dict[str, str]:
     """`.env.example` with its blanks filled in, as an operator following it would."""
     values = read_env_file(ENV_EXAMPLE)
     blanks = {name for name, value in values.items() if value == ""}
     assert blanks == set(secrets), f".env.example leaves {sorted(blanks)} for the operator"
     return {**values, **secrets}
+
+
+def example_services() -> dict[str, Service]:
+    """The services as Compose resolves them with .env.example filled in."""
+    return services(load_compose(filled_in_env(**EXAMPLE_SECRETS)))

@@ -12,15 +12,16 @@ from introspector.envconfig import load_settings
 from tests.deploy.compose import (
     COMPOSE_FILE,
     ENV_EXAMPLE,
+    EXAMPLE_SECRETS,
     MissingVariable,
     Service,
+    example_services,
     filled_in_env,
     load_compose,
     raw_compose,
     read_env_file,
     reference_defaults,
     references,
-    services,
 )
 from tests.deploy.dockerfile import stages
 from tests.deploy.keygate_services import (
@@ -32,13 +33,8 @@ from tests.deploy.keygate_services import (
 )
 from tests.harness.project import ROOT
 
-SECRETS = {"KEYGATE_INTERNAL_SECRET": "a" * 64, "POSTGRES_PASSWORD": "b" * 48}
 #: Ports of the servers that run from their own images.
 IMAGE_PORTS = {"postgres": 5432, "redis": 6379}
-
-
-def _services() -> dict[str, Service]:
-    return services(load_compose(filled_in_env(**SECRETS)))
 
 
 def _container_env(service: Service) -> dict[str, str]:
@@ -59,7 +55,7 @@ def _listen_port(service: Service) -> int:
 
 def test_the_stack_is_all_there() -> None:
     """Postgres, Redis, a one-shot migrate, the three keygate services and the demo app."""
-    found = _services()
+    found = example_services()
     assert set(found) == {
         "postgres",
         "redis",
@@ -82,7 +78,7 @@ def test_the_stack_is_all_there() -> None:
 
 def test_keygate_images_build_from_files_that_exist() -> None:
     """Every keygate service builds deploy/Dockerfile from the repository root, as one image."""
-    found = _services()
+    found = example_services()
     keygate = [s for s in found.values() if s.builds_keygate]
     assert {s.spec["image"] for s in keygate} == {"keygate:local"}
     for service in keygate:
@@ -95,7 +91,7 @@ def test_keygate_images_build_from_files_that_exist() -> None:
 
 def test_third_party_images_are_pinned() -> None:
     """Postgres and Redis come from official images with a version tag, never `latest`."""
-    for service in _services().values():
+    for service in example_services().values():
         if service.builds_keygate:
             continue
         image = service.spec["image"]
@@ -106,7 +102,7 @@ def test_third_party_images_are_pinned() -> None:
 
 def test_every_long_running_service_has_a_healthcheck() -> None:
     """Everything but the one-shot migrate has one; keygate's probe their own health endpoint."""
-    for service in _services().values():
+    for service in example_services().values():
         if service.name == "migrate":
             assert not service.healthcheck
             continue
@@ -123,7 +119,7 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
 
 def test_start_order_waits_for_health() -> None:
     """depends_on waits for healthy services (and a finished migrate); no cycles, no dangling."""
-    found = _services()
+    found = example_services()
     graph = {name: set(s.depends_on) for name, s in found.items()}
     list(TopologicalSorter(graph).static_order())
     for service in found.values():
@@ -140,7 +136,7 @@ def test_start_order_waits_for_health() -> None:
 
 def test_service_urls_name_a_dependency_on_its_port() -> None:
     """Each URL a service is given points at a compose service it depends on, on its port."""
-    found = _services()
+    found = example_services()
     checked = 0
     for service in found.values():
         for name, value in service.environment.items():
@@ -158,7 +154,7 @@ def test_service_urls_name_a_dependency_on_its_port() -> None:
 def test_every_keygate_variable_is_a_setting_of_that_service() -> None:
     """Each service gets only variables its settings class declares, and they load as given."""
     known = registry()
-    for service in _services().values():
+    for service in example_services().values():
         env = service.environment
         keygate_vars = {name for name in env if name.startswith("KEYGATE_")}
         assert keygate_vars <= set(known), f"{service.name}: {sorted(keygate_vars - set(known))}"
@@ -173,10 +169,10 @@ def test_every_keygate_variable_is_a_setting_of_that_service() -> None:
         load_settings(settings_cls, _container_env(service))
 
 
-@pytest.mark.parametrize("blank", sorted(SECRETS))
+@pytest.mark.parametrize("blank", sorted(EXAMPLE_SECRETS))
 def test_compose_refuses_to_start_without_each_secret(blank: str) -> None:
     """Left empty in .env, a secret stops `docker compose` with a message naming it."""
-    variables = {**filled_in_env(**SECRETS), blank: ""}
+    variables = {**filled_in_env(**EXAMPLE_SECRETS), blank: ""}
     with pytest.raises(MissingVariable) as raised:
         load_compose(variables)
     assert raised.value.name == blank
@@ -186,8 +182,8 @@ def test_compose_refuses_to_start_without_each_secret(blank: str) -> None:
 def test_env_example_leaves_only_the_secrets_blank() -> None:
     """An unedited copy of .env.example cannot run: exactly the secrets are blank."""
     values = read_env_file(ENV_EXAMPLE)
-    assert {name for name, value in values.items() if not value} == set(SECRETS)
-    assert set(SECRETS) >= secret_variables() & set(values)
+    assert {name for name, value in values.items() if not value} == set(EXAMPLE_SECRETS)
+    assert set(EXAMPLE_SECRETS) >= secret_variables() & set(values)
 
 
 def test_env_example_and_compose_agree() -> None:
@@ -223,7 +219,7 @@ def test_secrets_come_only_from_the_env_file() -> None:
 
 def test_only_the_gateway_is_published_and_on_loopback_by_default() -> None:
     """Everything enters through the gateway; by default only this machine can reach it."""
-    found = _services()
+    found = example_services()
     published = {name: s.spec["ports"] for name, s in found.items() if "ports" in s.spec}
     assert list(published) == ["gateway"]
     (mapping,) = published["gateway"]

@@ -10,12 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.compose import COMPOSE_FILE, filled_in_env, load_compose, services
+from tests.deploy.compose import (
+    COMPOSE_FILE,
+    EXAMPLE_SECRETS,
+    filled_in_env,
+    load_compose,
+    services,
+)
 from tests.image.podman import HERE
 
 pytestmark = pytest.mark.image
 
-SECRETS = {"KEYGATE_INTERNAL_SECRET": "a" * 64, "POSTGRES_PASSWORD": "b" * 48}
 PODMAN_COMPOSE = str(Path(sys.executable).with_name("podman-compose"))
 
 
@@ -35,7 +40,7 @@ def _config(variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_podman_compose_reads_the_file_as_the_suite_does() -> None:
     """With .env.example filled in, podman-compose accepts the file and resolves every
     service's command and environment exactly as the suite's own reader does."""
-    variables = filled_in_env(**SECRETS)
+    variables = filled_in_env(**EXAMPLE_SECRETS)
     result = _config(variables)
     assert result.returncode == 0, result.stderr
     theirs = services(yaml.safe_load(result.stdout))
@@ -47,9 +52,9 @@ def test_podman_compose_reads_the_file_as_the_suite_does() -> None:
         assert theirs[name].depends_on == service.depends_on, name
 
 
-@pytest.mark.parametrize("blank", sorted(SECRETS))
+@pytest.mark.parametrize("blank", sorted(EXAMPLE_SECRETS))
 def test_podman_compose_refuses_a_blank_secret(blank: str) -> None:
     """An unedited secret stops Compose before anything starts, with a message naming it."""
-    result = _config({**filled_in_env(**SECRETS), blank: ""})
+    result = _config({**filled_in_env(**EXAMPLE_SECRETS), blank: ""})
     assert result.returncode != 0
     assert f"set {blank} in .env" in result.stderr

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.deploy.compose import Service, filled_in_env, load_compose, services
+from tests.deploy.compose import example_services
 from tests.harness.project import project_version
 from tests.harness.servers import free_port
 from tests.image.podman import Container, run_detached, run_once
@@ -35,12 +35,6 @@ HEALTH = {
     "admin-ui": "/_keygate/static/favicon.svg",
     "gateway": "/_keygate/healthz",
 }
-COMPOSE_SECRETS = {"KEYGATE_INTERNAL_SECRET": "a" * 64, "POSTGRES_PASSWORD": "b" * 48}
-
-
-def compose_services() -> dict[str, Service]:
-    """docker-compose.yml's services, resolved as an operator's filled-in .env would."""
-    return services(load_compose(filled_in_env(**COMPOSE_SECRETS)))
 
 
 @dataclass
@@ -141,7 +135,7 @@ async def test_compose_healthchecks_pass_inside_the_containers(image_stack: Imag
     """Each keygate service's healthcheck from docker-compose.yml, run in its container (with
     the port this test gave the service), succeeds: the commands it needs are in the image."""
     checked = []
-    for name, service in compose_services().items():
+    for name, service in example_services().items():
         if name not in image_stack.containers:
             continue
         kind, *command = service.healthcheck
@@ -198,7 +192,7 @@ async def test_sigterm_drains_and_exits_zero_within_the_grace_period(
     gets its answer, and the process exits 0 before compose's stop_grace_period runs out."""
     gateway = image_stack.urls["gateway"]
     container = image_stack.containers["gateway"]
-    grace = float(compose_services()["gateway"].spec["stop_grace_period"].removesuffix("s"))
+    grace = float(example_services()["gateway"].spec["stop_grace_period"].removesuffix("s"))
     token = (
         await asyncio.to_thread(
             image_stack.cli, "tokens", "create", "--email", OWNER, "--name", "drain"
