@@ -15,7 +15,7 @@ import ssl
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.harness.project import ROOT
@@ -33,18 +33,12 @@ class PodmanError(Exception):
 
 
 def podman(
-    *args: str, timeout: float = 120, check: bool = True, stdin: str | None = None
+    *args: str, timeout: float = 120, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run ``podman args…`` with the repository's containers.conf."""
     env = {**os.environ, "CONTAINERS_CONF": str(HERE / "containers.conf")}
     result = subprocess.run(
-        ["podman", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        ["podman", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     if check and result.returncode != 0:
         raise PodmanError(
@@ -148,7 +142,6 @@ class Container:
     """One detached container of the image under test."""
 
     name: str
-    args: list[str] = field(default_factory=list)
 
     def logs(self) -> str:
         result = podman("logs", self.name, check=False)
@@ -198,11 +191,10 @@ def run_detached(image: str, command: list[str], env: dict[str, str]) -> Contain
 
 
 def run_once(
-    image: str, command: list[str], env: dict[str, str], stdin: str | None = None
+    image: str, command: list[str], env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     """``docker run --rm image command…`` (read-only, host network); the finished process."""
-    args = ["run", "--rm", "--network", "host", "--read-only"]
-    if stdin is not None:
-        args.append("--interactive")
-    args += [f"--env={key}={value}" for key, value in env.items()]
-    return podman(*args, image, *command, check=False, stdin=stdin)
+    variables = [f"--env={key}={value}" for key, value in env.items()]
+    return podman(
+        "run", "--rm", "--network", "host", "--read-only", *variables, image, *command, check=False
+    )

@@ -47,9 +47,9 @@ class ImageStack:
     containers: dict[str, Container]
     upstream: Upstream
 
-    def cli(self, *args: str, stdin: str | None = None) -> str:
+    def cli(self, *args: str) -> str:
         """``docker run --rm keygate args…`` against the stack's database; its stdout."""
-        result = run_once(self.image, list(args), self.env, stdin=stdin)
+        result = run_once(self.image, list(args), self.env)
         assert result.returncode == 0, f"keygate {' '.join(args)}:\n{result.stderr}"
         return result.stdout
 
