@@ -27,9 +27,9 @@ DATA_FILES = (
 )
 
 
-def _uv(*args: str, cwd: Path = ROOT) -> str:
+def _uv(*args: str) -> str:
     result = subprocess.run(
-        [uv_binary(), *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [uv_binary(), *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, f"uv {' '.join(args)}:\n{result.stderr[-3000:]}"
     return result.stdout
