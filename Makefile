@@ -50,6 +50,7 @@ demo: runtime-env
 lint: test-env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: test-env
 	$(BIN)/mypy

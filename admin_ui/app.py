@@ -31,6 +31,7 @@ from admin_ui.nonces import NonceStore
 from admin_ui.pages import STATIC_ROUTE, asset_urls
 from admin_ui.settings import AdminUISettings
 from admin_ui.views import admin, keys, login
+from keygate_core.shared_settings import check_internal_secret
 
 HERE = Path(__file__).resolve().parent
 #: Forms are tiny; anything bigger is refused before it is read.
@@ -76,7 +77,7 @@ def _templates(app: web.Application) -> None:
 
 def create_app(settings: AdminUISettings) -> web.Application:
     """The admin UI application for ``settings``."""
-    settings.require_internal_secret()
+    check_internal_secret(settings.internal_secret)
     app = web.Application(
         middlewares=[
             security_headers,

@@ -31,7 +31,7 @@ from admin_ui.identity import (
     viewer,
 )
 from admin_ui.pages import render
-from introspector.logs import request_id_var
+from keygate_core.logs import request_id_var
 
 log = logging.getLogger("keygate.admin_ui")
 

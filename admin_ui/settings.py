@@ -2,19 +2,18 @@
 
 Variables other services also read (``KEYGATE_INTROSPECTOR_URL``, ``KEYGATE_INTERNAL_SECRET``,
 ``KEYGATE_SESSION_TTL_SECONDS``, ``KEYGATE_LOG_LEVEL``) come from
-:mod:`introspector.shared_variables`, so they have one parser, default and description.
+:mod:`keygate_core.shared_settings`, so they have one parser, default and description.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from introspector import shared_variables as shared
-from introspector.envconfig import int_between, load_settings, non_empty, registry, setting
-from introspector.shared_variables import LogLevel
+from keygate_core import shared_settings as shared
+from keygate_core.envconfig import int_between, non_empty, setting
+from keygate_core.shared_settings import LogLevel
 
 
-@registry.register
 @dataclass(frozen=True)
 class AdminUISettings:
     """Everything the admin UI reads from the environment."""
@@ -36,12 +35,3 @@ class AdminUISettings:
     session_ttl_seconds: int = shared.session_ttl_seconds()
     log_level: LogLevel = shared.log_level()
     shutdown_drain_seconds: float = shared.shutdown_drain_seconds()
-
-    def require_internal_secret(self) -> None:
-        """Refuse to serve without a usable shared secret (at least 32 characters)."""
-        shared.check_internal_secret(self.internal_secret)
-
-    @classmethod
-    def from_env(cls) -> AdminUISettings:
-        """Load once from the process environment."""
-        return load_settings(cls)

@@ -35,11 +35,12 @@ from gateway.revocations import RevocationListener
 from gateway.settings import GatewaySettings, SessionMode
 from gateway.token_cache import L1Cache
 from gateway.usage import UsageRecorder
-from introspector.envconfig import SettingsError
-from introspector.logs import request_id_var
-from introspector.problems import problem_response
-from introspector.readiness import draining_response, readiness_response, redis_check
-from introspector.serving import draining
+from keygate_core.envconfig import SettingsError
+from keygate_core.logs import request_id_var
+from keygate_core.probes import draining_response, readiness_response, redis_check
+from keygate_core.problems import http_exception_problem, internal_error, render_problem
+from keygate_core.serving import draining
+from keygate_core.shared_settings import check_internal_secret
 from keygate_core.version import VERSION
 
 log = logging.getLogger("keygate.gateway")
@@ -73,32 +74,22 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return response
     except GatewayError as error:
         status = error.status
-        headers = {**error.headers, "X-Request-Id": ctx.request_id}
-        if error.challenge:
-            headers["WWW-Authenticate"] = error.challenge
         log.info(
             "request refused",
             extra={"status": error.status, "reason": error.internal_reason, "path": request.path},
         )
-        return problem_response(
-            error.status,
-            error.reason,
-            error.title,
-            error.detail,
-            headers=headers,
-            request_id=ctx.request_id,
-        )
+        return render_problem(error, ctx.request_id, {"X-Request-Id": ctx.request_id})
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:
             raise
-        return problem_response(
-            exc.status,
-            exc.reason.lower().replace(" ", "_"),
-            exc.reason,
-            exc.reason,
-            request_id=ctx.request_id,
-        )
+        return http_exception_problem(exc, ctx.request_id)
+    except Exception:
+        # Nothing a stage raises on purpose gets here: this is a bug, logged with its request id.
+        log.exception("unhandled error", extra={"path": request.path})
+        response = internal_error(ctx.request_id)
+        response.headers["X-Request-Id"] = ctx.request_id
+        return response
     finally:
         route = request.get(ROUTE_KEY) or _reserved_route(request.path)
         metrics_ = request.app[METRICS]
@@ -245,7 +236,7 @@ async def _connections(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """The gateway application for ``settings``."""
-    settings.require_internal_secret()
+    check_internal_secret(settings.internal_secret)
     app = web.Application(middlewares=[render_errors])
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()

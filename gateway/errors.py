@@ -7,10 +7,14 @@ on 400/401/403 for bearer problems). The client sees the generic reason; ``inter
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from keygate_core.problems import Problem
+
 REALM = 'Bearer realm="keygate"'
 
 
-class GatewayError(Exception):
+class GatewayError(Problem):
     """An HTTP answer the gateway gives instead of forwarding."""
 
     def __init__(
@@ -21,17 +25,17 @@ class GatewayError(Exception):
         detail: str,
         *,
         challenge: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         internal_reason: str | None = None,
     ) -> None:
-        super().__init__(detail)
+        super().__init__(detail, headers=headers)
         self.status = status
         self.reason = reason
         self.title = title
-        self.detail = detail
         self.challenge = challenge
-        self.headers = headers or {}
         self.internal_reason = internal_reason or reason
+        if challenge:
+            self.headers["WWW-Authenticate"] = challenge
 
 
 def invalid_request(detail: str) -> GatewayError:

@@ -7,7 +7,7 @@ import json
 import aiohttp
 
 from gateway.errors import GatewayError, auth_unavailable, too_many_attempts
-from introspector.introspection_result import IntrospectionResult
+from keygate_core.introspection_result import IntrospectionResult
 
 INTERNAL_SECRET_HEADER = "X-Keygate-Internal-Secret"
 CLIENT_ADDRESS_HEADER = "X-Keygate-Client-Address"

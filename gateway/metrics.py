@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.token_cache import Lookup
-from introspector.readiness import metrics_response
+from keygate_core.probes import metrics_response
 
 M = TypeVar("M", bound=MetricWrapperBase)
 

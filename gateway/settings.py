@@ -6,19 +6,17 @@ import enum
 import ipaddress
 from dataclasses import dataclass
 
-from introspector import shared_variables as shared
-from introspector.envconfig import (
+from keygate_core import shared_settings as shared
+from keygate_core.envconfig import (
     SettingsError,
     boolean,
     choice,
     int_between,
-    load_settings,
     non_empty,
-    registry,
     setting,
     url,
 )
-from introspector.shared_variables import LogLevel
+from keygate_core.shared_settings import LogLevel
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -59,7 +57,6 @@ def header_names(text: str) -> dict[str, str]:
     return names
 
 
-@registry.register
 @dataclass(frozen=True)
 class GatewaySettings:
     """Everything the gateway reads from the environment."""
@@ -186,12 +183,3 @@ class GatewaySettings:
             raise SettingsError(
                 "KEYGATE_SESSION_CHECK_URL", "required when KEYGATE_SESSION_AUTHENTICATOR=upstream"
             )
-
-    def require_internal_secret(self) -> None:
-        """Refuse to serve without a usable shared secret."""
-        shared.check_internal_secret(self.internal_secret)
-
-    @classmethod
-    def from_env(cls) -> GatewaySettings:
-        """Load once from the process environment."""
-        return load_settings(cls)

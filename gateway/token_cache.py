@@ -18,8 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal
 
-from introspector.introspection_result import IntrospectionResult
-from introspector.token_format import ParsedToken
+from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.token_format import ParsedToken
 
 #: What a lookup found: this exact token, nothing usable, or the id with another secret.
 Lookup = Literal["hit", "miss", "wrong_secret"]

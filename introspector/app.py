@@ -32,21 +32,22 @@ from introspector.appkeys import (
     SETTINGS,
 )
 from introspector.attempts import FailedAttempts
-from introspector.background import stop_tasks
 from introspector.cache import TokenCache, derive_hmac_key
 from introspector.caller import INTERNAL_SECRET_HEADER
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
-from introspector.errors import KeygateError, Unauthenticated
+from introspector.errors import KeygateError, Unauthenticated, Unavailable
 from introspector.hashing import Argon2Params, SecretHasher
 from introspector.introspection import TokenIntrospector
 from introspector.last_used import LastUsedRecorder
-from introspector.logs import request_id_var
 from introspector.metrics import IntrospectorMetrics
-from introspector.problems import problem_response, render_error
 from introspector.revocation import RevocationAnnouncer
 from introspector.sessions import SessionStore
 from introspector.settings import IntrospectorSettings
 from introspector.views import api_tokens, health, introspect, sessions, whoami
+from keygate_core.background import stop_tasks
+from keygate_core.logs import request_id_var
+from keygate_core.problems import http_exception_problem, internal_error, render_problem
+from keygate_core.shared_settings import check_internal_secret
 
 log = logging.getLogger("keygate.introspector")
 
@@ -98,38 +99,18 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except KeygateError as error:
-        return render_error(error, request_id)
+        return render_problem(error, request_id)
     except DATABASE_UNAVAILABLE as exc:
         log.warning("postgres unavailable", extra={"error": type(exc).__name__})
-        return problem_response(
-            503,
-            "unavailable",
-            "Service unavailable",
-            "the token store is temporarily unavailable; retry shortly",
-            headers={"Retry-After": "1"},
-            request_id=request_id,
-        )
+        unavailable = Unavailable("the token store is temporarily unavailable; retry shortly")
+        return render_problem(unavailable, request_id)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        reason = exc.reason.lower().replace(" ", "_")
-        return problem_response(
-            exc.status,
-            reason,
-            exc.reason,
-            exc.text or exc.reason,
-            request_id=request_id,
-            headers={k: v for k, v in exc.headers.items() if k == "Allow"},
-        )
+        return http_exception_problem(exc, request_id)
     except Exception:
         log.exception("unhandled error")
-        return problem_response(
-            500,
-            "internal_error",
-            "Internal error",
-            "something went wrong on our side",
-            request_id=request_id,
-        )
+        return internal_error(request_id)
 
 
 @web.middleware
@@ -201,7 +182,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: IntrospectorSettings) -> web.Application:
     """The introspector application for ``settings``."""
-    settings.require_internal_secret()
+    check_internal_secret(settings.internal_secret)
     app = web.Application(
         middlewares=[observe, render_errors, require_internal_secret],
         client_max_size=MAX_BODY_BYTES,

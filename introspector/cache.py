@@ -22,7 +22,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from introspector.introspection_result import IntrospectionResult
+from keygate_core.introspection_result import IntrospectionResult
 
 
 def cache_key(public_id: str) -> str:

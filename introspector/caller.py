@@ -18,8 +18,8 @@ from aiohttp import web
 from introspector import tokens, users
 from introspector.db import Connection
 from introspector.errors import NotFound, Unauthenticated
-from introspector.logs import request_id_var
 from introspector.models import Actor, ActorKind, Scope, TokenRecord, TokenStatus, User
+from keygate_core.logs import request_id_var
 
 INTERNAL_SECRET_HEADER = "X-Keygate-Internal-Secret"
 USER_ID_HEADER = "X-Keygate-User-Id"

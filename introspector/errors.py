@@ -7,18 +7,16 @@ stable and machine-readable; the detail is for people and never contains a secre
 
 from __future__ import annotations
 
+from keygate_core.problems import Problem
 
-class KeygateError(Exception):
-    """Base of every error keygate reports to a caller."""
 
-    status: int = 500
-    reason: str = "internal_error"
-    title: str = "Internal error"
+class KeygateError(Problem):
+    """Base of every error the introspector reports to a caller."""
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.field = field
+        super().__init__(
+            detail, field=field, headers={"Retry-After": "1"} if self.status == 503 else None
+        )
 
 
 class InvalidInput(KeygateError):
@@ -86,3 +84,4 @@ class TooManyAttempts(KeygateError):
     def __init__(self, detail: str, *, retry_after: int = 60) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)

@@ -25,11 +25,11 @@ from introspector.attempts import FailedAttempts
 from introspector.cache import CacheEntry, TokenCache
 from introspector.errors import TooManyAttempts
 from introspector.hashing import SecretHasher
-from introspector.introspection_result import IntrospectionResult
 from introspector.last_used import LastUsedRecorder
 from introspector.metrics import IntrospectorMetrics
-from introspector.single_flight import SingleFlight
-from introspector.token_format import ParsedToken, TokenFormatError, parse_token
+from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.single_flight import SingleFlight
+from keygate_core.token_format import ParsedToken, TokenFormatError, parse_token
 
 log = logging.getLogger("keygate.introspection")
 

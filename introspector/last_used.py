@@ -14,8 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
-from introspector.background import stop_requested
 from introspector.db import DATABASE_UNAVAILABLE
+from keygate_core.background import stop_requested
 
 log = logging.getLogger("keygate.last_used")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from introspector.readiness import metrics_response
+from keygate_core.probes import metrics_response
 
 
 @dataclass

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from introspector.token_format import PREFIX
+from keygate_core.token_format import PREFIX
 
 
 class Scope(enum.Enum):

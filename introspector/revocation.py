@@ -17,9 +17,9 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from introspector.background import stop_requested
 from introspector.cache import TokenCache
 from introspector.db import DATABASE_UNAVAILABLE
+from keygate_core.background import stop_requested
 
 REVOCATION_CHANNEL = "keygate:revocations"
 

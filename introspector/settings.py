@@ -5,20 +5,18 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from introspector import shared_variables as shared
-from introspector.envconfig import (
+from keygate_core import shared_settings as shared
+from keygate_core.envconfig import (
     SettingsError,
     boolean,
     choice,
     float_between,
     int_between,
-    load_settings,
     non_empty,
-    registry,
     setting,
     url,
 )
-from introspector.shared_variables import LogLevel
+from keygate_core.shared_settings import LogLevel
 
 
 class Edition(enum.Enum):
@@ -28,7 +26,6 @@ class Edition(enum.Enum):
     ENTERPRISE = "enterprise"
 
 
-@registry.register
 @dataclass(frozen=True)
 class IntrospectorSettings:
     """Everything the introspector and the operator CLI read from the environment."""
@@ -160,12 +157,3 @@ class IntrospectorSettings:
                     "below the OWASP minimum of 2 (set KEYGATE_ALLOW_WEAK_ARGON2=true only "
                     "for tests)",
                 )
-
-    def require_internal_secret(self) -> None:
-        """Refuse to serve without a usable shared secret (the CLI does not need one)."""
-        shared.check_internal_secret(self.internal_secret)
-
-    @classmethod
-    def from_env(cls) -> IntrospectorSettings:
-        """Load once from the process environment."""
-        return load_settings(cls)

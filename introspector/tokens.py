@@ -20,8 +20,8 @@ from introspector.errors import EditionRestricted, Forbidden, InvalidInput, NotF
 from introspector.hashing import SecretHasher
 from introspector.models import Actor, CreatedToken, Role, Scope, TokenRecord, User
 from introspector.settings import Edition
-from introspector.token_format import generate_token
 from introspector.workspaces import role_in
+from keygate_core.token_format import generate_token
 
 MAX_NAME_LENGTH = 100
 MAX_RATE_LIMIT = 1_000_000

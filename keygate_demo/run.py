@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from introspector.envconfig import load_settings
+from admin_ui.settings import AdminUISettings
+from gateway.settings import GatewaySettings
 from introspector.settings import IntrospectorSettings
+from keygate_core.envconfig import load_settings
 from keygate_demo.embedded import PostgresServer, RedisServer, ServerUnavailable, wait_for_port
 from keygate_demo.seed import ADMIN, MEMBER, seed
 
@@ -272,7 +274,10 @@ def run(options: DemoOptions) -> int:
         if migrated.returncode != 0:
             raise DemoFailed(f"`keygate migrate` failed:\n{migrated.stderr.strip()}")
         _say(f"  {migrated.stderr.strip()}")
-        settings = load_settings(IntrospectorSettings, env)
+        # `keygate migrate` has just refused any unknown variable in this environment.
+        settings = load_settings(
+            IntrospectorSettings, env, known=(GatewaySettings, AdminUISettings)
+        )
         seeded = asyncio.run(seed(database_url, settings.edition))
         _say("  demo people created" if seeded.created_people else "  demo people already there")
         for name, port in (

@@ -30,9 +30,9 @@ from gateway.errors import (
 from gateway.identity import AuthMethod, Identity
 from gateway.introspection_client import IntrospectionClient
 from gateway.token_cache import L1Cache
-from introspector.introspection_result import IntrospectionResult
-from introspector.single_flight import SingleFlight
-from introspector.token_format import ParsedToken, TokenFormatError, parse_token
+from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.single_flight import SingleFlight
+from keygate_core.token_format import ParsedToken, TokenFormatError, parse_token
 
 #: Longer Authorization values are refused before any parsing (a token is 65 characters).
 MAX_AUTHORIZATION_LENGTH = 1024

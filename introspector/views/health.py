@@ -6,8 +6,8 @@ from aiohttp import web
 
 from introspector.appkeys import METRICS, POOL, REDIS
 from introspector.db import DATABASE_UNAVAILABLE
-from introspector.readiness import draining_response, readiness_response, redis_check
-from introspector.serving import draining
+from keygate_core.probes import draining_response, readiness_response, redis_check
+from keygate_core.serving import draining
 from keygate_core.version import VERSION
 
 

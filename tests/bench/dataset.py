@@ -25,8 +25,8 @@ import redis.asyncio as aioredis
 
 from introspector.cache import TokenCache, derive_hmac_key
 from introspector.hashing import Argon2Params, SecretHasher
-from introspector.introspection_result import IntrospectionResult
-from introspector.token_format import (
+from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.token_format import (
     ALPHABET,
     PREFIX,
     PUBLIC_ID_LENGTH,

@@ -1,7 +1,7 @@
 """keygate's introspector with an event-loop lag probe, for the cold-path measurement.
 
 The app is the real ``introspector.app.create_app`` served the real way
-(``introspector.serving.serve``); the probe only adds a task that sleeps 5 ms at a time and
+(``keygate_core.serving.serve``); the probe only adds a task that sleeps 5 ms at a time and
 records how late each wake-up is, and one route that reports those delays:
 ``GET /_bench/loop-lag`` (``?reset=1`` starts a new window). The route sits behind the
 introspector's own internal-secret check like every other data route.
@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from introspector.app import create_app
-from introspector.serving import serve
 from introspector.settings import IntrospectorSettings
+from keygate_cli.settings import load_settings
+from keygate_core.serving import serve
 
 TICK_SECONDS = 0.005
 
@@ -80,7 +81,7 @@ async def loop_lag(request: web.Request) -> web.Response:
 
 def main() -> int:
     """Serve the probed introspector until SIGTERM."""
-    settings = IntrospectorSettings.from_env()
+    settings = load_settings(IntrospectorSettings)
     app = create_app(settings)
     app.cleanup_ctx.append(_probe)
     app.router.add_get("/_bench/loop-lag", loop_lag)

@@ -128,7 +128,7 @@ async def _wait_listening(service: _Service) -> str | None:
                 return (
                     f"`keygate {service.name}` is not available: the keygate CLI has no "
                     f"{service.name} command (is its service missing or not wired into "
-                    f"introspector/cli.py?)\n{output}"
+                    f"keygate_cli/main.py?)\n{output}"
                 )
             return (
                 f"`keygate {service.name}` exited with status {service.process.returncode} "

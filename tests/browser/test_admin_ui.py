@@ -14,7 +14,7 @@ import aiohttp
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page, expect
 
-from introspector.token_format import SCANNER_REGEX
+from keygate_core.token_format import SCANNER_REGEX
 from tests.browser.conftest import Browsing, Person, UIStack
 from tests.harness.browser import screenshot
 from tests.integration.conftest import eventually

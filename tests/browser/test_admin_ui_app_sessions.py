@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from introspector.token_format import SCANNER_REGEX
+from keygate_core.token_format import SCANNER_REGEX
 from tests.browser.conftest import Browsing, Person, UIStack
 from tests.browser.test_admin_ui import ADMIN, LOGIN, TABLE, create_in_dialog, token_rows
 from tests.harness.browser import screenshot

@@ -19,10 +19,10 @@ from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from introspector import tokens, users
 from introspector.app import create_app as create_introspector
-from introspector.envconfig import load_settings
 from introspector.hashing import SecretHasher
 from introspector.models import Actor
 from introspector.settings import Edition, IntrospectorSettings
+from keygate_cli.settings import load_settings
 from tests.integration.upstream_app import create_upstream
 
 INTERNAL_SECRET = "deploy-test-internal-secret-0123456789"

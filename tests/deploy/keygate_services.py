@@ -12,8 +12,9 @@ from typing import Any
 
 from admin_ui.settings import AdminUISettings
 from gateway.settings import GatewaySettings
-from introspector.envconfig import SettingSpec, all_known_variables, specs
 from introspector.settings import IntrospectorSettings
+from keygate_cli.settings import all_variables
+from keygate_core.envconfig import SettingSpec, specs
 
 #: ``keygate <command>`` → the settings class that command loads.
 SETTINGS_BY_COMMAND: dict[str, type[Any]] = {
@@ -41,7 +42,7 @@ def declared(settings_cls: type[Any]) -> set[str]:
 
 def registry() -> dict[str, SettingSpec]:
     """Every variable any keygate service declares."""
-    return all_known_variables()
+    return all_variables()
 
 
 def secret_variables() -> set[str]:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from introspector.envconfig import load_settings
+from keygate_cli.settings import load_settings
 from tests.deploy.compose import (
     COMPOSE_FILE,
     ENV_EXAMPLE,

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import pytest
 
-from introspector.envconfig import load_settings
+from keygate_cli.settings import load_settings
 from tests.deploy.compose import Service, filled_in_env, load_compose, services
 from tests.deploy.dockerfile import stages
 from tests.deploy.keygate_services import SETTINGS_BY_COMMAND, listen_variables

@@ -15,7 +15,7 @@ import aiohttp
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
-from introspector.envconfig import load_settings
+from keygate_cli.settings import load_settings
 from tests.deploy.conftest import LiveServices
 from tests.deploy.dockerfile import stages
 from tests.deploy.keygate_services import (

@@ -15,7 +15,7 @@ import promql_parser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from introspector.token_format import generate_token, parse_token
+from keygate_core.token_format import generate_token, parse_token
 from tests.deploy.compose import filled_in_env, load_compose, services
 from tests.deploy.conftest import LiveServices
 from tests.deploy.keygate_services import HEALTH_PATHS

@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
-from introspector.envconfig import load_settings
 from introspector.models import Role, User, Workspace
+from keygate_cli.settings import load_settings
 from tests.integration import conftest as integration
 from tests.integration.conftest import Stack, StartStack, gateway_env
 

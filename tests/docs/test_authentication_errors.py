@@ -19,7 +19,7 @@ import pytest
 from multidict import CIMultiDict
 
 from gateway.settings import GatewaySettings
-from introspector.token_format import generate_token
+from keygate_core.token_format import generate_token
 from tests.docs.conftest import Live
 from tests.docs.markdown_blocks import REFERENCE, section_text, table_rows
 from tests.harness.servers import free_port
@@ -219,8 +219,8 @@ def test_documented_limits_are_the_code_defaults() -> None:
 def test_numbers_in_the_text_are_the_code_defaults() -> None:
     """Lengths, limits, lifetimes and the default address on the page come from the code."""
     from gateway.pipeline.authn import MAX_AUTHORIZATION_LENGTH
-    from introspector import token_format
     from introspector.settings import IntrospectorSettings
+    from keygate_core import token_format
 
     text = " ".join(PAGE.read_text(encoding="utf-8").split())
     gateway = GatewaySettings()

@@ -34,9 +34,9 @@ from admin_ui.settings import AdminUISettings
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from introspector.app import create_app as create_introspector
-from introspector.envconfig import load_settings
 from introspector.models import Role
 from introspector.settings import IntrospectorSettings
+from keygate_cli.settings import load_settings
 from tests.docs.markdown_blocks import DOCS, REFERENCE, code_blocks
 from tests.integration.conftest import INTERNAL_SECRET, StartStack
 

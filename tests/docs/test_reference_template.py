@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from introspector.token_format import SCANNER_REGEX
+from keygate_core.token_format import SCANNER_REGEX
 from tests.docs.markdown_blocks import (
     DOCS,
     REFERENCE,

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient
 
 from introspector import users, workspaces
 from introspector.app import create_app
-from introspector.envconfig import load_settings
 from introspector.hashing import SecretHasher
 from introspector.models import Actor, Role, User, Workspace
 from introspector.settings import IntrospectorSettings
+from keygate_cli.settings import load_settings
 from tests.integration.upstream_app import Upstream, create_upstream
 
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"

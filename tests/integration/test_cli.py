@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from introspector.migrate import load_migrations
-from introspector.token_format import ALPHABET, parse_token
+from keygate_core.token_format import ALPHABET, parse_token
 from tests.harness.project import project_version
 
 KEYGATE = str(Path(sys.executable).parent / "keygate")

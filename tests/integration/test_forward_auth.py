@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from introspector.token_format import generate_token
+from keygate_core.token_format import generate_token
 from tests.harness.nginx import DEPLOY_DIR, NginxServer, render
 from tests.harness.servers import ServerUnavailable, free_port
 from tests.integration.conftest import API, Stack, StartStack

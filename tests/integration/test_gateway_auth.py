@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from introspector.token_format import generate_token, parse_token
+from keygate_core.token_format import generate_token, parse_token
 from tests.harness.project import project_version
 from tests.integration.conftest import API, Stack
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from introspector.token_format import parse_token
+from keygate_core.token_format import parse_token
 from tests.harness.servers import RedisServer
 from tests.integration.conftest import API, Stack, StartStack
 

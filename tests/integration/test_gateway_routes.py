@@ -10,9 +10,10 @@ import pytest
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from introspector.envconfig import SettingsError, load_settings
 from introspector.models import Role, User, Workspace
-from introspector.token_format import generate_token
+from keygate_cli.settings import load_settings
+from keygate_core.envconfig import SettingsError
+from keygate_core.token_format import generate_token
 from tests.integration.conftest import API, Stack, StartStack, gateway_env
 from tests.integration.upstream_app import Upstream, create_upstream
 

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from introspector.revocation import REVOCATION_CHANNEL
-from introspector.token_format import generate_token, parse_token
+from keygate_core.token_format import generate_token, parse_token
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.integration.conftest import Introspector, StartIntrospector, eventually
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from introspector.token_format import parse_token
+from keygate_core.token_format import parse_token
 from tests.harness.project import project_version
 from tests.integration.conftest import API, Introspector, StartIntrospector, eventually
 

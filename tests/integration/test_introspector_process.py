@@ -16,7 +16,7 @@ import asyncpg
 from introspector import users
 from introspector.hashing import SecretHasher
 from introspector.models import Actor
-from introspector.token_format import parse_token
+from keygate_core.token_format import parse_token
 from tests.harness.servers import free_port
 from tests.integration.conftest import API, INTERNAL_SECRET, introspector_env
 

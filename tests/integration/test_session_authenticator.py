@@ -14,7 +14,7 @@ import pytest
 
 from gateway.app import PIPELINE
 from gateway.pipeline.authn import UpstreamSessionAuthenticator
-from introspector.token_format import generate_token
+from keygate_core.token_format import generate_token
 from tests.integration.conftest import Stack, StartStack
 from tests.integration.upstream_app import Upstream, create_upstream
 

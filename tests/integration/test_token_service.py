@@ -12,7 +12,7 @@ from introspector.errors import EditionRestricted, Forbidden, InvalidInput, NotF
 from introspector.hashing import SecretHasher
 from introspector.models import Actor, ActorKind, Role, Scope, User
 from introspector.settings import Edition
-from introspector.token_format import parse_token
+from keygate_core.token_format import parse_token
 
 OPERATOR = Actor.operator()
 

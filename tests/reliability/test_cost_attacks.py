@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 
-from introspector.token_format import generate_token, parse_token
+from keygate_core.token_format import generate_token, parse_token
 from tests.integration.conftest import StartIntrospector, StartStack, introspector_env
 from tests.reliability.conftest import Figures, Spawn
 from tests.reliability.loadgen import load_from_another_process

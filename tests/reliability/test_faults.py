@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from introspector.token_format import generate_token, parse_token
+from keygate_core.token_format import generate_token, parse_token
 from tests.harness.servers import PostgresServer, RedisServer, free_port
 from tests.integration.conftest import API, StartStack, introspector_env
 from tests.reliability.conftest import Figures, Spawn

@@ -16,7 +16,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from introspector.token_format import generate_token, parse_token
+from keygate_core.token_format import generate_token, parse_token
 from tests.integration.conftest import API, StartStack
 from tests.reliability.conftest import Figures
 from tests.reliability.rawhttp import exchange_sync, request_bytes

@@ -18,7 +18,7 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 
-from introspector.token_format import generate_token, parse_token
+from keygate_core.token_format import generate_token, parse_token
 from tests.docs.markdown_blocks import DOCS
 from tests.integration.conftest import INTERNAL_SECRET, Stack, StartStack
 from tests.reliability.conftest import Figures

@@ -24,7 +24,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from introspector.token_format import SCANNER_REGEX, generate_token, parse_token
+from keygate_core.token_format import SCANNER_REGEX, generate_token, parse_token
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.integration.conftest import API, INTERNAL_SECRET, introspector_env
 from tests.integration.upstream_app import create_upstream

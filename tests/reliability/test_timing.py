@@ -24,8 +24,8 @@ import pytest
 
 from gateway.token_cache import L1Cache
 from introspector.cache import CacheEntry, TokenCache
-from introspector.introspection_result import IntrospectionResult
-from introspector.token_format import (
+from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.token_format import (
     ALPHABET,
     CHECKSUM_LENGTH,
     PREFIX,

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from introspector import users
 from introspector.hashing import SecretHasher
 from introspector.models import Actor
-from introspector.token_format import generate_token
+from keygate_core.token_format import generate_token
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.integration.conftest import API, INTERNAL_SECRET, introspector_env
 from tests.integration.upstream_app import create_upstream

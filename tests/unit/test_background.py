@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from introspector.background import stop_requested, stop_tasks
+from keygate_core.background import stop_requested, stop_tasks
 
 
 async def _library_call() -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from introspector.envconfig import SettingsError, all_known_variables, load_settings
 from introspector.settings import Edition, IntrospectorSettings
+from keygate_cli.settings import all_variables, load_settings
+from keygate_core.envconfig import SettingsError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 ROW = re.compile(r"^\|\s*`(KEYGATE_[A-Z0-9_]+)`\s*\|\s*`([^`]*)`\s*\|")
@@ -118,6 +119,6 @@ def documented_variables() -> dict[str, str]:
 def test_documentation_lists_every_variable_with_its_default() -> None:
     """docs/configuration.md and the code declare the same variables with the same defaults."""
     documented = documented_variables()
-    declared = {name: spec.default_text for name, spec in all_known_variables().items()}
+    declared = {name: spec.default_text for name, spec in all_variables().items()}
     assert sorted(documented) == sorted(declared), "variables differ between code and docs"
     assert documented == declared, "defaults differ between code and docs"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.token_cache import L1Cache
-from introspector.introspection_result import IntrospectionResult
-from introspector.token_format import generate_token
+from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.token_format import generate_token
 
 
 class Clock:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from introspector.token_format import (
+from keygate_core.token_format import (
     ALPHABET,
     SCANNER_REGEX,
     TOKEN_LENGTH,

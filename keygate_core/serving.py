@@ -22,7 +22,7 @@ import signal
 
 from aiohttp import web
 
-from introspector.logs import configure_logging
+from keygate_core.logs import configure_logging
 
 GRACE_SECONDS = 10.0
 
@@ -49,7 +49,7 @@ def serve(
     """Serve ``app`` on ``host:port`` with uvloop and JSON logs until stopped; exit code 0.
 
     ``reuse_port`` (SO_REUSEPORT) lets several processes listen on the same port, the kernel
-    spreading connections across them (see ``gateway.workers``).
+    spreading connections across them (see ``keygate_core.workers``).
     """
     import uvloop
 

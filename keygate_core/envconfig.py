@@ -7,8 +7,9 @@ reads the environment once, rejects unknown ``KEYGATE_*`` names and malformed va
 
 This module is pure (no I/O beyond reading the mapping it is given), so every service may import
 it. It is written here rather than taken from pydantic-settings because keygate needs two things
-that library does not do: refusing *unknown* variables across all services at once, and a single
-registry the documentation test compares against ``docs/configuration.md``.
+that library does not do: refusing *unknown* variables across all services at once (the caller
+passes every settings class it knows: the ``keygate`` command passes all of them), and one list of
+declared variables the documentation test compares against ``docs/configuration.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
-import importlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -88,55 +88,30 @@ def specs(settings_cls: type[Any]) -> list[SettingSpec]:
     return [f.metadata["spec"] for f in dataclasses.fields(settings_cls) if "spec" in f.metadata]
 
 
-class SettingsRegistry:
-    """Every settings class keygate knows, so unknown variables can be refused across services."""
-
-    def __init__(self) -> None:
-        self._classes: list[type[Any]] = []
-
-    def register(self, settings_cls: type[S]) -> type[S]:
-        """Class decorator: add ``settings_cls`` to the registry."""
-        self._classes.append(settings_cls)
-        return settings_cls
-
-    def known_variables(self) -> dict[str, SettingSpec]:
-        """Every declared variable by name (a variable shared by services appears once)."""
-        known: dict[str, SettingSpec] = {}
-        for cls in self._classes:
-            for spec in specs(cls):
-                known.setdefault(spec.env, spec)
-        return known
-
-
-registry = SettingsRegistry()
-
-#: Every module that declares a settings class. A variable meant for one service must not be
-#: "unknown" to another (one shared .env feeds them all), so the check imports all of them.
-SETTINGS_MODULES = ("introspector.settings", "gateway.settings", "admin_ui.settings")
-
-
-def all_known_variables() -> dict[str, SettingSpec]:
-    """Every variable any keygate service declares."""
-    for module in SETTINGS_MODULES:
-        importlib.import_module(module)
-    return registry.known_variables()
+def known_variables(settings_classes: Iterable[type[Any]]) -> dict[str, SettingSpec]:
+    """Every variable the classes declare, by name (a variable shared by services appears once)."""
+    known: dict[str, SettingSpec] = {}
+    for cls in settings_classes:
+        for spec in specs(cls):
+            known.setdefault(spec.env, spec)
+    return known
 
 
 def load_settings(
     settings_cls: type[S],
     environ: Mapping[str, str] | None = None,
     *,
-    known: Iterable[str] | None = None,
+    known: Iterable[type[Any]],
 ) -> S:
     """Build ``settings_cls`` from ``environ`` (default: the process environment).
 
-    Raises :class:`SettingsError` naming the first offending variable: a ``KEYGATE_*`` name no
-    keygate service declares (with a suggestion when it looks like a typo), or a value the field's
-    parser refuses.
+    ``known`` lists the settings classes whose variables are expected in the same environment
+    (one shared ``.env`` feeds every service). Raises :class:`SettingsError` naming the first
+    offending variable: a ``KEYGATE_*`` name none of them declares (with a suggestion when it
+    looks like a typo), or a value the field's parser refuses.
     """
     env = os.environ if environ is None else environ
-    known_names = set(known) if known is not None else set(all_known_variables())
-    known_names.update(spec.env for spec in specs(settings_cls))
+    known_names = set(known_variables([settings_cls, *known]))
     for name in sorted(env):
         if name in NOT_SETTINGS or name.startswith(NOT_SETTINGS_PREFIX):
             continue
@@ -242,18 +217,3 @@ def non_empty(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
     return text
-
-
-def describe(settings: Any) -> dict[str, str]:
-    """The settings as variable → printable value, secrets masked (for startup logs)."""
-    shown: dict[str, str] = {}
-    for field in dataclasses.fields(settings):
-        spec: SettingSpec | None = field.metadata.get("spec")
-        if spec is None:
-            continue
-        value = getattr(settings, field.name)
-        if spec.secret:
-            shown[spec.env] = "(set)" if value else "(unset)"
-        else:
-            shown[spec.env] = _default_text(value)
-    return shown

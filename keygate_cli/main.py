@@ -27,12 +27,13 @@ import asyncpg
 from aiohttp import web
 
 from introspector import tokens, users, workspaces
-from introspector.envconfig import SettingsError
 from introspector.errors import KeygateError
 from introspector.hashing import Argon2Params, SecretHasher
 from introspector.migrate import MigrationError, migrate
 from introspector.models import Actor, Role, Scope
 from introspector.settings import IntrospectorSettings
+from keygate_cli.settings import load_settings
+from keygate_core.envconfig import SettingsError
 from keygate_core.version import VERSION
 
 EXIT_REFUSED = 1
@@ -326,8 +327,8 @@ def _serve(
     level: str,
     drain_seconds: float = 0.0,
 ) -> int:
-    """Run an aiohttp service until SIGTERM/Ctrl-C (see introspector.serving)."""
-    from introspector.serving import serve
+    """Run an aiohttp service until SIGTERM/Ctrl-C (see keygate_core.serving)."""
+    from keygate_core.serving import serve
 
     return serve(app_factory(), host, port, log_level=level, drain_seconds=drain_seconds)
 
@@ -347,9 +348,9 @@ def _serve_introspector(settings: IntrospectorSettings) -> int:
 def _serve_gateway() -> int:
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
-    from gateway.workers import serve_workers
+    from keygate_core.workers import serve_workers
 
-    settings = GatewaySettings.from_env()
+    settings = load_settings(GatewaySettings)
     return serve_workers(
         lambda: create_app(settings),
         settings.host,
@@ -360,6 +361,20 @@ def _serve_gateway() -> int:
     )
 
 
+def _serve_admin_ui() -> int:
+    from admin_ui.app import create_app
+    from admin_ui.settings import AdminUISettings
+
+    settings = load_settings(AdminUISettings)
+    return _serve(
+        lambda: create_app(settings),
+        settings.host,
+        settings.port,
+        settings.log_level.value,
+        settings.shutdown_drain_seconds,
+    )
+
+
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     """Entry point of the ``keygate`` console script; returns the exit code."""
     args = _build_parser().parse_args(argv)
@@ -367,9 +382,7 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
         if args.command == "gateway":
             return _serve_gateway()
         if args.command == "admin-ui":
-            from admin_ui.serve import serve
-
-            return serve()
+            return _serve_admin_ui()
         if args.command == "demo":
             from keygate_demo.run import DemoOptions, run
 
@@ -386,7 +399,7 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
             from keygate_demo.upstream import create_app as create_demo_upstream
 
             return _serve(create_demo_upstream, args.host, args.port, "info")
-        settings = IntrospectorSettings.from_env()
+        settings = load_settings(IntrospectorSettings)
         if args.command == "introspector":
             return _serve_introspector(settings)
         return asyncio.run(_run(args, settings, stdin or sys.stdin))

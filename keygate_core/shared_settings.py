@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from introspector.envconfig import (
+from keygate_core.envconfig import (
     SettingsError,
     choice,
     float_between,

@@ -7,7 +7,7 @@ listener and metrics — and listens on the same ``host:port`` with ``SO_REUSEPO
 kernel spreads incoming connections across them.
 
 The parent only supervises. It passes SIGTERM and SIGINT on to every worker, waits while they
-shut down gracefully (see ``introspector.serving``), and exits with the worst exit code. A worker
+shut down gracefully (see ``keygate_core.serving``), and exits with the worst exit code. A worker
 that dies on its own stops the others too: better a restart by the orchestrator than a gateway
 that silently runs at part of its capacity.
 """
@@ -26,10 +26,10 @@ from types import FrameType
 
 from aiohttp import web
 
-from introspector.logs import configure_logging
-from introspector.serving import serve
+from keygate_core.logs import configure_logging
+from keygate_core.serving import serve
 
-log = logging.getLogger("keygate.gateway.workers")
+log = logging.getLogger("keygate.keygate_core.workers")
 
 
 def serve_workers(
@@ -43,7 +43,7 @@ def serve_workers(
 ) -> int:
     """Serve ``app_factory()`` in ``workers`` processes on ``host:port``; the exit code.
 
-    With one worker this is plain :func:`~introspector.serving.serve` in this process. Otherwise
+    With one worker this is plain :func:`~keygate_core.serving.serve` in this process. Otherwise
     the factory is called once here first, so a configuration error stops the gateway before
     anything is forked.
     """
