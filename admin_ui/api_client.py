@@ -27,17 +27,11 @@ from admin_ui.api_models import (
     WhoAmI,
     parse_usage,
 )
+from keygate_core import headers as wire
 
 log = logging.getLogger("keygate.admin_ui")
 
-INTERNAL_SECRET_HEADER = "X-Keygate-Internal-Secret"
-USER_ID_HEADER = "X-Keygate-User-Id"
-AUTH_METHOD_HEADER = "X-Keygate-Auth-Method"
-CLIENT_ADDRESS_HEADER = "X-Keygate-Client-Address"
-IDENTITY_SOURCE_HEADER = "X-Keygate-Identity-Source"
-EMAIL_HEADER = "X-Keygate-User-Email"
-REQUEST_ID_HEADER = "X-Request-Id"
-API = "/api/platform/internal"
+API = wire.API_PREFIX
 
 T = TypeVar("T")
 
@@ -77,14 +71,14 @@ class Caller:
 
     def headers(self) -> dict[str, str]:
         """Identity and tracing headers for the introspector."""
-        headers = {USER_ID_HEADER: self.user_id, AUTH_METHOD_HEADER: "session"}
+        headers = {wire.USER_ID: self.user_id, wire.AUTH_METHOD: "session"}
         if self.app_session_email is not None:
-            headers[IDENTITY_SOURCE_HEADER] = "upstream"
-            headers[EMAIL_HEADER] = quote(self.app_session_email, safe="@._+-")
+            headers[wire.IDENTITY_SOURCE] = "upstream"
+            headers[wire.EMAIL] = quote(self.app_session_email, safe="@._+-")
         if self.client_address:
-            headers[CLIENT_ADDRESS_HEADER] = self.client_address
+            headers[wire.CLIENT_ADDRESS] = self.client_address
         if self.request_id:
-            headers[REQUEST_ID_HEADER] = self.request_id
+            headers[wire.REQUEST_ID] = self.request_id
         return headers
 
 
@@ -107,9 +101,9 @@ class IntrospectorClient:
         """Check the password and open a session (401 ``invalid_credentials``, 429 throttled)."""
         caller_headers = {}
         if client_address:
-            caller_headers[CLIENT_ADDRESS_HEADER] = client_address
+            caller_headers[wire.CLIENT_ADDRESS] = client_address
         if request_id:
-            caller_headers[REQUEST_ID_HEADER] = request_id
+            caller_headers[wire.REQUEST_ID] = request_id
         body = await self._call(
             "POST", "/sessions", headers=caller_headers, json={"email": email, "password": password}
         )
@@ -117,7 +111,7 @@ class IntrospectorClient:
 
     async def revoke_session(self, session_id: str, *, request_id: str | None) -> None:
         """End a session server-side (idempotent)."""
-        headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+        headers = {wire.REQUEST_ID: request_id} if request_id else {}
         await self._call(
             "POST", "/sessions/revoke", headers=headers, json={"sessionId": session_id}
         )
@@ -197,7 +191,7 @@ class IntrospectorClient:
         params: dict[str, str] | None = None,
         json: Any = None,
     ) -> Any:
-        sent = {INTERNAL_SECRET_HEADER: self._secret, "Accept": "application/json"}
+        sent = {wire.INTERNAL_SECRET: self._secret, "Accept": "application/json"}
         sent.update(caller.headers() if caller else {})
         sent.update(headers or {})
         try:

@@ -22,15 +22,17 @@ from admin_ui.appkeys import ASSET_URLS, CLIENT, CSRF_KEY, HTTP, NONCES, SETTING
 from admin_ui.audit_text import detail_text
 from admin_ui.middlewares import (
     app_session_cookie,
-    observe,
+    is_static,
+    log,
+    refuse_without_secret,
     render_errors,
-    require_internal_secret,
     security_headers,
 )
 from admin_ui.nonces import NonceStore
 from admin_ui.pages import STATIC_ROUTE, asset_urls
 from admin_ui.settings import AdminUISettings
 from admin_ui.views import admin, keys, login
+from keygate_core.middlewares import internal_secret_guard, request_context
 from keygate_core.shared_settings import check_internal_secret
 
 HERE = Path(__file__).resolve().parent
@@ -81,8 +83,10 @@ def create_app(settings: AdminUISettings) -> web.Application:
     app = web.Application(
         middlewares=[
             security_headers,
-            observe,
-            require_internal_secret,
+            request_context(log),
+            internal_secret_guard(
+                settings.internal_secret, is_open=is_static, refuse=refuse_without_secret
+            ),
             app_session_cookie,
             render_errors,
         ],

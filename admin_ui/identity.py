@@ -8,8 +8,6 @@ cookie, and a bearer token is for automation, not for this UI.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
@@ -17,15 +15,13 @@ from aiohttp import web
 
 from admin_ui import csrf
 from admin_ui.api_client import Caller
+from keygate_core import headers as wire
 
-SESSION_COOKIE = "kg_session"
-IDENTITY_SOURCE_HEADER = "X-Keygate-Identity-Source"
 #: A ``kg_ui_csrf`` value minted for this request, before the browser has the cookie.
 MINTED_CSRF_BASIS = web.RequestKey("minted_csrf_basis", str)
 LOGIN_PATH = "/_keygate/login"
 HOME_PATH = "/settings/api-keys"
 _NEXT_PREFIX = "/settings/"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -42,17 +38,12 @@ class Viewer:
 
 def request_id(request: web.Request) -> str | None:
     """The gateway's ``X-Request-Id`` when it is well-formed."""
-    value = request.headers.get("X-Request-Id", "")
-    return value if _REQUEST_ID.fullmatch(value) else None
+    return wire.valid_request_id(request.headers.get(wire.REQUEST_ID))
 
 
 def client_address(request: web.Request) -> str | None:
     """The end client's IP address as the gateway reported it (never the TCP peer)."""
-    reported = request.headers.get("X-Keygate-Client-Address", "").strip()
-    try:
-        return str(ipaddress.ip_address(reported)) if reported else None
-    except ValueError:
-        return None
+    return wire.reported_client_address(request.headers)
 
 
 def is_https(request: web.Request) -> bool:
@@ -63,17 +54,17 @@ def is_https(request: web.Request) -> bool:
 
 def has_app_session(request: web.Request) -> bool:
     """Whether the gateway vouches for a session of the protected app (upstream sessions)."""
-    method = request.headers.get("X-Keygate-Auth-Method", "").strip().lower()
-    source = request.headers.get(IDENTITY_SOURCE_HEADER, "").strip().lower()
+    method = request.headers.get(wire.AUTH_METHOD, "").strip().lower()
+    source = request.headers.get(wire.IDENTITY_SOURCE, "").strip().lower()
     return method == "session" and source == "upstream"
 
 
 def viewer(request: web.Request) -> Viewer | None:
     """The signed-in person, or ``None`` for anyone else."""
-    user_id = request.headers.get("X-Keygate-User-Id", "").strip()
-    method = request.headers.get("X-Keygate-Auth-Method", "").strip().lower()
+    user_id = request.headers.get(wire.USER_ID, "").strip()
+    method = request.headers.get(wire.AUTH_METHOD, "").strip().lower()
     # The gateway percent-encodes header values outside visible ASCII (gateway.pipeline.mutate).
-    email = unquote(request.headers.get("X-Keygate-User-Email", ""))
+    email = unquote(request.headers.get(wire.EMAIL, ""))
     if method != "session" or not user_id:
         return None
     if has_app_session(request):
@@ -91,7 +82,7 @@ def viewer(request: web.Request) -> Viewer | None:
             caller=caller,
             app_session=True,
         )
-    session_id = request.cookies.get(SESSION_COOKIE, "")
+    session_id = request.cookies.get(wire.SESSION_COOKIE, "")
     if not session_id:
         return None
     caller = Caller(user_id, client_address(request), request_id(request))

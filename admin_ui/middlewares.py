@@ -2,16 +2,15 @@
 
 * :func:`security_headers` puts the contract's headers on every response, redirects and error
   pages included (static assets are allowed a short cache, pages never).
-* :func:`observe` logs one line per request with the gateway's request id.
-* :func:`require_internal_secret` refuses anything that did not come through the gateway.
+* the request log (:func:`keygate_core.middlewares.request_context`) and the internal-secret
+  guard (:func:`keygate_core.middlewares.internal_secret_guard`, answering with
+  :func:`refuse_without_secret`) are shared with the introspector.
 * :func:`render_errors` is the one place errors become (friendly, HTML) responses.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,19 +18,16 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from admin_ui import csrf
-from admin_ui.api_client import INTERNAL_SECRET_HEADER, ApiError
-from admin_ui.appkeys import SETTINGS
+from admin_ui.api_client import ApiError
 from admin_ui.errors import PageError
 from admin_ui.identity import (
     MINTED_CSRF_BASIS,
     has_app_session,
     is_https,
     login_redirect,
-    request_id,
     viewer,
 )
 from admin_ui.pages import render
-from keygate_core.logs import request_id_var
 
 log = logging.getLogger("keygate.admin_ui")
 
@@ -102,52 +98,21 @@ async def app_session_cookie(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One log line per request, tagged with the gateway's request id."""
-    token = request_id_var.set(request_id(request))
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        route = request.match_info.route.resource
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "route": route.canonical if route is not None else "unmatched",
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        request_id_var.reset(token)
+async def refuse_without_secret(request: web.Request) -> web.StreamResponse:
+    """The page for a request that did not come through the gateway."""
+    log.warning("request without the internal secret refused")
+    return render(
+        request,
+        "error.html",
+        {"title": "Not reachable directly", "message": "Open keygate through its gateway."},
+        viewer=None,
+        status=401,
+    )
 
 
-@web.middleware
-async def require_internal_secret(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Only the gateway (holding the shared secret) may reach pages; assets are public."""
-    if not request.path.startswith(STATIC_PREFIX):
-        presented = request.headers.get(INTERNAL_SECRET_HEADER, "")
-        expected = request.app[SETTINGS].internal_secret
-        if not hmac.compare_digest(presented.encode(), expected.encode()):
-            log.warning("request without the internal secret refused")
-            return render(
-                request,
-                "error.html",
-                {
-                    "title": "Not reachable directly",
-                    "message": "Open keygate through its gateway.",
-                },
-                viewer=None,
-                status=401,
-            )
-    return await handler(request)
+def is_static(path: str) -> bool:
+    """Static assets are public: they reveal nothing and need no secret."""
+    return path.startswith(STATIC_PREFIX)
 
 
 @web.middleware

@@ -1,4 +1,4 @@
-"""X-Forwarded-*, the client's address and the request id, believing only configured proxies.
+"""X-Forwarded-* and the client's address, believing only configured proxies.
 
 Forwarded headers are not trusted by default (as in aiohttp): a client can write anything in
 them, so they only count when the direct peer is in ``KEYGATE_TRUSTED_PROXIES``.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import re
-import uuid
 from collections.abc import Sequence
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -18,7 +16,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = CIMultiDictProxy[str] | CIMultiDict[str]
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: Sent as X-Forwarded-For when the peer has no IP address (a Unix socket), as RFC 7239 does.
 UNKNOWN_PEER = "unknown"
 
@@ -120,11 +117,3 @@ def client_address(existing: Headers, *, peer_ip: str, trusted_proxies: Sequence
             return str(hop)
         nearest = hop
     return str(nearest)
-
-
-def request_id(existing_value: str | None) -> str:
-    """The client's ``X-Request-Id`` when it is 1–128 characters of ``[A-Za-z0-9._:-]``,
-    else a new random id (32 hex digits, ``uuid4().hex``)."""
-    if existing_value is not None and _REQUEST_ID.fullmatch(existing_value):
-        return existing_value
-    return uuid.uuid4().hex

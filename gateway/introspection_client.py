@@ -7,10 +7,8 @@ import json
 import aiohttp
 
 from gateway.errors import GatewayError, auth_unavailable, too_many_attempts
+from keygate_core import headers as wire
 from keygate_core.introspection_result import IntrospectionResult
-
-INTERNAL_SECRET_HEADER = "X-Keygate-Internal-Secret"
-CLIENT_ADDRESS_HEADER = "X-Keygate-Client-Address"
 
 
 class IntrospectionClient:
@@ -29,9 +27,9 @@ class IntrospectionClient:
     ) -> IntrospectionResult:
         """The introspector's verdict. Raises a 503 :class:`GatewayError` when it cannot be had
         (unreachable, slow, 5xx, garbled) and 429 when the introspector throttles the client."""
-        headers = {INTERNAL_SECRET_HEADER: self._secret, "X-Request-Id": request_id}
+        headers = {wire.INTERNAL_SECRET: self._secret, wire.REQUEST_ID: request_id}
         if client_address:
-            headers[CLIENT_ADDRESS_HEADER] = client_address
+            headers[wire.CLIENT_ADDRESS] = client_address
         try:
             async with self._session.post(
                 self._url, data={"token": token}, headers=headers, timeout=self._timeout

@@ -25,7 +25,6 @@ from gateway.forwarded import (
     forwarded_headers,
     is_trusted,
     parse_address,
-    request_id,
 )
 from gateway.identity import AuthMethod, Identity
 from gateway.metrics import GatewayMetrics
@@ -45,13 +44,10 @@ from gateway.pipeline.mutate import IdentityHeaderNames, drop_bearer, identity_h
 from gateway.pipeline.strip import strip_inbound
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
+from keygate_core import headers as wire
 
 #: Fixed names the introspector reads; independent of the names shown to the upstream app.
 INTROSPECTOR_IDENTITY = IdentityHeaderNames()
-INTERNAL_SECRET_HEADER = "X-Keygate-Internal-Secret"
-CLIENT_ADDRESS_HEADER = "X-Keygate-Client-Address"
-#: Tells keygate's own services that the user id is the app's (an upstream session).
-IDENTITY_SOURCE_HEADER = "X-Keygate-Identity-Source"
 KEYGATE_SERVICES = (INTROSPECTOR, ADMIN_UI)
 UNTRUSTED_FORWARDING = (
     "Forwarded",
@@ -66,7 +62,7 @@ UNTRUSTED_FORWARDING = (
     "X-Rewrite-URL",
 )
 #: Written by the gateway itself; no spelling of them is taken from the client.
-GATEWAY_WRITTEN = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id")
+GATEWAY_WRITTEN = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", wire.REQUEST_ID)
 
 # Encoded slashes, backslashes, NULs and dot segments mean different paths to different
 # decoders; a policy decided on one reading must not be applied to another. So do a literal
@@ -112,7 +108,7 @@ class Pipeline:
         if ctx is None:
             peer = request.remote or ""
             ctx = RequestContext(
-                request_id=request_id(request.headers.get("X-Request-Id")),
+                request_id=wire.request_id_or_new(request.headers.get(wire.REQUEST_ID)),
                 client_address=client_address(
                     request.headers, peer_ip=peer, trusted_proxies=self.settings.trusted_proxies
                 )
@@ -202,7 +198,7 @@ class Pipeline:
             trusted_proxies=self.settings.trusted_proxies,
         ):
             headers[name] = value
-        headers["X-Request-Id"] = ctx.request_id
+        headers[wire.REQUEST_ID] = ctx.request_id
         if rule.upstream in KEYGATE_SERVICES:
             # keygate's own services: they get the shared secret and the fixed header names.
             base = (
@@ -210,18 +206,18 @@ class Pipeline:
                 if rule.upstream == INTROSPECTOR
                 else self.settings.admin_ui_url
             )
-            headers[INTERNAL_SECRET_HEADER] = self.settings.internal_secret
+            headers[wire.INTERNAL_SECRET] = self.settings.internal_secret
             names = INTROSPECTOR_IDENTITY
             if ctx.client_address:
-                headers[CLIENT_ADDRESS_HEADER] = ctx.client_address
+                headers[wire.CLIENT_ADDRESS] = ctx.client_address
             if identity.external:
-                headers[IDENTITY_SOURCE_HEADER] = "upstream"
+                headers[wire.IDENTITY_SOURCE] = "upstream"
         else:
             base = self.settings.upstream_url if rule.upstream == "app" else rule.upstream
             names = self.header_names
         for name, value in identity_headers(identity, names):
             headers[name] = value
-        response_headers = {**limit_headers, "X-Request-Id": ctx.request_id}
+        response_headers = {**limit_headers, wire.REQUEST_ID: ctx.request_id}
         try:
             return await self.forwarder.forward(request, base, headers, response_headers)
         except GatewayError as error:
@@ -256,7 +252,7 @@ class Pipeline:
         response.headers.update(limit_headers)
         for name, value in identity_headers(identity, self.header_names):
             response.headers[name] = value
-        response.headers["X-Request-Id"] = self.context(request).request_id
+        response.headers[wire.REQUEST_ID] = self.context(request).request_id
         return response
 
     def protected_headers(self) -> tuple[str, ...]:
@@ -264,9 +260,9 @@ class Pipeline:
         return (
             *self.header_names.all(),
             *INTROSPECTOR_IDENTITY.all(),
-            INTERNAL_SECRET_HEADER,
-            CLIENT_ADDRESS_HEADER,
-            IDENTITY_SOURCE_HEADER,
+            wire.INTERNAL_SECRET,
+            wire.CLIENT_ADDRESS,
+            wire.IDENTITY_SOURCE,
         )
 
 

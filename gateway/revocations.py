@@ -22,8 +22,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.token_cache import L1Cache
+from keygate_core.redis_keys import REVOCATION_CHANNEL
 
-REVOCATION_CHANNEL = "keygate:revocations"
 PING_EVERY = 1.0
 
 log = logging.getLogger("keygate.gateway.revocations")

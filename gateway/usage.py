@@ -16,6 +16,8 @@ from collections import Counter
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from keygate_core.redis_keys import usage_key
+
 RETENTION_SECONDS = 25 * 3600
 _MAX_PENDING = 200_000
 
@@ -42,7 +44,7 @@ class UsageRecorder:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for (token_id, minute), count in batch.items():
-                    key = f"kg:use:{{{token_id}}}:{minute}"
+                    key = usage_key(token_id, minute)
                     pipe.incrby(key, count)
                     pipe.expire(key, RETENTION_SECONDS)
                 await pipe.execute()

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
-import re
-import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -33,7 +29,6 @@ from introspector.appkeys import (
 )
 from introspector.attempts import FailedAttempts
 from introspector.cache import TokenCache, derive_hmac_key
-from introspector.caller import INTERNAL_SECRET_HEADER
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
 from introspector.errors import KeygateError, Unauthenticated, Unavailable
 from introspector.hashing import Argon2Params, SecretHasher
@@ -44,52 +39,26 @@ from introspector.revocation import RevocationAnnouncer
 from introspector.sessions import SessionStore
 from introspector.settings import IntrospectorSettings
 from introspector.views import api_tokens, health, introspect, sessions, whoami
+from keygate_core import headers
 from keygate_core.background import stop_tasks
 from keygate_core.logs import request_id_var
+from keygate_core.middlewares import internal_secret_guard, request_context
 from keygate_core.problems import http_exception_problem, internal_error, render_problem
 from keygate_core.shared_settings import check_internal_secret
 
 log = logging.getLogger("keygate.introspector")
 
-API = "/api/platform/internal"
+API = headers.API_PREFIX
 #: Paths that carry no data and answer without the internal secret (probes and scrapers).
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-REQUEST_ID_HEADER = "X-Request-Id"
 #: Management bodies are tiny; a bigger (even chunked) body is refused before it is read.
 MAX_BODY_BYTES = 64 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, duration metric and one log line per request."""
-    supplied = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
-    token = request_id_var.set(request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-    finally:
-        elapsed = time.perf_counter() - started
-        route = request.match_info.route.resource
-        route_name = route.canonical if route is not None else "unmatched"
-        request.app[METRICS].http_duration.labels(route_name, f"{status // 100}xx").observe(elapsed)
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "route": route_name,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-            },
-        )
-        request_id_var.reset(token)
+def _observe(request: web.Request, route: str, status: int, seconds: float) -> None:
+    request.app[METRICS].http_duration.labels(route, f"{status // 100}xx").observe(seconds)
 
 
 @web.middleware
@@ -113,17 +82,10 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return internal_error(request_id)
 
 
-@web.middleware
-async def require_internal_secret(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Only the gateway (holding the shared secret) may reach data-bearing routes."""
-    if request.path not in OPEN_PATHS:
-        presented = request.headers.get(INTERNAL_SECRET_HEADER, "")
-        expected = request.app[SETTINGS].internal_secret
-        if not hmac.compare_digest(presented.encode(), expected.encode()):
-            raise Unauthenticated(
-                f"the introspector is internal; callers must send {INTERNAL_SECRET_HEADER}"
-            )
-    return await handler(request)
+async def _refuse_without_secret(request: web.Request) -> web.StreamResponse:
+    raise Unauthenticated(
+        f"the introspector is internal; callers must send {headers.INTERNAL_SECRET}"
+    )
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -184,7 +146,15 @@ def create_app(settings: IntrospectorSettings) -> web.Application:
     """The introspector application for ``settings``."""
     check_internal_secret(settings.internal_secret)
     app = web.Application(
-        middlewares=[observe, render_errors, require_internal_secret],
+        middlewares=[
+            request_context(log, observe=_observe, echo_request_id=True),
+            render_errors,
+            internal_secret_guard(
+                settings.internal_secret,
+                is_open=OPEN_PATHS.__contains__,
+                refuse=_refuse_without_secret,
+            ),
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from keygate_core.redis_keys import failed_address_key, failed_token_key
+
 WINDOW_SECONDS = 60
 _LOCAL_MAX_KEYS = 100_000
 
@@ -35,9 +37,9 @@ class FailedAttempts:
 
     @staticmethod
     def _keys(public_id: str, address: str | None) -> list[tuple[str, str]]:
-        keys = [("token", f"kg:fail:t:{{{public_id}}}")]
+        keys = [("token", failed_token_key(public_id))]
         if address:
-            keys.append(("address", f"kg:fail:a:{{{address}}}"))
+            keys.append(("address", failed_address_key(address)))
         return keys
 
     def _limit(self, kind: str) -> int:

@@ -23,11 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from keygate_core.introspection_result import IntrospectionResult
-
-
-def cache_key(public_id: str) -> str:
-    """The Redis key for ``public_id``; braces pin it to one Cluster slot."""
-    return f"kg:tok:{{{public_id}}}"
+from keygate_core.redis_keys import token_key
 
 
 def derive_hmac_key(internal_secret: str) -> bytes:
@@ -66,7 +62,7 @@ class TokenCache:
 
     async def get(self, public_id: str) -> CacheEntry | None:
         """The entry for ``public_id``, or ``None`` when nothing is cached."""
-        raw = await self._redis.get(cache_key(public_id))
+        raw = await self._redis.get(token_key(public_id))
         if raw is None:
             return None
         try:
@@ -96,15 +92,15 @@ class TokenCache:
         value = json.dumps(
             {"state": "active", "kid": self._key_id, "mac": self.mac(secret), "claims": claims}
         )
-        await self._redis.set(cache_key(public_id), value, ex=ttl, nx=True)
+        await self._redis.set(token_key(public_id), value, ex=ttl, nx=True)
 
     async def put_inactive(self, public_id: str, reason: str) -> None:
         """Remember briefly that ``public_id`` is unknown, revoked or expired."""
         ttl = self.negative_ttl_seconds if reason == "invalid" else self.ttl_seconds
-        await self._redis.set(cache_key(public_id), json.dumps({"state": reason}), ex=ttl)
+        await self._redis.set(token_key(public_id), json.dumps({"state": reason}), ex=ttl)
 
     async def tombstone(self, public_id: str) -> None:
         """Mark ``public_id`` revoked, replacing any active entry."""
         await self._redis.set(
-            cache_key(public_id), json.dumps({"state": "revoked"}), ex=self.ttl_seconds
+            token_key(public_id), json.dumps({"state": "revoked"}), ex=self.ttl_seconds
         )

@@ -1,13 +1,13 @@
 """Who is calling the introspector, as vouched for by the gateway.
 
 The introspector is internal: every data-bearing request must carry the shared secret in
-:data:`INTERNAL_SECRET_HEADER`. Only then are the gateway's identity headers believed. The gateway
-strips these headers from whatever clients send, so a client can never speak them directly.
+:data:`keygate_core.headers.INTERNAL_SECRET`. Only then are the gateway's identity headers
+believed. The gateway strips these headers from whatever clients send, so a client can never
+speak them directly.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote
@@ -18,18 +18,10 @@ from aiohttp import web
 from introspector import tokens, users
 from introspector.db import Connection
 from introspector.errors import NotFound, Unauthenticated
-from introspector.models import Actor, ActorKind, Scope, TokenRecord, TokenStatus, User
+from introspector.models import Actor, ActorKind, TokenRecord, TokenStatus, User
+from keygate_core import headers
 from keygate_core.logs import request_id_var
-
-INTERNAL_SECRET_HEADER = "X-Keygate-Internal-Secret"
-USER_ID_HEADER = "X-Keygate-User-Id"
-AUTH_METHOD_HEADER = "X-Keygate-Auth-Method"
-TOKEN_ID_HEADER = "X-Keygate-Token-Id"
-CLIENT_ADDRESS_HEADER = "X-Keygate-Client-Address"
-EMAIL_HEADER = "X-Keygate-User-Email"
-#: ``upstream`` when the person signed in to the protected app, whose session check vouched for
-#: them: ``X-Keygate-User-Id`` is then the app's user id, not keygate's.
-IDENTITY_SOURCE_HEADER = "X-Keygate-Identity-Source"
+from keygate_core.scopes import Scope
 
 
 @dataclass(frozen=True)
@@ -61,10 +53,10 @@ def _uuid_header(request: web.Request, name: str) -> UUID | None:
 
 async def load_caller(request: web.Request, conn: Connection) -> Caller:
     """The caller of a management request, or :class:`Unauthenticated`."""
-    method = request.headers.get(AUTH_METHOD_HEADER, "")
-    if method == "session" and request.headers.get(IDENTITY_SOURCE_HEADER) == "upstream":
+    method = request.headers.get(headers.AUTH_METHOD, "")
+    if method == "session" and request.headers.get(headers.IDENTITY_SOURCE) == "upstream":
         return await _app_session_caller(request, conn)
-    user_id = _uuid_header(request, USER_ID_HEADER)
+    user_id = _uuid_header(request, headers.USER_ID)
     if user_id is None or method not in ("session", "token"):
         raise Unauthenticated("sign in, or send an API token as `Authorization: Bearer <token>`")
     try:
@@ -73,9 +65,9 @@ async def load_caller(request: web.Request, conn: Connection) -> Caller:
         raise Unauthenticated("the signed-in user no longer exists") from None
     token: TokenRecord | None = None
     if method == "token":
-        token_id = _uuid_header(request, TOKEN_ID_HEADER)
+        token_id = _uuid_header(request, headers.TOKEN_ID)
         if token_id is None:
-            raise Unauthenticated(f"{TOKEN_ID_HEADER} is required for token callers")
+            raise Unauthenticated(f"{headers.TOKEN_ID} is required for token callers")
         try:
             token = await tokens.get_token(conn, token_id, visible_to=user.id)
         except NotFound:
@@ -94,10 +86,10 @@ async def load_caller(request: web.Request, conn: Connection) -> Caller:
 
 async def _app_session_caller(request: web.Request, conn: Connection) -> Caller:
     """A person signed in to the protected app: known by the app's id, made on first sight."""
-    external_id = request.headers.get(USER_ID_HEADER, "").strip()
+    external_id = request.headers.get(headers.USER_ID, "").strip()
     if not external_id or len(external_id) > 255:
-        raise Unauthenticated(f"{USER_ID_HEADER} is required")
-    email = unquote(request.headers.get(EMAIL_HEADER, "")).strip() or None
+        raise Unauthenticated(f"{headers.USER_ID} is required")
+    email = unquote(request.headers.get(headers.EMAIL, "")).strip() or None
     source_ip = client_address(request)
     request_id = request_id_var.get()
     user = await users.resolve_external(
@@ -118,10 +110,4 @@ def client_address(request: web.Request) -> str | None:
     Never the TCP peer: that is the gateway, and keying per-client limits on it would let one
     client's failures throttle everybody behind the same gateway.
     """
-    reported = request.headers.get(CLIENT_ADDRESS_HEADER)
-    if reported:
-        try:
-            return str(ipaddress.ip_address(reported.strip()))
-        except ValueError:
-            return None
-    return None
+    return headers.reported_client_address(request.headers)

@@ -8,15 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from keygate_core.scopes import Scope
 from keygate_core.token_format import PREFIX
-
-
-class Scope(enum.Enum):
-    """What a token may act on."""
-
-    PERSONAL = "PERSONAL"
-    WORKSPACE = "WORKSPACE"
-    ORGANIZATION = "ORGANIZATION"
 
 
 class Role(enum.Enum):

@@ -20,8 +20,7 @@ from redis.exceptions import RedisError
 from introspector.cache import TokenCache
 from introspector.db import DATABASE_UNAVAILABLE
 from keygate_core.background import stop_requested
-
-REVOCATION_CHANNEL = "keygate:revocations"
+from keygate_core.redis_keys import REVOCATION_CHANNEL
 
 log = logging.getLogger("keygate.revocation")
 

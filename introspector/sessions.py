@@ -22,8 +22,7 @@ from introspector.db import Connection
 from introspector.errors import KeygateError, TooManyAttempts, Unavailable
 from introspector.hashing import SecretHasher
 from introspector.users import normalise_email
-
-COOKIE_NAME = "kg_session"
+from keygate_core.redis_keys import session_key
 
 
 class InvalidCredentials(KeygateError):
@@ -32,11 +31,6 @@ class InvalidCredentials(KeygateError):
     status = 401
     reason = "invalid_credentials"
     title = "Invalid credentials"
-
-
-def session_key(session_id: str) -> str:
-    """The Redis key of a session (hash-tagged; the id itself is never a key)."""
-    return f"kg:sess:{{{hashlib.sha256(session_id.encode()).hexdigest()}}}"
 
 
 @dataclass(frozen=True, repr=False)

@@ -18,9 +18,10 @@ from introspector.audit import record_event
 from introspector.db import Connection
 from introspector.errors import EditionRestricted, Forbidden, InvalidInput, NotFound
 from introspector.hashing import SecretHasher
-from introspector.models import Actor, CreatedToken, Role, Scope, TokenRecord, User
+from introspector.models import Actor, CreatedToken, Role, TokenRecord, User
 from introspector.settings import Edition
 from introspector.workspaces import role_in
+from keygate_core.scopes import Scope
 from keygate_core.token_format import generate_token
 
 MAX_NAME_LENGTH = 100

@@ -30,10 +30,11 @@ from introspector import tokens, users, workspaces
 from introspector.errors import KeygateError
 from introspector.hashing import Argon2Params, SecretHasher
 from introspector.migrate import MigrationError, migrate
-from introspector.models import Actor, Role, Scope
+from introspector.models import Actor, Role
 from introspector.settings import IntrospectorSettings
 from keygate_cli.settings import load_settings
 from keygate_core.envconfig import SettingsError
+from keygate_core.scopes import Scope
 from keygate_core.version import VERSION
 
 EXIT_REFUSED = 1

@@ -15,8 +15,9 @@ import asyncpg
 from introspector import tokens, users, workspaces
 from introspector.errors import NotFound
 from introspector.hashing import Argon2Params, SecretHasher
-from introspector.models import Actor, Role, Scope, TokenStatus, User
+from introspector.models import Actor, Role, TokenStatus, User
 from introspector.settings import Edition
+from keygate_core.scopes import Scope
 
 WORKSPACE = "Demo workspace"
 TOKEN_NAME = "make demo"

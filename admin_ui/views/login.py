@@ -18,7 +18,6 @@ from admin_ui.errors import CsrfFailed
 from admin_ui.forms import login_form, session_form, text
 from admin_ui.identity import (
     LOGIN_PATH,
-    SESSION_COOKIE,
     client_address,
     is_https,
     request_id,
@@ -26,6 +25,7 @@ from admin_ui.identity import (
     viewer,
 )
 from admin_ui.pages import render
+from keygate_core import headers as wire
 
 log = logging.getLogger("keygate.admin_ui")
 
@@ -114,7 +114,7 @@ async def submit_login(request: web.Request) -> web.StreamResponse:
     log.info("signed in", extra={"user_id": session.user_id})
     response = web.HTTPSeeOther(next_path)
     response.set_cookie(
-        SESSION_COOKIE,
+        wire.SESSION_COOKIE,
         session.session_id,
         max_age=request.app[SETTINGS].session_ttl_seconds,
         path="/",
@@ -135,7 +135,7 @@ async def submit_login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session at the introspector, clear the cookie, back to the login page."""
-    session_id = request.cookies.get(SESSION_COOKIE, "")
+    session_id = request.cookies.get(wire.SESSION_COOKIE, "")
     if session_id:
         # Checked against the cookie itself, so a session the gateway already forgot (expired,
         # revoked elsewhere) can still sign out cleanly — but only from a genuine form.
@@ -147,6 +147,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
         log.info("signed out", extra={"user_id": current.user_id if current else None})
     response = web.HTTPSeeOther(LOGIN_PATH)
     response.del_cookie(
-        SESSION_COOKIE, path="/", httponly=True, samesite="Lax", secure=is_https(request)
+        wire.SESSION_COOKIE, path="/", httponly=True, samesite="Lax", secure=is_https(request)
     )
     raise response

@@ -30,7 +30,9 @@ from gateway.errors import (
 from gateway.identity import AuthMethod, Identity
 from gateway.introspection_client import IntrospectionClient
 from gateway.token_cache import L1Cache
+from keygate_core.headers import SESSION_COOKIE
 from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.redis_keys import session_key
 from keygate_core.single_flight import SingleFlight
 from keygate_core.token_format import ParsedToken, TokenFormatError, parse_token
 
@@ -224,19 +226,16 @@ class LocalSessionAuthenticator:
     neither Redis nor this process ever keeps a usable cookie.
     """
 
-    COOKIE = "kg_session"
-
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
 
     async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
         """The session's user; ``None`` without a (live) session cookie."""
-        session_id = request.cookies.get(self.COOKIE)
+        session_id = request.cookies.get(SESSION_COOKIE)
         if not session_id or len(session_id) > 256:
             return None
-        digest = hashlib.sha256(session_id.encode()).hexdigest()
         try:
-            raw = await self._redis.get(f"kg:sess:{{{digest}}}")
+            raw = await self._redis.get(session_key(session_id))
         except (RedisError, OSError, TimeoutError):
             raise auth_unavailable("the session store is unavailable; retry shortly") from None
         if raw is None:

@@ -23,12 +23,14 @@ from pathlib import Path
 
 from gateway.errors import GatewayError, insufficient_scope, missing_credentials
 from gateway.identity import AuthMethod, Identity
+from keygate_core import headers
+from keygate_core.scopes import Scope
 
 INTROSPECTOR = "introspector"
 ADMIN_UI = "admin_ui"
 APP = "app"
-API_PREFIX = "/api/platform/internal/"
-SCOPE_RANK = {"PERSONAL": 0, "WORKSPACE": 1, "ORGANIZATION": 2}
+#: keygate's management API, served by the introspector.
+API_PREFIX = f"{headers.API_PREFIX}/"
 _PLACEHOLDER = re.compile(r"\{workspace\}")
 
 
@@ -135,8 +137,8 @@ def _rule(index: int, raw: object) -> RouteRule:
     except ValueError:
         raise RouteError(f"{where}: 'auth' must be required, optional or none") from None
     scope = raw.get("scope")
-    if scope is not None and (not isinstance(scope, str) or scope not in SCOPE_RANK):
-        raise RouteError(f"{where}: 'scope' must be one of {', '.join(SCOPE_RANK)}")
+    if scope is not None and (not isinstance(scope, str) or scope not in Scope.__members__):
+        raise RouteError(f"{where}: 'scope' must be one of {', '.join(Scope.__members__)}")
     upstream = raw.get("upstream", APP)
     # Not "introspector": its routes carry keygate's internal secret and are built in only.
     if not isinstance(upstream, str) or not (
@@ -157,12 +159,18 @@ def authorize(identity: Identity, rule: RouteRule, workspace: str | None) -> Non
     if identity.auth_method is not AuthMethod.TOKEN:
         return
     scope = identity.token_scope or "PERSONAL"
-    if rule.scope is not None and SCOPE_RANK.get(scope, -1) < SCOPE_RANK[rule.scope]:
+    if rule.scope is not None and not _covers(scope, Scope[rule.scope]):
         raise insufficient_scope(rule.scope)
     if workspace is not None and scope == "WORKSPACE" and workspace != identity.workspace_id:
         raise insufficient_scope(
             "WORKSPACE", "this token is bound to another workspace than the one requested"
         )
+
+
+def _covers(granted: str, required: Scope) -> bool:
+    # The introspector only issues known scopes; an unknown one covers nothing.
+    known = Scope.__members__.get(granted)
+    return known is not None and known.covers(required)
 
 
 def workspace_of(rule: RouteRule, path_value: str | None, header_value: str | None) -> str | None:

@@ -17,23 +17,9 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.errors import bad_gateway, gateway_timeout
+from gateway.pipeline.strip import HOP_BY_HOP
 
 CHUNK = 64 * 1024
-#: Response headers that describe this hop only (RFC 9110 §7.6.1); aiohttp sets its own.
-_HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection",
-        "Keep-Alive",
-        "Proxy-Authenticate",
-        "Proxy-Authorization",
-        "TE",
-        "Trailer",
-        "Transfer-Encoding",
-        "Upgrade",
-        "Proxy-Connection",
-    )
-)
 
 
 def upstream_url(base: str, raw_path: str) -> URL:
@@ -47,7 +33,8 @@ def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
         for value in upstream.headers.getall("Connection", [])
         for token in value.split(",")
     }
-    dropped = _HOP_BY_HOP | named if named else _HOP_BY_HOP
+    # Response headers that describe this hop only; aiohttp sets its own.
+    dropped = HOP_BY_HOP | named if named else HOP_BY_HOP
     return CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in dropped)
 
 

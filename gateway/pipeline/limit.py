@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from keygate_core.redis_keys import rate_limit_key
+
 MINUTE_MS = 60_000
 
 # Effects replication (the default since Redis 5, the only mode since 7) ships the HSET to
@@ -87,11 +89,6 @@ class RateLimiter(Protocol):
         Raises :class:`ValueError` when ``limit_per_minute`` is below 1.
         """
         ...
-
-
-def bucket_key(key: str) -> str:
-    """The Redis key of ``key``'s bucket, hash-tagged so it lives in one Cluster slot."""
-    return f"kg:rl:{{{key}}}"
 
 
 def _check_limit(limit_per_minute: int) -> None:
@@ -188,7 +185,7 @@ class RedisTokenBucket:
         _check_limit(limit_per_minute)
         try:
             allowed, remaining, full_ms, retry_ms = await self._take(
-                bucket_key(key), limit_per_minute
+                rate_limit_key(key), limit_per_minute
             )
         except _REDIS_FAILURES:
             if self._on_degraded is not None:

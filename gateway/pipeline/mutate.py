@@ -11,6 +11,7 @@ from multidict import CIMultiDict
 
 from gateway.identity import Identity
 from gateway.pipeline.strip import HOP_BY_HOP, canonical_name, is_field_name
+from keygate_core import headers as wire
 
 # Visible ASCII except "%" is left alone; "%" itself is encoded so the result decodes
 # unambiguously. quote() adds letters, digits and "_.-~" on its own.
@@ -42,12 +43,12 @@ class IdentityHeaderNames:
     :class:`ValueError` naming the field.
     """
 
-    user_id: str = "X-Keygate-User-Id"
-    email: str = "X-Keygate-User-Email"
-    workspace_id: str = "X-Keygate-Workspace-Id"
-    token_id: str = "X-Keygate-Token-Id"
-    token_scope: str = "X-Keygate-Token-Scope"
-    auth_method: str = "X-Keygate-Auth-Method"
+    user_id: str = wire.USER_ID
+    email: str = wire.EMAIL
+    workspace_id: str = wire.WORKSPACE_ID
+    token_id: str = wire.TOKEN_ID
+    token_scope: str = wire.TOKEN_SCOPE
+    auth_method: str = wire.AUTH_METHOD
 
     def __post_init__(self) -> None:
         seen: dict[str, str] = {}

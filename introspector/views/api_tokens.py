@@ -20,11 +20,12 @@ from introspector.appkeys import ANNOUNCER, HASHER, METRICS, POOL, REDIS, SETTIN
 from introspector.caller import Caller, load_caller
 from introspector.db import Connection
 from introspector.errors import Forbidden, InvalidInput, NotFound, Unavailable
-from introspector.models import Role, Scope
+from introspector.models import Role
 from introspector.views.request_body import json_object, optional_str, query_int
+from keygate_core.redis_keys import usage_key
+from keygate_core.scopes import Scope
 
 CREATE_FIELDS = frozenset({"name", "scope", "workspaceId", "expiresAt", "rateLimit"})
-_SCOPE_RANK = {Scope.PERSONAL: 0, Scope.WORKSPACE: 1, Scope.ORGANIZATION: 2}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -66,7 +67,7 @@ def _limit_to_caller_token(
     token = caller.token
     if token is None:
         return expires_at
-    if _SCOPE_RANK[scope] > _SCOPE_RANK[token.scope]:
+    if not token.scope.covers(scope):
         raise Forbidden(
             f"a {token.scope.value} token cannot create a {scope.value} token", field="scope"
         )
@@ -216,11 +217,6 @@ async def list_audit_events(request: web.Request) -> web.Response:
 
 
 USAGE_MINUTES = 24 * 60
-
-
-def usage_key(token_id: str, minute: int) -> str:
-    """Where the gateway counts one token's requests in one minute (hash-tagged by token)."""
-    return f"kg:use:{{{token_id}}}:{minute}"
 
 
 async def token_usage(request: web.Request) -> web.Response:

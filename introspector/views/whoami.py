@@ -7,8 +7,9 @@ from aiohttp import web
 from introspector import users
 from introspector.appkeys import POOL, SETTINGS
 from introspector.caller import load_caller
-from introspector.models import Role, Scope
+from introspector.models import Role
 from introspector.settings import Edition
+from keygate_core.scopes import Scope
 
 
 async def whoami(request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from introspector.revocation import REVOCATION_CHANNEL
+from keygate_core.redis_keys import REVOCATION_CHANNEL
 from keygate_core.token_format import generate_token, parse_token
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.integration.conftest import Introspector, StartIntrospector, eventually

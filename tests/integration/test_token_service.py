@@ -10,8 +10,9 @@ import pytest
 from introspector import audit, tokens, users, workspaces
 from introspector.errors import EditionRestricted, Forbidden, InvalidInput, NotFound
 from introspector.hashing import SecretHasher
-from introspector.models import Actor, ActorKind, Role, Scope, User
+from introspector.models import Actor, ActorKind, Role, User
 from introspector.settings import Edition
+from keygate_core.scopes import Scope
 from keygate_core.token_format import parse_token
 
 OPERATOR = Actor.operator()

@@ -1,0 +1,62 @@
+"""The wire contract between keygate's services: header names, the session cookie, the
+management API's path, and the rules for the request id and the reported client address.
+
+The gateway writes these headers for keygate's own services and strips every spelling of them
+from what clients send; the introspector and the admin UI believe them only next to the internal
+secret. Each fact is defined here once; the services import it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from collections.abc import Mapping
+
+#: The shared secret that proves a request came through the gateway.
+INTERNAL_SECRET = "X-Keygate-Internal-Secret"
+#: The end client's address as the gateway determined it (never the TCP peer).
+CLIENT_ADDRESS = "X-Keygate-Client-Address"
+#: ``upstream`` when the protected app's session check vouched for the person: ``USER_ID`` is
+#: then the app's user id, not keygate's.
+IDENTITY_SOURCE = "X-Keygate-Identity-Source"
+
+# The identity headers keygate's own services read. Their names are fixed; the names the
+# protected app sees are configurable (KEYGATE_IDENTITY_HEADERS) and default to these.
+USER_ID = "X-Keygate-User-Id"
+EMAIL = "X-Keygate-User-Email"
+WORKSPACE_ID = "X-Keygate-Workspace-Id"
+TOKEN_ID = "X-Keygate-Token-Id"
+TOKEN_SCOPE = "X-Keygate-Token-Scope"
+AUTH_METHOD = "X-Keygate-Auth-Method"
+
+REQUEST_ID = "X-Request-Id"
+#: keygate's own login session (admin UI sign-in), looked up in Redis by a hash of its value.
+SESSION_COOKIE = "kg_session"
+#: Where the introspector serves the management API (and the gateway routes it).
+API_PREFIX = "/api/platform/internal"
+
+_REQUEST_ID_RULE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def valid_request_id(value: str | None) -> str | None:
+    """``value`` when it is 1–128 characters of ``[A-Za-z0-9._:-]``, else ``None``."""
+    if value is not None and _REQUEST_ID_RULE.fullmatch(value):
+        return value
+    return None
+
+
+def request_id_or_new(value: str | None) -> str:
+    """``value`` when it is a valid request id, else a new random one (``uuid4().hex``)."""
+    return valid_request_id(value) or uuid.uuid4().hex
+
+
+def reported_client_address(headers: Mapping[str, str]) -> str | None:
+    """The normalised IP address in :data:`CLIENT_ADDRESS`, or ``None`` when absent or not an IP."""
+    reported = headers.get(CLIENT_ADDRESS, "").strip()
+    if not reported:
+        return None
+    try:
+        return str(ipaddress.ip_address(reported))
+    except ValueError:
+        return None

@@ -1,0 +1,43 @@
+"""Every Redis key and channel keygate's services share, built in one place.
+
+Keys are hash-tagged (``{…}``) on the token or session they belong to, so every multi-key
+operation on one token stays within one Redis Cluster slot. No key ever contains a secret:
+sessions are keyed by a SHA-256 of the cookie, tokens by their public id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+#: The introspector publishes a revoked token's public id here; every gateway listens.
+REVOCATION_CHANNEL = "keygate:revocations"
+
+
+def token_key(public_id: str) -> str:
+    """The introspector's cached verdict for one token."""
+    return f"kg:tok:{{{public_id}}}"
+
+
+def rate_limit_key(subject: str) -> str:
+    """One token bucket (the subject is a token id)."""
+    return f"kg:rl:{{{subject}}}"
+
+
+def failed_token_key(public_id: str) -> str:
+    """Failed verifications of one token's public id."""
+    return f"kg:fail:t:{{{public_id}}}"
+
+
+def failed_address_key(address: str) -> str:
+    """Failed verifications from one client address."""
+    return f"kg:fail:a:{{{address}}}"
+
+
+def session_key(session_id: str) -> str:
+    """A login session's record, keyed by a SHA-256 of the cookie (never the cookie itself)."""
+    return f"kg:sess:{{{hashlib.sha256(session_id.encode()).hexdigest()}}}"
+
+
+def usage_key(token_id: str, minute: int) -> str:
+    """One token's request count in one epoch minute (written by gateways, read for charts)."""
+    return f"kg:use:{{{token_id}}}:{minute}"
