@@ -26,9 +26,9 @@ from gateway.forwarded import (
     is_trusted,
     parse_address,
 )
-from gateway.identity import AuthMethod, Identity
+from gateway.identity import AuthMethod, Identity, RequestContext
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline.authn import Authenticator, RequestContext, authenticate
+from gateway.pipeline.authn import Authenticator, authenticate
 from gateway.pipeline.authz import (
     ADMIN_UI,
     INTROSPECTOR,
