@@ -8,6 +8,7 @@ Cluster slot. Idle buckets expire soon after they would be full again.
 
 When Redis fails, the limiter either answers from a local bucket (fail open, the default) or
 refuses (fail closed); both are flagged ``degraded``. The next call tries Redis again.
+:func:`rate_limit_headers` tells the client about its bucket.
 """
 
 from __future__ import annotations
@@ -89,6 +90,22 @@ class RateLimiter(Protocol):
         Raises :class:`ValueError` when ``limit_per_minute`` is below 1.
         """
         ...
+
+
+def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
+    """The rate-limit headers of a bearer response, all describing the same bucket.
+
+    ``X-RateLimit-Reset`` and the draft's ``t`` are *seconds from now* until the bucket is
+    full again (not an epoch timestamp).
+    """
+    reset = max(0, math.ceil(decision.reset_after))
+    return {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(reset),
+        "RateLimit-Policy": f'"per-token";q={decision.limit};w=60',
+        "RateLimit": f'"per-token";r={decision.remaining};t={reset}',
+    }
 
 
 def _check_limit(limit_per_minute: int) -> None:
