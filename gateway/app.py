@@ -166,9 +166,10 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     # failed: a failed startup or teardown leaks nothing that was already open.
     async with contextlib.AsyncExitStack() as opened:
         # A bounded pool: a burst of requests queues for a connection instead of opening
-        # hundreds at once (which is what makes Redis look slow under load).
-        app[REDIS] = aioredis.Redis(
-            connection_pool=aioredis.BlockingConnectionPool.from_url(
+        # hundreds at once (which is what makes Redis look slow under load). from_pool: closing
+        # the client closes the pool and its connections.
+        app[REDIS] = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
                 settings.redis_url,
                 max_connections=64,
                 timeout=timeout,
