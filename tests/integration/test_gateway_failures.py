@@ -1,12 +1,18 @@
-"""The gateway's own failures: startup and shutdown close every client they opened.
+"""The gateway's own failures: an unexpected exception is a problem+json 500 with its request id
+and a log line, and startup and shutdown close every client they opened.
 
-Every trigger is a real condition (an operator's odd setting, a misbehaving upstream), never a
+Every trigger is a real condition (a misbehaving upstream, an operator's odd setting), never a
 mock: the upstreams are real servers, Redis is the test's real server, closed ports are real.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +24,16 @@ from gateway.app import create_app
 from gateway.appkeys import HTTP, INTERNAL_HTTP, LISTENER
 from gateway.settings import GatewaySettings
 from keygate_cli.settings import load_settings
-from tests.integration.conftest import eventually, gateway_env
+from keygate_core.logs import JsonFormatter
+from tests.integration.conftest import StartStack, eventually, gateway_env
 from tests.integration.upstream_app import create_upstream
+
+# An upstream whose response carries a control character in a header value. aiohttp's client
+# parser accepts it (lenient, like browsers); its server refuses to write it back out. Framed by
+# Content-Length on purpose: with a chunked body aiohttp has switched the client connection to
+# chunked framing before it refuses the header, and any answer after that (aiohttp's own 500
+# too) goes out with a Content-Length but a chunked body. A known gap, not what this proves.
+BROKEN_RESPONSE = b"HTTP/1.1 200 OK\r\nX-Odd: a\x01b\r\nContent-Length: 2\r\n\r\nok"
 
 
 def _closed_port() -> int:
@@ -28,6 +42,88 @@ def _closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture
+async def broken_upstream() -> AsyncIterator[str]:
+    """A real HTTP/1.1 server that answers every request with :data:`BROKEN_RESPONSE`."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(BROKEN_RESPONSE)
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.close()
+    await server.wait_closed()
+
+
+class _JsonLines(logging.Handler):
+    """Keeps each record as the JSON line the gateway would write to stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def gateway_log() -> Iterator[_JsonLines]:
+    """The gateway's log lines during the test, formatted as in production."""
+    handler = _JsonLines()
+    logger = logging.getLogger("keygate.gateway")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # The forwarder passes the upstream's headers on; aiohttp refuses to write this one.
+        pytest.param("/broken/x", id="upstream-header-with-a-control-character"),
+        # The routes file accepts any http(s) URL; the client raises ValueError on this port.
+        pytest.param("/odd/x", id="route-upstream-port-out-of-range"),
+    ],
+)
+async def test_unexpected_exception_is_a_problem_json_500(
+    start_stack: StartStack,
+    broken_upstream: str,
+    tmp_path: Path,
+    gateway_log: _JsonLines,
+    path: str,
+) -> None:
+    """An exception no stage expects becomes a 500 internal_error problem with the request id."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        f'[[route]]\nprefix = "/broken/"\nupstream = "{broken_upstream}"\n\n'
+        '[[route]]\nprefix = "/odd/"\nupstream = "http://127.0.0.1:99999"\n',
+        encoding="utf-8",
+    )
+    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
+
+    response = await stack.gateway.get(path, headers={"X-Request-Id": "req-500"})
+
+    assert response.status == 500
+    assert response.content_type == "application/problem+json"
+    assert response.headers["X-Request-Id"] == "req-500"
+    assert response.headers["Cache-Control"] == "no-store"
+    body = await response.json()
+    assert body["reason"] == "internal_error" and body["status"] == 500
+    assert body["requestId"] == "req-500"
+    (line,) = [entry for entry in gateway_log.lines if entry["message"] == "unhandled error"]
+    assert line["level"] == "error" and line["request_id"] == "req-500"
+    assert line["path"] == path and "Traceback" in line["exception"]
+    # The connection is still in step: the next request on it gets its own answer.
+    assert (await stack.gateway.get("/x")).status == 200
 
 
 def _settings(redis_url: str, upstream_url: str) -> GatewaySettings:
