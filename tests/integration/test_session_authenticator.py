@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.app import PIPELINE
+from gateway.appkeys import PIPELINE
 from gateway.pipeline.authn import UpstreamSessionAuthenticator
 from keygate_core.token_format import generate_token
 from tests.integration.conftest import Stack, StartStack
