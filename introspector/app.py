@@ -31,7 +31,7 @@ from introspector.attempts import FailedAttempts
 from introspector.cache import TokenCache, derive_hmac_key
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
 from introspector.errors import KeygateError, Unauthenticated, Unavailable
-from introspector.hashing import Argon2Params, SecretHasher
+from introspector.hashing import SecretHasher
 from introspector.introspection import TokenIntrospector
 from introspector.last_used import LastUsedRecorder
 from introspector.metrics import IntrospectorMetrics
@@ -95,12 +95,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
     )
-    app[HASHER] = SecretHasher(
-        Argon2Params(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
-        ),
-        settings.argon2_max_concurrency,
-    )
+    app[HASHER] = SecretHasher.from_settings(settings)
     yield
     app[HASHER].close()
     await app[REDIS].aclose()
