@@ -38,7 +38,15 @@ from introspector.metrics import IntrospectorMetrics
 from introspector.revocation import RevocationAnnouncer
 from introspector.sessions import SessionStore
 from introspector.settings import IntrospectorSettings
-from introspector.views import api_tokens, health, introspect, sessions, whoami
+from introspector.views import (
+    api_tokens,
+    audit_events,
+    health,
+    introspect,
+    sessions,
+    usage,
+    whoami,
+)
 from keygate_core import headers
 from keygate_core.background import stop_tasks
 from keygate_core.logs import request_id_var
@@ -160,11 +168,11 @@ def create_app(settings: IntrospectorSettings) -> web.Application:
     app.router.add_post(f"{API}/api-tokens", api_tokens.create_token)
     app.router.add_get(f"{API}/api-tokens", api_tokens.list_tokens)
     app.router.add_delete(f"{API}/api-tokens/{{token_id}}", api_tokens.revoke_token)
+    app.router.add_get(f"{API}/api-tokens/{{token_id}}/usage", usage.token_usage)
     app.router.add_get(f"{API}/whoami", whoami.whoami)
-    app.router.add_get(f"{API}/audit-events", api_tokens.list_audit_events)
+    app.router.add_get(f"{API}/audit-events", audit_events.list_audit_events)
     app.router.add_post("/sessions", sessions.create_session)
     app.router.add_post("/sessions/revoke", sessions.revoke_session)
-    app.router.add_get(f"{API}/api-tokens/{{token_id}}/usage", api_tokens.token_usage)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
