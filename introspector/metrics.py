@@ -20,6 +20,11 @@ class IntrospectorMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        """Declare every metric on :attr:`registry`, then pre-create the bounded label values.
+
+        Long because it is one flat list of declarations: each is a name, a help text and its
+        labels, and splitting the list would only hide which metrics exist.
+        """
         r = self.registry
         self.token_create = Counter(
             "keygate_api_token_create_total", "API tokens created.", ["scope"], registry=r
