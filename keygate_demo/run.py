@@ -278,7 +278,7 @@ def run(options: DemoOptions) -> int:
         settings = load_settings(
             IntrospectorSettings, env, known=(GatewaySettings, AdminUISettings)
         )
-        seeded = asyncio.run(seed(database_url, settings.edition))
+        seeded = asyncio.run(seed(settings))
         _say("  demo people created" if seeded.created_people else "  demo people already there")
         for name, port in (
             ("introspector", options.introspector_port),
