@@ -147,6 +147,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: IntrospectorSettings) -> web.Application:
     """The introspector application for ``settings``."""
+    # The guard's precondition, not settings validation: with an empty secret the guard below
+    # lets every caller in (and a short one is guessable), so no caller can build an open app.
     check_internal_secret(settings.internal_secret)
     app = web.Application(
         middlewares=[
