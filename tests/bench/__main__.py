@@ -21,19 +21,13 @@ from typing import Any
 import aiohttp
 
 from tests.bench import dataset
-from tests.bench.coldpath import CacheMiss, ColdPath, Introspect, cache_miss, cold_path
+from tests.bench.coldpath import CacheMiss, Introspect, cache_miss, cold_path
 from tests.bench.load import LoadResult, Wrk
-from tests.bench.memory import MemoryResult, fill
+from tests.bench.memory import fill
 from tests.bench.profile import Profile, record
-from tests.bench.report import (
-    Target,
-    load_average,
-    load_table,
-    machine,
-    rows_table,
-    targets_table,
-)
-from tests.bench.revocation import Propagation, propagation
+from tests.bench.report import load_average, machine
+from tests.bench.results import Results, document, evaluate_targets, markdown
+from tests.bench.revocation import propagation
 from tests.bench.stack import Stack, make_work_dir, start_services, start_stack
 from tests.bench.throughput import (
     FloodResult,
@@ -79,21 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass
-class Results:
-    """Everything one run measured."""
-
-    full_load: dict[str, LoadResult]
-    single: dict[str, LoadResult]
-    flood: FloodResult
-    cold: ColdPath
-    miss_small: CacheMiss
-    miss_big: CacheMiss
-    revocation: Propagation
-    memory: MemoryResult
-    profiles: dict[str, Profile]
-
-
 def _quick(args: argparse.Namespace) -> None:
     args.seconds, args.warmup, args.rounds, args.latency_seconds = 3, 1, 1, 2
     args.cold_tokens, args.miss_tokens, args.unknown_ids = 30, 20, 50
@@ -106,6 +85,46 @@ def _say(text: str) -> None:
 
 
 async def _measure(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> Results:
+    """Seed the data, start the services, then take every measurement in turn."""
+    tokens = await _seed(stack, args)
+    _say("starting the upstream, keygate and nginx")
+    start_services(stack)
+    full, single, flood = await _through_the_gateways(stack, args, wrk, tokens.main)
+    profiles = await _profiles(stack, args, wrk, tokens.main)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        client = Introspect(stack, session)
+        _say("cold path (argon2)")
+        cold = await cold_path(client, tokens.cold, args.cold_concurrency)
+        _say(f"  {cold.per_second:.1f}/s, loop lag {cold.lag_during}")
+        missed = tokens.cold[: args.miss_tokens]
+
+        _say("revocation propagation to two gateways")
+        stack.start_gateway("keygate-b")
+        revocation = await propagation(stack, ["keygate", "keygate-b"], tokens.revocable)
+        _say(f"  {revocation.everywhere.as_dict()}")
+        stack.processes.stop(stack.services.pop("keygate-b"))
+
+        _say(f"gateway memory with {args.memory_tokens:,} + 2 × {args.memory_extra:,} tokens")
+        memory_tokens = dataset.make_tokens(args.memory_tokens + 2 * args.memory_extra)
+        memory = await fill(stack, wrk, memory_tokens, args.memory_tokens, args.connections)
+        _say(f"  {memory.steps}")
+
+        miss_small, miss_big = await _cache_misses(stack, args, client, missed)
+    return Results(full, single, flood, cold, miss_small, miss_big, revocation, memory, profiles)
+
+
+@dataclass
+class _Tokens:
+    """The run's tokens: the one the load runs use, the ones it revokes, the argon2 ones."""
+
+    main: dataset.BenchToken
+    revocable: list[dataset.BenchToken]
+    cold: list[dataset.BenchToken]
+
+
+async def _seed(stack: Stack, args: argparse.Namespace) -> _Tokens:
+    """Insert the tokens (the cold ones with real argon2 hashes), the small table's rows, and
+    the warm tokens' cache entries."""
     assert stack.owner is not None
     owner = stack.owner
     main_token = dataset.make_token()
@@ -126,9 +145,14 @@ async def _measure(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> Results:
         await dataset.prime_cache(redis, stack.internal_secret, warm, owner)
     finally:
         await redis.aclose()
-    _say("starting the upstream, keygate and nginx")
-    start_services(stack)
+    return _Tokens(main_token, revocable, cold_tokens)
 
+
+async def _through_the_gateways(
+    stack: Stack, args: argparse.Namespace, wrk: Wrk, main_token: dataset.BenchToken
+) -> tuple[dict[str, LoadResult], dict[str, LoadResult], FloodResult]:
+    """wrk against every contender at full load and at concurrency 1, then the wrong-secret
+    flood."""
     plan = LoadPlan(args.connections, args.seconds, args.warmup, args.rounds)
     _say(f"full load: 5 contenders × {plan.rounds} rounds")
     full = await contenders(stack, wrk, main_token.plaintext, plan)
@@ -152,7 +176,13 @@ async def _measure(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> Results:
         flood_connections=args.flood_connections,
     )
     _say(f"  p99 idle {flood.idle.p99_ms:.2f} ms, under flood {flood.during_flood.p99_ms:.2f} ms")
+    return full, single, flood
 
+
+async def _profiles(
+    stack: Stack, args: argparse.Namespace, wrk: Wrk, main_token: dataset.BenchToken
+) -> dict[str, Profile]:
+    """py-spy profiles of both keygate gateways under full load (none with --no-profile)."""
     profiles: dict[str, Profile] = {}
     if not args.no_profile:
         _say("profiling the gateways under full load (py-spy)")
@@ -167,206 +197,38 @@ async def _measure(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> Results:
             )
             if found is not None:
                 profiles[name] = found
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        client = Introspect(stack, session)
-        _say("cold path (argon2)")
-        cold = await cold_path(client, cold_tokens, args.cold_concurrency)
-        _say(f"  {cold.per_second:.1f}/s, loop lag {cold.lag_during}")
-        missed = cold_tokens[: args.miss_tokens]
-
-        _say("revocation propagation to two gateways")
-        stack.start_gateway("keygate-b")
-        revocation = await propagation(stack, ["keygate", "keygate-b"], revocable)
-        _say(f"  {revocation.everywhere.as_dict()}")
-        stack.processes.stop(stack.services.pop("keygate-b"))
-
-        _say(f"gateway memory with {args.memory_tokens:,} + 2 × {args.memory_extra:,} tokens")
-        memory_tokens = dataset.make_tokens(args.memory_tokens + 2 * args.memory_extra)
-        memory = await fill(stack, wrk, memory_tokens, args.memory_tokens, args.connections)
-        _say(f"  {memory.steps}")
-
-        _say(f"cache misses with {args.small_table:,} tokens")
-        redis = stack.redis()
-        try:
-            await dataset.forget_cached(redis, missed)
-        finally:
-            await redis.aclose()
-        miss_small = await cache_miss(client, missed, args.unknown_ids, args.small_table)
-        _say(f"  {miss_small.as_dict()}")
-
-        _say(f"growing the token table to {args.big_table:,} rows")
-        conn = await stack.connect()
-        try:
-            took = await dataset.fill_table(conn, owner, stack.token_hash, args.big_table)
-        finally:
-            await conn.close()
-        _say(f"  … took {took:.0f} s")
-        redis = stack.redis()
-        try:
-            await dataset.forget_cached(redis, missed)
-        finally:
-            await redis.aclose()
-        miss_big = await cache_miss(client, missed, args.unknown_ids, args.big_table)
-        _say(f"  {miss_big.as_dict()}")
-    return Results(full, single, flood, cold, miss_small, miss_big, revocation, memory, profiles)
+    return profiles
 
 
-def _targets(r: Results, args: argparse.Namespace) -> list[Target]:
-    full = r.full_load
-    keygate = full["keygate auth + limit + headers"].rps
-    added_p50 = (
-        r.single["keygate auth + limit + headers"].p50_ms - r.single["upstream (direct)"].p50_ms
-    )
-    rss_first = r.memory.rss_at(args.memory_tokens)
-    rss_last = r.memory.rss_at(args.memory_tokens + 2 * args.memory_extra)
-    return [
-        Target(
-            "keygate ÷ nginx auth_request (req/s)",
-            keygate / full["nginx auth_request → keygate"].rps,
-            1.5,
-            "×",
-            False,
-        ),
-        Target(
-            "keygate ÷ nginx plain proxy (req/s)",
-            keygate / full["nginx plain proxy"].rps,
-            0.5,
-            "×",
-            False,
-        ),
-        Target(
-            "keygate ÷ keygate passthrough (req/s)",
-            keygate / full["keygate passthrough"].rps,
-            0.85,
-            "×",
-            False,
-        ),
-        Target("added p50 at concurrency 1", added_p50, 0.5, "ms", True),
-        Target("revocation on every gateway, p99", r.revocation.everywhere.p99, 100, "ms", True),
-        Target(
-            f"cache miss p50, {args.big_table:,} ÷ {args.small_table:,} tokens",
-            r.miss_big.verified.p50 / r.miss_small.verified.p50,
-            1.2,
-            "×",
-            True,
-        ),
-        Target(
-            f"gateway RSS with {args.memory_tokens:,} cached tokens", rss_first, 200, "MB", True
-        ),
-        Target(
-            # Unbounded, the extra tokens would cost as much again as the first ones (+65 %);
-            # the allowance is for allocator fragmentation while the LRU replaces entries.
-            f"RSS growth from {args.memory_tokens:,} to "
-            f"{args.memory_tokens + 2 * args.memory_extra:,} tokens",
-            rss_last / rss_first,
-            1.10,
-            "×",
-            True,
-        ),
-        Target("valid p99 under wrong-secret flood ÷ idle", r.flood.p99_ratio, 2.0, "×", True),
-    ]
+async def _cache_misses(
+    stack: Stack, args: argparse.Namespace, client: Introspect, missed: list[dataset.BenchToken]
+) -> tuple[CacheMiss, CacheMiss]:
+    """Cache-miss introspections with the small token table, then with the table grown big."""
+    _say(f"cache misses with {args.small_table:,} tokens")
+    redis = stack.redis()
+    try:
+        await dataset.forget_cached(redis, missed)
+    finally:
+        await redis.aclose()
+    miss_small = await cache_miss(client, missed, args.unknown_ids, args.small_table)
+    _say(f"  {miss_small.as_dict()}")
 
-
-def _markdown(r: Results, targets: list[Target], args: argparse.Namespace) -> list[str]:
-    lines = load_table(
-        f"Full load (wrk: 1 thread, {args.connections} connections, best of {args.rounds} × "
-        f"{args.seconds:g} s)",
-        r.full_load,
-    )
-    lines += load_table(
-        f"Concurrency 1 (best of {args.rounds} × {args.latency_seconds:g} s)", r.single
-    )
-    lines += targets_table(targets)
-    up = r.single["upstream (direct)"]
-    kg = r.single["keygate auth + limit + headers"]
-    fl = r.flood
-    lines += rows_table(
-        "Other measurements",
-        ("Measurement", "Value"),
-        [
-            (
-                "added latency at concurrency 1 (p50 / p99)",
-                f"{kg.p50_ms - up.p50_ms:.3f} / {kg.p99_ms - up.p99_ms:.3f} ms",
-            ),
-            (
-                "argon2 cold path",
-                f"{r.cold.per_second:.1f} verifications/s ({r.cold.concurrency} concurrent)",
-            ),
-            ("introspector loop lag idle (p50 / p99 / max)", _lag(r.cold.lag_idle)),
-            ("introspector loop lag during argon2 (p50 / p99 / max)", _lag(r.cold.lag_during)),
-            (
-                f"cache miss, real token, {r.miss_small.table_rows:,} rows (p50 / p99)",
-                _lat(r.miss_small.verified.as_dict()),
-            ),
-            (
-                f"cache miss, real token, {r.miss_big.table_rows:,} rows (p50 / p99)",
-                _lat(r.miss_big.verified.as_dict()),
-            ),
-            (
-                f"cache miss, unknown id, {r.miss_small.table_rows:,} rows (p50 / p99)",
-                _lat(r.miss_small.unknown.as_dict()),
-            ),
-            (
-                f"cache miss, unknown id, {r.miss_big.table_rows:,} rows (p50 / p99)",
-                _lat(r.miss_big.unknown.as_dict()),
-            ),
-            (
-                f"revocation visible on {r.revocation.gateways} gateways (p50 / p99, "
-                f"{len(r.revocation.everywhere.samples)} revokes)",
-                _lat(r.revocation.everywhere.as_dict()),
-            ),
-            *(
-                (
-                    f"gateway RSS, {s['tokens']:,} cached token{'' if s['tokens'] == 1 else 's'}",
-                    f"{s['rss_mb']} MB ({s['l1_entries']:,} in L1"
-                    + (
-                        f"; L1 emptied {s['revocation_channel_lost']}× by a lost revocation channel"
-                        if s.get("revocation_channel_lost")
-                        else ""
-                    )
-                    + ")",
-                )
-                for s in r.memory.steps
-            ),
-            ("valid p50 / p99, idle", f"{fl.idle.p50_ms:.2f} / {fl.idle.p99_ms:.2f} ms"),
-            (
-                f"valid p50 / p99 during a flood of {fl.flood.rps:,.0f} wrong secrets/s",
-                f"{fl.during_flood.p50_ms:.2f} / {fl.during_flood.p99_ms:.2f} ms",
-            ),
-        ],
-    )
-    for name, found in r.profiles.items():
-        lines += rows_table(
-            f"Where {name}'s CPU goes under full load (py-spy, {found.samples:,} samples, "
-            "self time)",
-            ("Package", "Share"),
-            [(package, f"{share:.1f} %") for package, share in found.packages],
-        )
-    return lines
-
-
-def _lag(data: dict[str, float]) -> str:
-    return f"{data['p50_ms']:.2f} / {data['p99_ms']:.2f} / {data['max_ms']:.2f} ms"
-
-
-def _lat(data: dict[str, Any]) -> str:
-    return f"{data['p50_ms']:.2f} / {data['p99_ms']:.2f} ms"
-
-
-def _document(r: Results, targets: list[Target], info: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **info,
-        "full_load": {k: v.as_dict() for k, v in r.full_load.items()},
-        "concurrency_1": {k: v.as_dict() for k, v in r.single.items()},
-        "flood": r.flood.as_dict(),
-        "cold_path": r.cold.as_dict(),
-        "cache_miss": [r.miss_small.as_dict(), r.miss_big.as_dict()],
-        "revocation": r.revocation.as_dict(),
-        "memory": r.memory.as_dict(),
-        "targets": [t.as_dict() for t in targets],
-        "profiles": {k: v.as_dict() for k, v in r.profiles.items()},
-    }
+    _say(f"growing the token table to {args.big_table:,} rows")
+    assert stack.owner is not None
+    conn = await stack.connect()
+    try:
+        took = await dataset.fill_table(conn, stack.owner, stack.token_hash, args.big_table)
+    finally:
+        await conn.close()
+    _say(f"  … took {took:.0f} s")
+    redis = stack.redis()
+    try:
+        await dataset.forget_cached(redis, missed)
+    finally:
+        await redis.aclose()
+    miss_big = await cache_miss(client, missed, args.unknown_ids, args.big_table)
+    _say(f"  {miss_big.as_dict()}")
+    return miss_small, miss_big
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -389,8 +251,8 @@ async def _main(args: argparse.Namespace) -> int:
         }
     finally:
         stack.stop(keep=args.keep)
-    targets = _targets(results, args)
-    lines = _markdown(results, targets, args)
+    targets = evaluate_targets(results, args)
+    lines = markdown(results, targets, args)
     lines.append(
         f"Run took {info['seconds']:.0f} s; load average before {load_before}, after "
         f"{load_after}; {host['cores']} cores ({host['cpu']})."
@@ -398,7 +260,7 @@ async def _main(args: argparse.Namespace) -> int:
     text = "\n".join(lines)
     print(text)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(_document(results, targets, info), indent=2) + "\n")
+    args.json.write_text(json.dumps(document(results, targets, info), indent=2) + "\n")
     args.json.with_suffix(".md").write_text(text + "\n")
     _say(f"wrote {args.json} and {args.json.with_suffix('.md')}")
     return 0

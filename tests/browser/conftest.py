@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +27,13 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from introspector import tokens
+from tests.browser.processes import (
+    KEYGATE,
+    ServiceProcess,
+    spawn_service,
+    stop_services,
+    wait_listening,
+)
 from tests.harness.browser import (
     BrowserUnavailable,
     PageProblems,
@@ -40,9 +45,7 @@ from tests.harness.servers import free_port
 from tests.integration.conftest import INTERNAL_SECRET
 from tests.integration.upstream_app import Upstream, create_upstream
 
-KEYGATE = str(Path(sys.executable).parent / "keygate")
 API = "/api/platform/internal"
-START_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -96,97 +99,18 @@ class UIStack:
             return response.status, body
 
 
-@dataclass
-class _Service:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log.read_text(errors="replace")[-3000:]
-        return ""
-
-
-def _spawn(name: str, env: dict[str, str], port: int, logs: Path) -> _Service:
-    log = logs / f"{name}.log"
-    # A file, not a pipe: a chatty service must never block on a full pipe mid-test.
-    with log.open("wb") as sink:
-        process = subprocess.Popen([KEYGATE, name], env=env, stdout=sink, stderr=subprocess.STDOUT)
-    return _Service(name, port, process, log)
-
-
-async def _wait_listening(service: _Service) -> str | None:
-    """None once ``service`` accepts connections, else why it never will."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_TIMEOUT
-    while loop.time() < deadline:
-        if service.process.poll() is not None:
-            output = service.log_tail()
-            if f"invalid choice: '{service.name}'" in output:
-                return (
-                    f"`keygate {service.name}` is not available: the keygate CLI has no "
-                    f"{service.name} command (is its service missing or not wired into "
-                    f"keygate_cli/main.py?)\n{output}"
-                )
-            return (
-                f"`keygate {service.name}` exited with status {service.process.returncode} "
-                f"before listening on 127.0.0.1:{service.port}:\n{output}"
-            )
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", service.port)
-            writer.close()
-            await writer.wait_closed()
-            return None
-        await asyncio.sleep(0.05)
-    return (
-        f"`keygate {service.name}` is not listening on 127.0.0.1:{service.port} after "
-        f"{START_TIMEOUT}s:\n{service.log_tail()}"
-    )
-
-
-async def _stop(services: list[_Service]) -> list[str]:
-    """SIGTERM everything; the services that did not stop cleanly, with their output."""
-    for service in services:
-        if service.process.poll() is None:
-            service.process.send_signal(signal.SIGTERM)
-    unclean: list[str] = []
-    for service in services:
-        try:
-            await asyncio.to_thread(service.process.wait, 20)
-        except subprocess.TimeoutExpired:
-            service.process.kill()
-            await asyncio.to_thread(service.process.wait)
-        if service.process.returncode != 0:
-            unclean.append(
-                f"`keygate {service.name}` ended with status {service.process.returncode}:\n"
-                f"{service.log_tail()}"
-            )
-    return unclean
-
-
 @pytest.fixture
 def session_mode() -> str:
     """The gateway's KEYGATE_SESSION_AUTHENTICATOR; a test module may override it."""
     return "local"
 
 
-@pytest.fixture
-async def ui_stack(
-    database_url: str, redis_url: str, aiohttp_server: Any, tmp_path: Path, session_mode: str
-) -> AsyncIterator[UIStack]:
-    """Introspector, admin UI and gateway (local sessions) as processes, with two people.
-
-    With ``session_mode`` "upstream", people are signed in by the recording upstream's session
-    check (cookie ``sid=valid-<id>``, e-mail from the ``email`` cookie) instead.
-    """
-    upstream_app, record = create_upstream()
-    upstream = await aiohttp_server(upstream_app)
-    upstream_url = str(upstream.make_url("")).rstrip("/")
-    ports = {"introspector": free_port(), "admin-ui": free_port(), "gateway": free_port()}
+def stack_environment(
+    database_url: str, redis_url: str, upstream_url: str, ports: dict[str, int], session_mode: str
+) -> dict[str, str]:
+    """Every service's environment: this process's without KEYGATE_*, then the stack's."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
-    env = {
+    return {
         **base,
         "KEYGATE_DATABASE_URL": database_url,
         "KEYGATE_REDIS_URL": redis_url,
@@ -207,15 +131,11 @@ async def ui_stack(
         "KEYGATE_LAST_USED_FLUSH_SECONDS": "0.1",
         "KEYGATE_LOG_LEVEL": "warning",
     }
-    services = [_spawn(name, env, port, tmp_path) for name, port in ports.items()]
-    stack = UIStack(
-        gateway_url=f"http://127.0.0.1:{ports['gateway']}",
-        env=env,
-        database_url=database_url,
-        upstream=record,
-        admin=Person("", "admin@example.com", "admin-password-1"),
-        member=Person("", "member@example.com", "member-password-1"),
-    )
+
+
+async def seed_while_starting(stack: UIStack, services: list[ServiceProcess]) -> None:
+    """Create the stack's admin and member with the CLI while ``services`` start up; fail the
+    test if either or any service fails (a missing admin UI named first)."""
 
     def seed(person: Person, *flags: str) -> Person:
         user_id = stack.cli(
@@ -229,27 +149,53 @@ async def ui_stack(
         )
         return Person(user_id, person.email, person.password)
 
+    # The CLI talks to Postgres directly, so seeding overlaps the services' start-up.
+    admin, member, *waits = await asyncio.gather(
+        asyncio.to_thread(seed, stack.admin, "--admin"),
+        asyncio.to_thread(seed, stack.member),
+        *(wait_listening(service) for service in services),
+        return_exceptions=True,
+    )
+    # The admin UI first: when it is missing, that is the news, not its knock-on effects.
+    failures = sorted(
+        (str(w) for w in waits if w is not None),
+        key=lambda text: "admin-ui" not in text.split("\n", 1)[0],
+    )
+    failures += [f"seeding users: {x}" for x in (admin, member) if isinstance(x, BaseException)]
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
+    assert isinstance(admin, Person) and isinstance(member, Person)
+    stack.admin, stack.member = admin, member
+
+
+@pytest.fixture
+async def ui_stack(
+    database_url: str, redis_url: str, aiohttp_server: Any, tmp_path: Path, session_mode: str
+) -> AsyncIterator[UIStack]:
+    """Introspector, admin UI and gateway (local sessions) as processes, with two people.
+
+    With ``session_mode`` "upstream", people are signed in by the recording upstream's session
+    check (cookie ``sid=valid-<id>``, e-mail from the ``email`` cookie) instead.
+    """
+    upstream_app, record = create_upstream()
+    upstream = await aiohttp_server(upstream_app)
+    upstream_url = str(upstream.make_url("")).rstrip("/")
+    ports = {"introspector": free_port(), "admin-ui": free_port(), "gateway": free_port()}
+    env = stack_environment(database_url, redis_url, upstream_url, ports, session_mode)
+    services = [spawn_service(name, env, port, tmp_path) for name, port in ports.items()]
+    stack = UIStack(
+        gateway_url=f"http://127.0.0.1:{ports['gateway']}",
+        env=env,
+        database_url=database_url,
+        upstream=record,
+        admin=Person("", "admin@example.com", "admin-password-1"),
+        member=Person("", "member@example.com", "member-password-1"),
+    )
     try:
-        # The CLI talks to Postgres directly, so seeding overlaps the services' start-up.
-        admin, member, *waits = await asyncio.gather(
-            asyncio.to_thread(seed, stack.admin, "--admin"),
-            asyncio.to_thread(seed, stack.member),
-            *(_wait_listening(service) for service in services),
-            return_exceptions=True,
-        )
-        # The admin UI first: when it is missing, that is the news, not its knock-on effects.
-        failures = sorted(
-            (str(w) for w in waits if w is not None),
-            key=lambda text: "admin-ui" not in text.split("\n", 1)[0],
-        )
-        failures += [f"seeding users: {x}" for x in (admin, member) if isinstance(x, BaseException)]
-        if failures:
-            pytest.fail("\n\n".join(failures), pytrace=False)
-        assert isinstance(admin, Person) and isinstance(member, Person)
-        stack.admin, stack.member = admin, member
+        await seed_while_starting(stack, services)
         yield stack
     finally:
-        unclean = await _stop(services)
+        unclean = await stop_services(services)
     assert not unclean, "\n\n".join(unclean)
 
 

@@ -15,8 +15,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from keygate_core.token_format import SCANNER_REGEX
+from tests.browser.admin_pages import ADMIN, LOGIN, TABLE, create_in_dialog, token_rows
 from tests.browser.conftest import Browsing, Person, UIStack
-from tests.browser.test_admin_ui import ADMIN, LOGIN, TABLE, create_in_dialog, token_rows
 from tests.harness.browser import screenshot
 from tests.integration.conftest import eventually
 
@@ -41,6 +41,7 @@ async def signed_in_to_the_app(browsing: Browsing, person: Person, app_user_id: 
 async def test_a_person_signed_in_to_the_app_manages_their_keys(
     ui_stack: UIStack, browsing: Browsing
 ) -> None:
+    """Signed in by the app alone, a person sees, creates, uses and revokes their own keys."""
     member = ui_stack.member
     page = await signed_in_to_the_app(browsing, member, "app-user-42")
     await page.goto(TABLE)
@@ -72,6 +73,7 @@ async def test_a_person_signed_in_to_the_app_manages_their_keys(
 async def test_an_admin_signed_in_to_the_app_sees_everyones_keys(
     ui_stack: UIStack, browsing: Browsing
 ) -> None:
+    """Signed in by the app, an admin sees everyone's keys; without an app session, nobody."""
     member_page = await signed_in_to_the_app(browsing, ui_stack.member, "app-user-42")
     await member_page.goto(TABLE)
     await create_in_dialog(member_page, "member's key")

@@ -55,19 +55,9 @@ async def live_services(
     the database is dropped."""
     shared = {"KEYGATE_INTERNAL_SECRET": INTERNAL_SECRET, "KEYGATE_REDIS_URL": redis_url}
     introspector = await aiohttp_server(
-        create_introspector(
-            load_settings(
-                IntrospectorSettings,
-                {
-                    **shared,
-                    "KEYGATE_DATABASE_URL": database_url,
-                    # One wrong secret per token id is enough to show the throttling counter.
-                    "KEYGATE_FAILED_VERIFY_LIMIT_PER_TOKEN": "1",
-                },
-            )
-        )
+        create_introspector(_introspector_settings(shared, database_url))
     )
-    introspector_url = str(introspector.make_url("")).rstrip("/")
+    introspector_url = _base_url(introspector)
     admin_ui = await aiohttp_server(
         create_admin_ui(
             load_settings(
@@ -88,12 +78,43 @@ async def live_services(
                 {
                     **shared,
                     "KEYGATE_INTROSPECTOR_URL": introspector_url,
-                    "KEYGATE_ADMIN_UI_URL": str(admin_ui.make_url("")).rstrip("/"),
-                    "KEYGATE_UPSTREAM_URL": str(upstream.make_url("")).rstrip("/"),
+                    "KEYGATE_ADMIN_UI_URL": _base_url(admin_ui),
+                    "KEYGATE_UPSTREAM_URL": _base_url(upstream),
                 },
             )
         )
     )
+    token, cold_token = await _two_tokens(db, hasher)
+    return LiveServices(
+        urls={
+            "introspector": introspector_url,
+            "gateway": _base_url(gateway),
+            "admin-ui": _base_url(admin_ui),
+        },
+        token=token,
+        cold_token=cold_token,
+        stop_introspector=introspector.close,
+    )
+
+
+def _introspector_settings(shared: dict[str, str], database_url: str) -> IntrospectorSettings:
+    return load_settings(
+        IntrospectorSettings,
+        {
+            **shared,
+            "KEYGATE_DATABASE_URL": database_url,
+            # One wrong secret per token id is enough to show the throttling counter.
+            "KEYGATE_FAILED_VERIFY_LIMIT_PER_TOKEN": "1",
+        },
+    )
+
+
+def _base_url(server: Any) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+async def _two_tokens(db: asyncpg.Connection, hasher: SecretHasher) -> tuple[str, str]:
+    """An operator-made user's tokens "deploy" and "cold", as plaintexts."""
     owner = await users.create_user(db, hasher, Actor.operator(), email="ops@example.com")
     created = [
         await tokens.create_token(
@@ -101,13 +122,4 @@ async def live_services(
         )
         for name in ("deploy", "cold")
     ]
-    return LiveServices(
-        urls={
-            "introspector": introspector_url,
-            "gateway": str(gateway.make_url("")).rstrip("/"),
-            "admin-ui": str(admin_ui.make_url("")).rstrip("/"),
-        },
-        token=created[0].plaintext,
-        cold_token=created[1].plaintext,
-        stop_introspector=introspector.close,
-    )
+    return created[0].plaintext, created[1].plaintext

@@ -106,6 +106,55 @@ async def _wait_healthy(topology: Topology, name: str, check: list[str]) -> None
         await asyncio.sleep(0.2)
 
 
+def _native_environments(
+    found: dict[str, Service], external: dict[str, dict[str, str]], native_ports: dict[str, int]
+) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
+    """Each locally run service's environment as its container would get it, with every other
+    service's address moved to this machine; and the port each listens on in its container."""
+    image_env = stages()[-1].env()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
+
+    def native_value(value: str) -> str:
+        parts = urlsplit(value)
+        if not parts.scheme or parts.hostname not in found:
+            return value
+        if parts.hostname in external:
+            return external[parts.hostname][parts.scheme]
+        netloc = f"127.0.0.1:{native_ports[parts.hostname]}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    environments: dict[str, dict[str, str]] = {}
+    container_ports: dict[str, int] = {}
+    for name in native_ports:
+        service = found[name]
+        container_env = {**image_env, **service.environment}
+        container_ports[name] = _container_port(service, container_env)
+        env = {key: native_value(value) for key, value in container_env.items()}
+        if service.command[0] in SETTINGS_BY_COMMAND:
+            host_var, port_var = listen_variables(SETTINGS_BY_COMMAND[service.command[0]])
+            env[host_var], env[port_var] = "127.0.0.1", str(native_ports[name])
+        environments[name] = {**base, **env}
+    return environments, container_ports
+
+
+async def _start(topology: Topology, name: str, container_port: int) -> None:
+    """Start one service as compose would, and wait: a one-shot must exit 0, any other must
+    pass its own healthcheck."""
+    service = topology.services[name]
+    command = [KEYGATE, *_native_command(service, topology.native_ports[name])]
+    with (topology.logs / f"{name}.log").open("wb") as log:
+        process = subprocess.Popen(  # noqa: ASYNC220 - long-lived, stopped by the fixture
+            command, env=topology.environments[name], stdout=log, stderr=subprocess.STDOUT
+        )
+    topology.processes[name] = process
+    if service.spec.get("restart") == "no":
+        code = await asyncio.to_thread(process.wait, 60)
+        assert code == 0, f"{name} exited {code}:\n{topology.log(name)}"
+        return
+    check = _healthcheck(service, container_port, topology.native_ports[name])
+    await _wait_healthy(topology, name, check)
+
+
 @pytest.fixture
 async def topology(
     empty_database_url: str, redis_url: str, tmp_path: Path
@@ -125,51 +174,14 @@ async def topology(
         for name, s in found.items()
         if not s.builds_keygate
     }
-    local = [name for name, s in found.items() if s.builds_keygate]
-    native_ports = {name: free_port() for name in local}
-    image_env = stages()[-1].env()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
-
-    def native_value(value: str) -> str:
-        parts = urlsplit(value)
-        if not parts.scheme or parts.hostname not in found:
-            return value
-        if parts.hostname in external:
-            return external[parts.hostname][parts.scheme]
-        netloc = f"127.0.0.1:{native_ports[parts.hostname]}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-    environments: dict[str, dict[str, str]] = {}
-    container_ports: dict[str, int] = {}
-    for name in local:
-        service = found[name]
-        container_env = {**image_env, **service.environment}
-        container_ports[name] = _container_port(service, container_env)
-        env = {key: native_value(value) for key, value in container_env.items()}
-        if service.command[0] in SETTINGS_BY_COMMAND:
-            host_var, port_var = listen_variables(SETTINGS_BY_COMMAND[service.command[0]])
-            env[host_var], env[port_var] = "127.0.0.1", str(native_ports[name])
-        environments[name] = {**base, **env}
-
+    native_ports = {name: free_port() for name, s in found.items() if s.builds_keygate}
+    environments, container_ports = _native_environments(found, external, native_ports)
     topology = Topology(found, native_ports, environments, tmp_path)
     order = TopologicalSorter({n: set(s.depends_on) for n, s in found.items()}).static_order()
     try:
         for name in order:
-            if name in external:
-                continue
-            service = found[name]
-            command = [KEYGATE, *_native_command(service, native_ports[name])]
-            with (tmp_path / f"{name}.log").open("wb") as log:
-                process = subprocess.Popen(  # noqa: ASYNC220 - long-lived, stopped in finally
-                    command, env=environments[name], stdout=log, stderr=subprocess.STDOUT
-                )
-            topology.processes[name] = process
-            if service.spec.get("restart") == "no":
-                code = await asyncio.to_thread(process.wait, 60)
-                assert code == 0, f"{name} exited {code}:\n{topology.log(name)}"
-                continue
-            check = _healthcheck(service, container_ports[name], native_ports[name])
-            await _wait_healthy(topology, name, check)
+            if name not in external:
+                await _start(topology, name, container_ports[name])
         yield topology
     finally:
         running = [p for p in topology.processes.values() if p.poll() is None]

@@ -49,8 +49,8 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_wheel_carries_the_metadata_licence_and_data_files(dist: dict[str, Path]) -> None:
-    """The wheel names its version and Apache-2.0 licence, ships LICENSE, the migrations,
-    templates and static files, and installs the `keygate` command."""
+    """The wheel names its version and licence, ships LICENSE and the data files, has `keygate`."""
+    # Data files: the migrations, templates and static files.
     with zipfile.ZipFile(dist["wheel"]) as wheel:
         names = set(wheel.namelist())
         info = f"keygate-{project_version()}.dist-info"
@@ -123,8 +123,9 @@ def test_installs_into_a_clean_venv_and_runs(
 
 
 def test_release_files_agree_with_the_version_and_licence() -> None:
-    """CHANGELOG's newest entry is pyproject's version, LICENSE is the Apache-2.0 text
-    pyproject declares, and SECURITY.md says how to report a vulnerability."""
+    """CHANGELOG, LICENSE and SECURITY.md agree with pyproject's version and licence."""
+    # CHANGELOG's newest entry is pyproject's version, LICENSE is the Apache-2.0 text pyproject
+    # declares, and SECURITY.md says how to report a vulnerability.
     headings = [
         line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ")
     ]

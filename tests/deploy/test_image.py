@@ -25,8 +25,7 @@ def _context_files(source: str) -> list[str]:
 
 
 def test_multi_stage_build_from_slim_python() -> None:
-    """A build stage installs the locked runtime dependencies into a venv; the slim runtime
-    stage takes that venv and nothing else."""
+    """A build stage fills a venv from the locks; the slim runtime stage takes only that venv."""
     build, runtime = stages()
     assert build.name == "build" and runtime.name == "runtime"
     assert build.base == runtime.base
@@ -59,8 +58,7 @@ def test_every_copied_source_exists_and_reaches_the_builder() -> None:
 
 
 def test_build_stage_copies_what_the_wheel_needs() -> None:
-    """pyproject.toml, the locks, the readme, the licence and every package setuptools is told
-    to include."""
+    """The build stage copies pyproject, the locks, readme, licence and every included package."""
     import tomllib
 
     (build, _) = stages()

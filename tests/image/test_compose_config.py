@@ -38,8 +38,9 @@ def _config(variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_podman_compose_reads_the_file_as_the_suite_does() -> None:
-    """With .env.example filled in, podman-compose accepts the file and resolves every
-    service's command and environment exactly as the suite's own reader does."""
+    """podman-compose resolves every service's command and environment as the suite does."""
+    # With .env.example filled in, podman-compose accepts the file and resolves each service
+    # exactly as the suite's own reader does.
     variables = filled_in_env(**EXAMPLE_SECRETS)
     result = _config(variables)
     assert result.returncode == 0, result.stderr

@@ -132,8 +132,8 @@ async def test_services_run_unprivileged_on_a_read_only_root(image_stack: ImageS
 
 
 async def test_compose_healthchecks_pass_inside_the_containers(image_stack: ImageStack) -> None:
-    """Each keygate service's healthcheck from docker-compose.yml, run in its container (with
-    the port this test gave the service), succeeds: the commands it needs are in the image."""
+    """Each service's compose healthcheck succeeds in its container: its commands are there."""
+    # Run with the port this test gave the service.
     checked = []
     for name, service in example_services().items():
         if name not in image_stack.containers:
@@ -149,8 +149,9 @@ async def test_compose_healthchecks_pass_inside_the_containers(image_stack: Imag
 
 
 async def test_token_lifecycle_through_the_containerised_gateway(image_stack: ImageStack) -> None:
-    """A token from the image's CLI creates a token over the API; whoami answers for it; after
-    its revocation it gets 401 — every request through the gateway's container."""
+    """Through the gateway's container, a token is created, answers whoami, and is revoked."""
+    # A token from the image's CLI creates a token over the API; whoami answers for it; after
+    # its revocation it gets 401 — every request through the gateway's container.
     gateway = image_stack.urls["gateway"]
     bootstrap = (
         await asyncio.to_thread(
@@ -188,8 +189,9 @@ async def test_token_lifecycle_through_the_containerised_gateway(image_stack: Im
 async def test_sigterm_drains_and_exits_zero_within_the_grace_period(
     image_stack: ImageStack,
 ) -> None:
-    """SIGTERM to the gateway's container: readiness turns 503, the request in flight still
-    gets its answer, and the process exits 0 before compose's stop_grace_period runs out."""
+    """SIGTERM drains the gateway's container: in-flight request answered, then exit 0 in time."""
+    # Readiness turns 503, the request in flight still gets its answer, and the process exits 0
+    # before compose's stop_grace_period runs out.
     gateway = image_stack.urls["gateway"]
     container = image_stack.containers["gateway"]
     grace = float(example_services()["gateway"].spec["stop_grace_period"].removesuffix("s"))

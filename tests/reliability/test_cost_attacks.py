@@ -10,10 +10,8 @@ not count as the gateway's lag.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -21,6 +19,7 @@ from keygate_core.token_format import generate_token, parse_token
 from tests.integration.conftest import StartIntrospector, StartStack, introspector_env
 from tests.reliability.conftest import Figures, Spawn
 from tests.reliability.loadgen import load_from_another_process
+from tests.reliability.loop_lag import LagProbe, frozen_heap, probing
 from tests.reliability.measure import Outcome, percentile, sample, send_all
 
 ADDRESS_LIMIT = 30  # keygate's default KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS
@@ -34,54 +33,6 @@ LAG_BOUND = 0.050
 ARGON2 = "keygate_argon2_verify_duration_seconds_count"
 
 
-class LagProbe:
-    """Samples event-loop lag: how much later than asked a 5 ms sleep wakes up."""
-
-    PERIOD = 0.005
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, float]] = []
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            asked = loop.time()
-            await asyncio.sleep(self.PERIOD)
-            self.samples.append((asked, loop.time() - asked - self.PERIOD))
-
-    def between(self, start: float, end: float) -> list[float]:
-        return [lag for at, lag in self.samples if start <= at < end]
-
-
-@contextlib.asynccontextmanager
-async def probing() -> AsyncIterator[LagProbe]:
-    probe = LagProbe()
-    task = asyncio.create_task(probe.run())
-    try:
-        yield probe
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """Keep the test run's own objects out of garbage collection while measuring.
-
-    This process holds pytest, Hypothesis and every module the suite imported; a full
-    collection of that heap stalls the loop for hundreds of milliseconds, which a gateway in a
-    process of its own would never see. Frozen objects are skipped by the collector
-    (:func:`gc.freeze`), so what is left is the gateway's own garbage.
-    """
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -91,6 +42,109 @@ def tamper(token: str) -> str:
     return generate_token(parse_token(token).public_id)[0]
 
 
+def flood_introspector_env(database_url: str, redis_url: str) -> dict[str, str]:
+    """The introspector process's settings: the per-address limit, and one argon2 slot."""
+    return introspector_env(
+        database_url,
+        redis_url,
+        KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS=str(ADDRESS_LIMIT),
+        # Two cores shared by everything here: with two argon2 threads the gateway's own
+        # thread would wait for a core while the attacker's allowance is verified
+        # (docs/reliability.md, "Why one argon2 slot").
+        KEYGATE_ARGON2_MAX_CONCURRENCY="1",
+        KEYGATE_LOG_LEVEL="warning",
+    )
+
+
+async def argon2_runs(introspector_url: str) -> float:
+    """How many argon2 verifications the introspector has run so far."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(introspector_url + "/metrics") as response,
+    ):
+        return sample(await response.text(), ARGON2)
+
+
+def valid_stream(valid: list[str], seconds: float) -> dict[str, object]:
+    """The real token owners' requests, VALID_RATE a second for ``seconds``."""
+    count = int(VALID_RATE * seconds)
+    requests = [["/x", bearer(valid[i % 2])] for i in range(count)]
+    return {"kind": "valid", "rate": VALID_RATE, "requests": requests}
+
+
+@dataclass
+class Flood:
+    """What the flood phase recorded, with the gateway's loop lag probed throughout."""
+
+    #: Valid traffic alone, before the attack.
+    baseline: list[Outcome]
+    #: The attack streams ("unknown", "wrong") and the valid traffic beside them.
+    outcomes: list[Outcome]
+    probe: LagProbe
+    #: argon2 verifications the attack caused.
+    argon2: float
+
+    def of(self, kind: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.kind == kind]
+
+    def attack_window(self) -> tuple[float, float]:
+        """From the first attack request's start to the last one's end."""
+        attack = [o for o in self.outcomes if o.kind != "valid"]
+        return min(o.started for o in attack), max(o.finished for o in attack)
+
+
+async def flood(base: str, introspector_url: str, valid: list[str], victims: list[str]) -> Flood:
+    """2 s of valid traffic alone, then FLOOD_SECONDS of both attack streams beside it."""
+    with frozen_heap():
+        async with probing() as probe:
+            baseline = await load_from_another_process(
+                {"base_url": base, "streams": [valid_stream(valid, 2)]}
+            )
+            before = await argon2_runs(introspector_url)
+            unknown = [["/x", bearer(generate_token()[0])] for _ in range(FLOOD)]
+            wrong = [["/x", bearer(tamper(victims[i % len(victims)]))] for i in range(FLOOD)]
+            outcomes = await load_from_another_process(
+                {
+                    "base_url": base,
+                    "streams": [
+                        {"kind": "unknown", "rate": ATTACK_RATE, "requests": unknown},
+                        {"kind": "wrong", "rate": ATTACK_RATE, "requests": wrong},
+                        valid_stream(valid, FLOOD_SECONDS),
+                    ],
+                }
+            )
+    argon2 = await argon2_runs(introspector_url) - before
+    return Flood(baseline, outcomes, probe, argon2)
+
+
+def flood_figures(
+    flood: Flood, during: list[Outcome], wrong_statuses: Counter[int]
+) -> dict[str, float]:
+    """The numbers docs/reliability.md reports for the flood."""
+    attack_start, attack_end = flood.attack_window()
+    baseline_start = min(o.started for o in flood.baseline)
+    baseline_end = max(o.finished for o in flood.baseline)
+    lag = flood.probe.between(attack_start, attack_end)
+    base_lag = flood.probe.between(baseline_start, baseline_end)
+    baseline = [o.elapsed for o in flood.baseline]
+    flooded = [o.elapsed for o in during]
+    return {
+        "unknown": FLOOD,
+        "wrong": FLOOD,
+        "wrong_429": wrong_statuses[429],
+        "argon2_runs": int(flood.argon2),
+        "lag_p50_ms": percentile(lag, 50) * 1000,
+        "lag_p99_ms": percentile(lag, 99) * 1000,
+        "lag_max_ms": max(lag) * 1000,
+        "baseline_lag_p99_ms": percentile(base_lag, 99) * 1000,
+        "valid_p50_ms": percentile(baseline, 50) * 1000,
+        "valid_p50_flood_ms": percentile(flooded, 50) * 1000,
+        "valid_p95_ms": percentile(baseline, 95) * 1000,
+        "valid_p95_flood_ms": percentile(flooded, 95) * 1000,
+        "attack_s": attack_end - attack_start,
+    }
+
+
 async def test_floods_of_unknown_ids_and_wrong_secrets(
     start_stack: StartStack,
     spawn: Spawn,
@@ -98,23 +152,12 @@ async def test_floods_of_unknown_ids_and_wrong_secrets(
     redis_url: str,
     figures: Figures,
 ) -> None:
-    """For 4 s, 60 unknown ids and 60 wrong secrets a second from one address (plus a burst of
-    one repeated wrong token): at most one argon2 run per request and none past the
-    per-address limit (429 instead); the gateway's event-loop lag stays under 50 ms (p99);
-    valid tokens stay 200 and their median latency barely moves."""
-    introspector = await spawn(
-        "introspector",
-        introspector_env(
-            database_url,
-            redis_url,
-            KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS=str(ADDRESS_LIMIT),
-            # Two cores shared by everything here: with two argon2 threads the gateway's own
-            # thread would wait for a core while the attacker's allowance is verified
-            # (docs/reliability.md, "Why one argon2 slot").
-            KEYGATE_ARGON2_MAX_CONCURRENCY="1",
-            KEYGATE_LOG_LEVEL="warning",
-        ),
-    )
+    """Token floods cost bounded argon2 time, no loop lag, and no harm to valid tokens."""
+    # For 4 s, 60 unknown ids and 60 wrong secrets a second from one address (plus a burst of
+    # one repeated wrong token): at most one argon2 run per request and none past the
+    # per-address limit (429 instead); the gateway's event-loop lag stays under 50 ms (p99);
+    # valid tokens stay 200 and their median latency barely moves.
+    introspector = await spawn("introspector", flood_introspector_env(database_url, redis_url))
     stack = await start_stack(
         KEYGATE_INTROSPECTOR_URL=introspector.url,
         KEYGATE_INTROSPECTOR_TIMEOUT_MS="2000",  # keygate's default
@@ -128,89 +171,34 @@ async def test_floods_of_unknown_ids_and_wrong_secrets(
         assert (await stack.gateway.get("/x", headers=bearer(token))).status == 200
     base = str(stack.gateway.make_url("")).rstrip("/")
 
-    async def argon2_runs() -> float:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(introspector.url + "/metrics") as response,
-        ):
-            return sample(await response.text(), ARGON2)
-
     # 50 concurrent copies of one wrong token cost one argon2 run.
-    before = await argon2_runs()
+    before = await argon2_runs(introspector.url)
     repeated = tamper(victims[0])
     burst = await send_all(base, [("burst", ("/x", bearer(repeated)))] * 50, concurrency=50)
     assert Counter(o.status for o in burst) == {401: 50}
-    assert await argon2_runs() - before == 1
+    assert await argon2_runs(introspector.url) - before == 1
 
-    def valid_stream(seconds: float) -> dict[str, object]:
-        count = int(VALID_RATE * seconds)
-        requests = [["/x", bearer(valid[i % 2])] for i in range(count)]
-        return {"kind": "valid", "rate": VALID_RATE, "requests": requests}
-
-    with frozen_heap():
-        async with probing() as probe:
-            baseline = await load_from_another_process(
-                {"base_url": base, "streams": [valid_stream(2)]}
-            )
-            before = await argon2_runs()
-            unknown = [["/x", bearer(generate_token()[0])] for _ in range(FLOOD)]
-            wrong = [["/x", bearer(tamper(victims[i % len(victims)]))] for i in range(FLOOD)]
-            flood = await load_from_another_process(
-                {
-                    "base_url": base,
-                    "streams": [
-                        {"kind": "unknown", "rate": ATTACK_RATE, "requests": unknown},
-                        {"kind": "wrong", "rate": ATTACK_RATE, "requests": wrong},
-                        valid_stream(FLOOD_SECONDS),
-                    ],
-                }
-            )
-    argon2 = await argon2_runs() - before
-    attack = [o for o in flood if o.kind != "valid"]
-    attack_start = min(o.started for o in attack)
-    attack_end = max(o.finished for o in attack)
-    by_kind: dict[str, list[Outcome]] = {"unknown": [], "wrong": [], "valid": []}
-    for outcome in flood:
-        by_kind[outcome.kind].append(outcome)
-    assert Counter(o.status for o in by_kind["unknown"]) == {401: FLOOD}
-    wrong_statuses = Counter(o.status for o in by_kind["wrong"])
+    attack = await flood(base, introspector.url, valid, victims)
+    assert Counter(o.status for o in attack.of("unknown")) == {401: FLOOD}
+    wrong_statuses = Counter(o.status for o in attack.of("wrong"))
     # 503: the gateway stopped waiting for a verification queued behind the attacker's own
     # (the introspector still ran it, so it is counted below).
     assert set(wrong_statuses) <= {401, 429, 503} and sum(wrong_statuses.values()) == FLOOD
-    assert {o.reason for o in by_kind["wrong"] if o.status == 429} == {"too_many_attempts"}
+    assert {o.reason for o in attack.of("wrong") if o.status == 429} == {"too_many_attempts"}
     # Unknown ids never reach argon2; wrong secrets do, once each, until the address has used
     # its allowance: from then on the answer is 429 without argon2.
-    assert argon2 <= ADDRESS_LIMIT
+    assert attack.argon2 <= ADDRESS_LIMIT
     assert wrong_statuses[429] >= FLOOD - ADDRESS_LIMIT
 
     # The owners of real tokens: all 200, latency barely moved.
-    during = [o for o in by_kind["valid"] if attack_start <= o.started < attack_end]
+    attack_start, attack_end = attack.attack_window()
+    during = [o for o in attack.of("valid") if attack_start <= o.started < attack_end]
     assert len(during) >= 100 and {o.status for o in during} == {200}
-    baseline_start = min(o.started for o in baseline)
-    baseline_end = max(o.finished for o in baseline)
-    assert {o.status for o in baseline} == {200}
-    base_p50 = percentile([o.elapsed for o in baseline], 50)
-    base_p95 = percentile([o.elapsed for o in baseline], 95)
+    assert {o.status for o in attack.baseline} == {200}
+    figures.update(flood_figures(attack, during, wrong_statuses))
+    base_p50 = percentile([o.elapsed for o in attack.baseline], 50)
     flood_p50 = percentile([o.elapsed for o in during], 50)
-    flood_p95 = percentile([o.elapsed for o in during], 95)
-    lag = probe.between(attack_start, attack_end)
-    base_lag = probe.between(baseline_start, baseline_end)
-    figures.update(
-        unknown=FLOOD,
-        wrong=FLOOD,
-        wrong_429=wrong_statuses[429],
-        argon2_runs=int(argon2),
-        lag_p50_ms=percentile(lag, 50) * 1000,
-        lag_p99_ms=percentile(lag, 99) * 1000,
-        lag_max_ms=max(lag) * 1000,
-        baseline_lag_p99_ms=percentile(base_lag, 99) * 1000,
-        valid_p50_ms=base_p50 * 1000,
-        valid_p50_flood_ms=flood_p50 * 1000,
-        valid_p95_ms=base_p95 * 1000,
-        valid_p95_flood_ms=flood_p95 * 1000,
-        attack_s=attack_end - attack_start,
-    )
-    assert percentile(lag, 99) < LAG_BOUND
+    assert percentile(attack.probe.between(attack_start, attack_end), 99) < LAG_BOUND
     assert flood_p50 <= max(2 * base_p50, base_p50 + 0.010)
 
 
@@ -221,10 +209,11 @@ SLACK = 3
 async def test_concurrent_wrong_secrets_and_passwords_stop_at_the_limit(
     start_introspector: StartIntrospector, figures: Figures
 ) -> None:
-    """100 wrong secrets sent all at once from one address run argon2 exactly 30 times (the
-    per-address limit) and get 429 for the rest; 40 wrong passwords for one account at once
-    run it 10 times (the per-account limit). Counting only finished failures would let every
-    concurrent attempt through the check."""
+    """Wrong secrets and wrong passwords sent all at once stop at the per-address/account limit."""
+    # 100 wrong secrets sent all at once from one address run argon2 exactly 30 times (the
+    # per-address limit) and get 429 for the rest; 40 wrong passwords for one account at once
+    # run it 10 times (the per-account limit). Counting only finished failures would let every
+    # concurrent attempt through the check.
     ki = await start_introspector()
     alice = await ki.user("alice@example.com")
     victims = [(await ki.create_ok(alice, name=f"victim {i}"))["token"] for i in range(10)]

@@ -59,8 +59,9 @@ OVERSIZED: list[tuple[str, list[tuple[str, str]], set[int]]] = [
 async def test_oversized_headers_and_tokens_are_refused_before_any_work(
     start_stack: StartStack, figures: Figures
 ) -> None:
-    """Each oversized case, 20 times concurrently alongside valid traffic: 400/431 (or 401 for
-    a merely over-long token), the introspector never asked, the upstream never reached."""
+    """Oversized headers and tokens are refused before any introspection or upstream call."""
+    # Each oversized case, 20 times concurrently alongside valid traffic: 400/431 (or 401 for
+    # a merely over-long token), the introspector never asked, the upstream never reached.
     stack = await start_stack()
     alice = await stack.introspector.user("alice@example.com")
     token = await stack.token_for(alice)
@@ -156,9 +157,10 @@ CONTROLS = {
 async def test_smuggling_attempts_are_400_and_split_nothing(
     start_stack: StartStack, figures: Figures
 ) -> None:
-    """Every ambiguous framing is answered 400 and closes the connection: the upstream sees
-    nothing from it, least of all /smuggled. Well-formed lookalikes pass exactly as framed, and
-    the gateway's upstream connections are still in step afterwards."""
+    """Ambiguous framings get 400 and reach nothing; well-formed lookalikes pass as framed."""
+    # Every ambiguous framing is answered 400 and closes the connection: the upstream sees
+    # nothing from it, least of all /smuggled. Well-formed lookalikes pass exactly as framed,
+    # and the gateway's upstream connections are still in step afterwards.
     stack = await start_stack()
     port = stack.gateway.port
     assert port is not None
@@ -191,13 +193,66 @@ DOCUMENT: dict[str, Any] = yaml.safe_load((DOCS / "api" / "openapi.yaml").read_t
 EXAMPLES = 6
 
 
+def runner(
+    operation: Any, base: str, label: str, headers: dict[str, str], sent: Counter[str]
+) -> Any:
+    """A Hypothesis test: EXAMPLES generated calls of ``operation`` to ``base``, with
+    ``headers`` as their only credential; each must be answered 4xx."""
+
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Any) -> None:
+        for name in list(case.headers or {}):
+            if name.lower() in ("authorization", "cookie", "x-keygate-internal-secret"):
+                del case.headers[name]
+        response = case.call(base_url=base, headers=headers)
+        sent[label] += 1
+        assert 400 <= response.status_code < 500, (
+            f"{operation.label} with {label}: {response.status_code} {response.text[:200]}"
+        )
+
+    return run
+
+
+#: A server's base URL and the credentials (by label) to try on it instead of a valid one.
+Target = tuple[str, dict[str, dict[str, str]]]
+
+
+def fuzz(gateway: Target, introspector: Target, sent: Counter[str]) -> list[str]:
+    """Run :func:`runner` for each credential variant on each documented operation that needs
+    a credential (introspector variants where it needs the internal secret); the failures."""
+    schema: Any = schemathesis.openapi.from_dict(DOCUMENT)
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        security = operation.definition.raw.get("security", DOCUMENT.get("security", []))
+        if not security or {} in security:
+            continue  # open, or anonymous allowed (forward auth decides per route)
+        is_internal = any("internalSecret" in s for s in security)
+        base, variants = introspector if is_internal else gateway
+        for label, headers in variants.items():
+            try:
+                runner(operation, base, label, headers, sent)()
+            except AssertionError as exc:
+                failures.append(str(exc))
+    return failures
+
+
 @pytest.mark.slow
 async def test_generated_api_calls_without_a_valid_credential_never_pass(
     start_stack: StartStack, figures: Figures
 ) -> None:
-    """Schemathesis generates requests for every documented operation that needs a credential
-    and sends them with none, a malformed, an unknown, a wrong-secret and a revoked token (and,
-    to the introspector, a wrong internal secret): never a 2xx, never a 5xx."""
+    """Generated calls to every guarded operation without a valid credential: no 2xx, no 5xx."""
+    # Schemathesis generates requests for every documented operation that needs a credential
+    # and sends them with none, a malformed, an unknown, a wrong-secret and a revoked token
+    # (and, to the introspector, a wrong internal secret).
     stack = await start_stack(KEYGATE_RATE_LIMIT_PER_MINUTE="1000000")
     ki = stack.introspector
     alice = await ki.user("alice@example.com", admin=True)
@@ -218,47 +273,7 @@ async def test_generated_api_calls_without_a_valid_credential_never_pass(
     internal["none"] = {}
     gateway = str(stack.gateway.make_url("")).rstrip("/")
     introspector = str(ki.client.make_url("")).rstrip("/")
-    schema: Any = schemathesis.openapi.from_dict(DOCUMENT)
     sent: Counter[str] = Counter()
-
-    def runner(operation: Any, base: str, label: str, headers: dict[str, str]) -> Any:
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        def run(case: Any) -> None:
-            for name in list(case.headers or {}):
-                if name.lower() in ("authorization", "cookie", "x-keygate-internal-secret"):
-                    del case.headers[name]
-            response = case.call(base_url=base, headers=headers)
-            sent[label] += 1
-            assert 400 <= response.status_code < 500, (
-                f"{operation.label} with {label}: {response.status_code} {response.text[:200]}"
-            )
-
-        return run
-
-    def fuzz() -> list[str]:
-        failures: list[str] = []
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            security = operation.definition.raw.get("security", DOCUMENT.get("security", []))
-            if not security or {} in security:
-                continue  # open, or anonymous allowed (forward auth decides per route)
-            is_internal = any("internalSecret" in s for s in security)
-            base, variants = (introspector, internal) if is_internal else (gateway, credentials)
-            for label, headers in variants.items():
-                try:
-                    runner(operation, base, label, headers)()
-                except AssertionError as exc:
-                    failures.append(str(exc))
-        return failures
-
-    failures = await asyncio.to_thread(fuzz)
+    failures = await asyncio.to_thread(fuzz, (gateway, credentials), (introspector, internal), sent)
     assert not failures, "\n".join(failures)
     figures.update(requests=sum(sent.values()), **sent)

@@ -88,8 +88,9 @@ def relative(near: float, far: float) -> float:
 
 
 def test_secret_comparisons_take_as_long_for_near_and_far_misses(figures: Figures) -> None:
-    """The method tells an early-exit comparison's near and far misses apart; the gateway's L1
-    check and the introspector's cache check it cannot (median difference under 3 %)."""
+    """Near and far misses take as long in the L1 and the cache check (not in an early exit)."""
+    # The method tells an early-exit comparison's near and far misses apart; the gateway's L1
+    # check and the introspector's cache check it cannot (median difference under 3 %).
     rng = random.Random(7)
     _, parts = generate_token()
     near, far = wrong_secrets(parts.secret, BATCH, rng)
@@ -134,10 +135,11 @@ HTTP_TOLERANCE = 0.05
 async def test_near_and_far_wrong_secrets_get_their_401_equally_fast(
     start_stack: StartStack, figures: Figures, refused_by: str
 ) -> None:
-    """300 near and 300 far wrong secrets for a cached token, sent one at a time in shuffled
-    order through the gateway: all 401, medians within 5 % (or 50 µs) of each other. Once
-    refused by the gateway's L1 cache (it holds the id), once with that cache off, by the
-    introspector's Redis cache."""
+    """Near and far wrong secrets for a cached token get their 401 equally fast over HTTP."""
+    # 300 near and 300 far wrong secrets, sent one at a time in shuffled order through the
+    # gateway: all 401, medians within 5 % (or 50 µs) of each other. Once refused by the
+    # gateway's L1 cache (it holds the id), once with that cache off, by the introspector's
+    # Redis cache.
     l1_size = "100" if refused_by == "gateway" else "0"
     stack = await start_stack(
         KEYGATE_RATE_LIMIT_PER_MINUTE="1000000", KEYGATE_L1_CACHE_SIZE=l1_size

@@ -25,7 +25,7 @@ from introspector.models import Actor
 from keygate_core.token_format import generate_token
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.integration.conftest import API, INTERNAL_SECRET, introspector_env
-from tests.integration.upstream_app import create_upstream
+from tests.integration.upstream_app import Upstream, create_upstream
 from tests.reliability.conftest import Spawn, spawn
 from tests.reliability.measure import Outcome, Traffic, percentile
 from tests.reliability.services import Service
@@ -89,19 +89,10 @@ def errors(outcomes: list[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if o.status not in EXPECTED[o.kind]]
 
 
-async def test_soak_with_a_redis_and_a_postgres_restart(
-    spawn: Spawn,
-    database_url: str,
-    redis_url: str,
-    db: asyncpg.Connection,
-    hasher: SecretHasher,
-    pg_server: PostgresServer,
-    redis_server: RedisServer,
-    aiohttp_server: Any,
-) -> None:
-    """Steady load for SOAK_SECONDS with Redis and then Postgres restarted: no errors from
-    GRACE seconds after each restart on, RSS growth under 10 %, flat descriptors and
-    connections."""
+async def start_services(
+    spawn: Spawn, aiohttp_server: Any, database_url: str, redis_url: str
+) -> tuple[dict[str, Service], Upstream]:
+    """The gateway and introspector processes, in front of a recording upstream."""
     upstream_app, record = create_upstream()
     upstream = await aiohttp_server(upstream_app)
     env = {
@@ -112,65 +103,78 @@ async def test_soak_with_a_redis_and_a_postgres_restart(
     }
     introspector = await spawn("introspector", env)
     gateway = await spawn("gateway", {**env, "KEYGATE_INTROSPECTOR_URL": introspector.url})
-    services = {"gateway": gateway, "introspector": introspector}
-    owner = await users.create_user(db, hasher, Actor.operator(), email="soak@example.com")
+    return {"gateway": gateway, "introspector": introspector}, record
+
+
+async def issue_tokens(introspector_url: str, owner_id: str) -> list[str]:
+    """20 tokens for ``owner_id``, created through the introspector's API."""
     identity = {
         "X-Keygate-Internal-Secret": INTERNAL_SECRET,
-        "X-Keygate-User-Id": str(owner.id),
+        "X-Keygate-User-Id": owner_id,
         "X-Keygate-Auth-Method": "session",
     }
     tokens = []
     async with aiohttp.ClientSession() as http:
         for i in range(20):
             async with http.post(
-                f"{introspector.url}{API}/api-tokens", json={"name": f"soak {i}"}, headers=identity
+                f"{introspector_url}{API}/api-tokens", json={"name": f"soak {i}"}, headers=identity
             ) as response:
                 assert response.status == 201, await response.text()
                 tokens.append((await response.json())["token"])
-    turns = itertools.cycle(tokens)
-    kinds = {
-        "token": lambda: ("/x", {"Authorization": f"Bearer {next(turns)}"}),
-        "cookie": lambda: ("/x", {"Cookie": "sid=soak"}),
-        "unknown": lambda: ("/x", {"Authorization": f"Bearer {generate_token()[0]}"}),
-    }
-    loop = asyncio.get_running_loop()
-    samples: list[Resources] = []
-    faults: dict[str, tuple[float, float]] = {}
-    # Four clients, each pausing 20 ms between requests: a steady ~150 requests a second.
-    async with Traffic(gateway.url, kinds, concurrency=4, pause=0.02) as traffic:
-        start = loop.time()
+    return tokens
 
-        async def until(offset: float) -> None:
-            while loop.time() < start + offset:
-                await asyncio.sleep(min(SAMPLE_EVERY, start + offset - loop.time()))
-                samples.append(await take_sample(loop.time(), services, database_url, redis_url))
 
-        await until(REDIS_RESTART)
+class Soak:
+    """The soak's timeline (event-loop clock): its start and end, the two restarts, and the
+    resources sampled every SAMPLE_EVERY seconds."""
+
+    def __init__(self, services: dict[str, Service], database_url: str, redis_url: str) -> None:
+        self.services = services
+        self.database_url = database_url
+        self.redis_url = redis_url
+        self.samples: list[Resources] = []
+        #: (broken, restored) by dependency.
+        self.faults: dict[str, tuple[float, float]] = {}
+        self.start = self.end = 0.0
+
+    async def run(self, redis_server: RedisServer, pg_server: PostgresServer) -> None:
+        """Sample until REDIS_RESTART, restart Redis, sample until POSTGRES_RESTART, restart
+        Postgres, sample until SOAK_SECONDS."""
+        loop = asyncio.get_running_loop()
+        self.start = loop.time()
+        await self.until(REDIS_RESTART)
         broken = loop.time()
         redis_server.stop()
         await asyncio.sleep(OUTAGE)
         await asyncio.to_thread(redis_server.start)
-        faults["redis"] = (broken, loop.time())
-        await until(POSTGRES_RESTART)
+        self.faults["redis"] = (broken, loop.time())
+        await self.until(POSTGRES_RESTART)
         broken = loop.time()
         await asyncio.to_thread(pg_server.stop)
         await asyncio.sleep(OUTAGE)
         await asyncio.to_thread(pg_server.start)
-        faults["postgres"] = (broken, loop.time())
-        await until(SOAK_SECONDS)
-        end = loop.time()
+        self.faults["postgres"] = (broken, loop.time())
+        await self.until(SOAK_SECONDS)
+        self.end = loop.time()
 
-    outcomes = traffic.outcomes
-    report = [
-        f"{len(outcomes)} requests in {end - start:.0f} s",
-        str(Counter(o.status for o in outcomes)),
-    ]
-    # No error burst after recovery: from GRACE s after each restart to the next fault (or the
-    # end), every request got its expected answer.
+    async def until(self, offset: float) -> None:
+        """Take a sample every SAMPLE_EVERY seconds until ``offset`` seconds after the start."""
+        loop = asyncio.get_running_loop()
+        while loop.time() < self.start + offset:
+            await asyncio.sleep(min(SAMPLE_EVERY, self.start + offset - loop.time()))
+            self.samples.append(
+                await take_sample(loop.time(), self.services, self.database_url, self.redis_url)
+            )
+
+
+def check_recovery(traffic: Traffic, soak: Soak, report: list[str]) -> None:
+    """No error burst after recovery: from GRACE s after each restart to the next fault (or the
+    end), every request got its expected answer. Reports errors and latency."""
+    faults = soak.faults
     windows = {
         "redis": (faults["redis"][1] + GRACE, faults["postgres"][0]),
-        "postgres": (faults["postgres"][1] + GRACE, end),
-        "warm-up to redis": (start + WARM_UP, faults["redis"][0]),
+        "postgres": (faults["postgres"][1] + GRACE, soak.end),
+        "warm-up to redis": (soak.start + WARM_UP, faults["redis"][0]),
     }
     for name, (window_start, window_end) in windows.items():
         inside = traffic.within(window_start, window_end)
@@ -184,15 +188,20 @@ async def test_soak_with_a_redis_and_a_postgres_restart(
             f"{name} restart: {len(errors(during))} errors while down and in the grace period, "
             f"last {max(0.0, last_error - restored):.2f} s after it was back"
         )
-    latencies = [o.elapsed for o in outcomes if o.status == 200]
+    latencies = [o.elapsed for o in traffic.outcomes if o.status == 200]
     report.append(
         f"latency p50 {percentile(latencies, 50) * 1000:.1f} ms, "
         f"p99 {percentile(latencies, 99) * 1000:.1f} ms"
     )
 
-    baseline = next(s for s in samples if s.at >= start + WARM_UP)
+
+def check_resources(soak: Soak, report: list[str]) -> None:
+    """From the end of the warm-up to the end: RSS growth under RSS_GROWTH, descriptors,
+    sockets and server connections flat. Reports each."""
+    samples = soak.samples
+    baseline = next(s for s in samples if s.at >= soak.start + WARM_UP)
     final = samples[-1]
-    for name in services:
+    for name in soak.services:
         growth = final.rss_kib[name] / baseline.rss_kib[name] - 1
         peak = max(s.rss_kib[name] for s in samples if s.at >= baseline.at)
         report.append(
@@ -211,5 +220,40 @@ async def test_soak_with_a_redis_and_a_postgres_restart(
     )
     assert final.postgres_connections <= baseline.postgres_connections + 2, report[-1]
     assert final.redis_clients <= baseline.redis_clients + 5, report[-1]
+
+
+async def test_soak_with_a_redis_and_a_postgres_restart(
+    spawn: Spawn,
+    database_url: str,
+    redis_url: str,
+    db: asyncpg.Connection,
+    hasher: SecretHasher,
+    pg_server: PostgresServer,
+    redis_server: RedisServer,
+    aiohttp_server: Any,
+) -> None:
+    """Steady load through a Redis and a Postgres restart: no errors after recovery, no growth."""
+    # For SOAK_SECONDS: no errors from GRACE seconds after each restart on, RSS growth under
+    # 10 %, flat descriptors and connections.
+    services, record = await start_services(spawn, aiohttp_server, database_url, redis_url)
+    owner = await users.create_user(db, hasher, Actor.operator(), email="soak@example.com")
+    turns = itertools.cycle(await issue_tokens(services["introspector"].url, str(owner.id)))
+    kinds = {
+        "token": lambda: ("/x", {"Authorization": f"Bearer {next(turns)}"}),
+        "cookie": lambda: ("/x", {"Cookie": "sid=soak"}),
+        "unknown": lambda: ("/x", {"Authorization": f"Bearer {generate_token()[0]}"}),
+    }
+    soak = Soak(services, database_url, redis_url)
+    # Four clients, each pausing 20 ms between requests: a steady ~150 requests a second.
+    async with Traffic(services["gateway"].url, kinds, concurrency=4, pause=0.02) as traffic:
+        await soak.run(redis_server, pg_server)
+
+    outcomes = traffic.outcomes
+    report = [
+        f"{len(outcomes)} requests in {soak.end - soak.start:.0f} s",
+        str(Counter(o.status for o in outcomes)),
+    ]
+    check_recovery(traffic, soak, report)
+    check_resources(soak, report)
     assert len(record.requests) == sum(o.status == 200 for o in outcomes)
     print("\nsoak results\n  " + "\n  ".join(report))
