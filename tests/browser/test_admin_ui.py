@@ -15,9 +15,9 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page, expect
 
 from keygate_core.token_format import SCANNER_REGEX
-from tests.browser.conftest import Browsing, Person, UIStack
-from tests.harness.browser import screenshot
-from tests.integration.conftest import eventually
+from tests.harness.browser import Browsing, screenshot
+from tests.harness.polling import eventually
+from tests.harness.ui_stack import Person, UIStack
 
 LOGIN = "/_keygate/login"
 TABLE = "/settings/api-keys"

@@ -16,7 +16,7 @@ import os
 import subprocess
 from typing import Any
 
-from tests.docs.conftest import BIN
+from tests.docs.live import BIN
 from tests.docs.markdown_blocks import DOCS, code_blocks
 from tests.docs.shapes import json_differences
 from tests.harness.servers import free_port

@@ -14,7 +14,7 @@ from yarl import URL
 from keygate_core.token_format import generate_token
 from tests.harness.nginx import DEPLOY_DIR, NginxServer, render
 from tests.harness.servers import ServerUnavailable, free_port
-from tests.integration.conftest import API, Stack, StartStack
+from tests.harness.stack import API, Stack, StartStack
 
 AUTH = "/_keygate/auth"
 REALM = 'Bearer realm="keygate"'

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from tests.integration.conftest import Stack, StartStack
+from tests.harness.stack import Stack, StartStack
 
 SPOOFED = "00000000-0000-0000-0000-00000000beef"
 

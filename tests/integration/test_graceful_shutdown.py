@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from tests.harness.polling import eventually
 from tests.harness.servers import free_port, wait_for_port
-from tests.integration.conftest import eventually, process_env
-from tests.integration.upstream_app import create_upstream
+from tests.harness.stack import process_env
+from tests.harness.upstream import create_upstream
 
 KEYGATE = str(Path(sys.executable).parent / "keygate")
 DRAIN_SECONDS = 3.0

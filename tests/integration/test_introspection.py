@@ -10,8 +10,9 @@ import redis.asyncio as aioredis
 
 from keygate_core.redis_keys import REVOCATION_CHANNEL
 from keygate_core.token_format import generate_token, parse_token
+from tests.harness.polling import eventually
 from tests.harness.servers import PostgresServer, RedisServer
-from tests.integration.conftest import Introspector, StartIntrospector, eventually
+from tests.harness.stack import Introspector, StartIntrospector
 
 INACTIVE = {"active": False}
 

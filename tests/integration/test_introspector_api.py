@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from keygate_core.token_format import parse_token
+from tests.harness.polling import eventually
 from tests.harness.project import project_version
-from tests.integration.conftest import API, Introspector, StartIntrospector, eventually
+from tests.harness.stack import API, Introspector, StartIntrospector
 
 TOKEN_SHAPE = re.compile(r"^kg_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$")
 

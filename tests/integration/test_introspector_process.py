@@ -18,7 +18,7 @@ from introspector.hashing import SecretHasher
 from introspector.models import Actor
 from keygate_core.token_format import parse_token
 from tests.harness.servers import free_port
-from tests.integration.conftest import API, INTERNAL_SECRET, introspector_env
+from tests.harness.stack import API, INTERNAL_SECRET, introspector_env
 
 KEYGATE = str(Path(sys.executable).parent / "keygate")
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from introspector.models import Role, User, Workspace
-from tests.integration.conftest import API, Introspector, StartIntrospector
+from tests.harness.stack import API, Introspector, StartIntrospector
 
 ROLES = ("org_admin", "ws_admin", "ws_admin2", "member", "member2", "outsider", "other_admin")
 ACME = {

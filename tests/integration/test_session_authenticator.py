@@ -15,8 +15,8 @@ import pytest
 from gateway.app import PIPELINE
 from gateway.pipeline.authn import UpstreamSessionAuthenticator
 from keygate_core.token_format import generate_token
-from tests.integration.conftest import Stack, StartStack
-from tests.integration.upstream_app import Upstream, create_upstream
+from tests.harness.stack import Stack, StartStack
+from tests.harness.upstream import Upstream, create_upstream
 
 ROUTES = """
 [[route]]

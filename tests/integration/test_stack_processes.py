@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from tests.harness.servers import free_port, wait_for_port
-from tests.integration.conftest import process_env
-from tests.integration.upstream_app import Upstream, create_upstream
+from tests.harness.stack import process_env
+from tests.harness.upstream import Upstream, create_upstream
 
 BIN = Path(sys.executable).parent
 KEYGATE = str(BIN / "keygate")

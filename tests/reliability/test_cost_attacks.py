@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 
 from keygate_core.token_format import generate_token, parse_token
-from tests.integration.conftest import StartIntrospector, StartStack, introspector_env
-from tests.reliability.conftest import Figures, Spawn
+from tests.harness.figures import Figures
+from tests.harness.fixtures import Spawn
+from tests.harness.stack import StartIntrospector, StartStack, introspector_env
 from tests.reliability.loadgen import load_from_another_process
 from tests.reliability.measure import Outcome, percentile, sample, send_all
 

@@ -20,9 +20,10 @@ import pytest
 from aiohttp import web
 
 from keygate_core.token_format import generate_token, parse_token
+from tests.harness.figures import Figures
+from tests.harness.fixtures import Spawn
 from tests.harness.servers import PostgresServer, RedisServer, free_port
-from tests.integration.conftest import API, StartStack, introspector_env
-from tests.reliability.conftest import Figures, Spawn
+from tests.harness.stack import API, StartStack, introspector_env
 from tests.reliability.measure import Outcome, Traffic, percentile, recovery_seconds, sample
 
 RECOVERY_BOUND = 10.0

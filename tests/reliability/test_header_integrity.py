@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keygate_core.token_format import generate_token, parse_token
-from tests.integration.conftest import API, StartStack
-from tests.reliability.conftest import Figures
+from tests.harness.figures import Figures
+from tests.harness.stack import API, StartStack
 from tests.reliability.rawhttp import exchange_sync, request_bytes
 
 ROUTES = """

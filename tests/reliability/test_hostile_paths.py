@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.pipeline.authz import RouteTable
-from tests.integration.conftest import StartStack
-from tests.reliability.conftest import Figures
+from tests.harness.figures import Figures
+from tests.harness.stack import StartStack
 from tests.reliability.rawhttp import exchange_sync, request_bytes
 
 ROUTES = """

@@ -25,10 +25,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from keygate_core.token_format import SCANNER_REGEX, generate_token, parse_token
+from tests.harness.figures import Figures
+from tests.harness.fixtures import Spawn
 from tests.harness.servers import PostgresServer, RedisServer
-from tests.integration.conftest import API, INTERNAL_SECRET, introspector_env
-from tests.integration.upstream_app import create_upstream
-from tests.reliability.conftest import Figures, Spawn
+from tests.harness.stack import API, INTERNAL_SECRET, introspector_env
+from tests.harness.upstream import create_upstream
 from tests.reliability.rawhttp import exchange, request_bytes
 from tests.reliability.services import KEYGATE, base_environment
 

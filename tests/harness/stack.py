@@ -1,25 +1,26 @@
-"""A live introspector on a real port, and a client that speaks to it as the gateway would."""
+"""The in-process keygate stack the tests drive: its settings, and clients that speak to it.
+
+``Introspector`` is a live introspector plus helpers that send the gateway's trusted headers;
+``Stack`` adds a gateway and the recording upstream it protects. The fixtures that start them
+(``start_introspector``, ``start_stack``, …) are in :mod:`tests.harness.fixtures`; the
+environments here also serve the tests that run keygate as real processes.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
 from introspector import users, workspaces
-from introspector.app import create_app
 from introspector.hashing import SecretHasher
 from introspector.models import Actor, Role, User, Workspace
-from introspector.settings import IntrospectorSettings
-from keygate_cli.settings import load_settings
-from tests.integration.upstream_app import Upstream, create_upstream
+from tests.harness.upstream import Upstream
 
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
 API = "/api/platform/internal"
@@ -131,54 +132,6 @@ class Introspector:
 
 
 StartIntrospector = Callable[..., Awaitable[Introspector]]
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], within: float = 5.0) -> T:
-    """Poll ``probe`` until it returns something truthy or ``within`` seconds pass.
-
-    For effects that are asynchronous by design (batched writes, outbox delivery); the test
-    then asserts on the returned value.
-    """
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + within
-    while True:
-        value = await probe()
-        if value or loop.time() > give_up:
-            return value
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def start_introspector(
-    database_url: str,
-    redis_url: str,
-    db: asyncpg.Connection,
-    hasher: SecretHasher,
-    aiohttp_client: Any,
-) -> StartIntrospector:
-    """Start an introspector (optionally with extra KEYGATE_* settings) on a free port.
-
-    ``aiohttp_client`` comes last so the app shuts down before its database is dropped.
-    """
-
-    async def start(**extra: str) -> Introspector:
-        settings = load_settings(
-            IntrospectorSettings, introspector_env(database_url, redis_url, **extra)
-        )
-        client = await aiohttp_client(create_app(settings))
-        return Introspector(client=client, db=db, hasher=hasher)
-
-    return start
-
-
-@pytest.fixture
-async def introspector(start_introspector: StartIntrospector) -> Introspector:
-    """A community-edition introspector."""
-    return await start_introspector()
-
-
-# --- the gateway in front of a recording upstream -------------------------------------------
 
 
 @dataclass
@@ -218,36 +171,3 @@ def gateway_env(
 
 
 StartStack = Callable[..., Awaitable[Stack]]
-
-
-@pytest.fixture
-async def start_stack(
-    start_introspector: StartIntrospector,
-    redis_url: str,
-    aiohttp_client: Any,
-    aiohttp_server: Any,
-) -> StartStack:
-    """Start upstream + introspector + gateway; keyword arguments are extra gateway settings."""
-
-    async def start(introspector_env_extra: dict[str, str] | None = None, **extra: str) -> Stack:
-        from gateway.app import create_app as create_gateway
-        from gateway.settings import GatewaySettings
-
-        introspector = await start_introspector(**(introspector_env_extra or {}))
-        upstream_app, record = create_upstream()
-        upstream_server = await aiohttp_server(upstream_app)
-        upstream_url = str(upstream_server.make_url("")).rstrip("/")
-        introspector_url = str(introspector.client.make_url("")).rstrip("/")
-        settings = load_settings(
-            GatewaySettings, gateway_env(introspector_url, upstream_url, redis_url, **extra)
-        )
-        gateway = await aiohttp_client(create_gateway(settings))
-        return Stack(gateway, introspector, record, upstream_url)
-
-    return start
-
-
-@pytest.fixture
-async def stack(start_stack: StartStack) -> Stack:
-    """The default stack (community edition, passthrough sessions)."""
-    return await start_stack()
