@@ -12,6 +12,7 @@ import pytest
 from yarl import URL
 
 from keygate_core.token_format import generate_token
+from tests.harness.cases import PRIVATE_AND_ORGANIZATION_ROUTES, SPOOFED
 from tests.harness.nginx import DEPLOY_DIR, NginxServer, render
 from tests.harness.servers import ServerUnavailable, free_port
 from tests.harness.stack import API, Stack, StartStack
@@ -19,25 +20,6 @@ from tests.harness.stack import API, Stack, StartStack
 AUTH = "/_keygate/auth"
 REALM = 'Bearer realm="keygate"'
 TOKEN_CHALLENGE = f'{REALM}, error="invalid_token"'
-SPOOFED = "00000000-0000-0000-0000-000000000000"
-IDENTITY_NAMES = (
-    "X-Keygate-User-Id",
-    "X-Keygate-User-Email",
-    "X-Keygate-Workspace-Id",
-    "X-Keygate-Token-Id",
-    "X-Keygate-Token-Scope",
-    "X-Keygate-Auth-Method",
-)
-ROUTES = """
-[[route]]
-prefix = "/private/"
-auth = "required"
-
-[[route]]
-prefix = "/org-reports/"
-scope = "ORGANIZATION"
-"""
-
 StartNginx = Callable[..., NginxServer]
 
 
@@ -173,7 +155,7 @@ async def test_auth_endpoint_decides_on_the_decoded_path(
 ) -> None:
     """A percent-encoded spelling of a protected path gets that path's policy (401)."""
     routes = tmp_path / "routes.toml"
-    routes.write_text(ROUTES)
+    routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
     response = await stack.gateway.get(AUTH, headers={"X-Original-URI": uri})
     assert response.status == 401
@@ -314,7 +296,7 @@ async def test_nginx_applies_route_policy_of_the_original_uri(
     """keygate's route rules apply to the URI nginx protects: 401 without a credential, 403 on
     scope, each with its challenge, the app untouched."""
     routes = tmp_path / "routes.toml"
-    routes.write_text(ROUTES)
+    routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
     nginx = start_nginx(stack)
     headers = {}
@@ -410,7 +392,7 @@ async def test_auth_endpoint_refuses_conflicting_original_paths(
 ) -> None:
     """A client cannot pick a friendlier policy by adding the other proxy's path header."""
     routes = tmp_path / "routes.toml"
-    routes.write_text(ROUTES)
+    routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
     response = await stack.gateway.get(AUTH, headers=headers)
     assert response.status == 400
