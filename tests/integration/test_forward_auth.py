@@ -254,8 +254,8 @@ async def test_nginx_refuses_before_the_app(
     challenge: str | None,
     reason: str,
 ) -> None:
-    """Bad bearer tokens and ambiguous paths are refused by nginx with keygate's status,
-    challenge and reason; the app is never hit."""
+    """Bad bearer tokens and ambiguous paths get keygate's refusal through nginx, never the app."""
+    # The refusal keeps keygate's status, challenge, problem+json reason and request id.
     headers = {"Cookie": "sid=valid"}
     if authorization:
         headers["Authorization"] = authorization
@@ -293,8 +293,8 @@ async def test_nginx_applies_route_policy_of_the_original_uri(
     challenge: str,
     reason: str,
 ) -> None:
-    """keygate's route rules apply to the URI nginx protects: 401 without a credential, 403 on
-    scope, each with its challenge, the app untouched."""
+    """keygate's route rules apply to the URI nginx protects, and the app is never reached."""
+    # 401 without a credential, 403 on scope, each with its challenge.
     routes = tmp_path / "routes.toml"
     routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))

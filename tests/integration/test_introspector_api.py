@@ -276,8 +276,7 @@ async def test_revoked_token_cannot_act_as_caller(introspector: Introspector) ->
 
 
 async def test_health_endpoints(introspector: Introspector) -> None:
-    """healthz is shallow and names the release; readyz checks Postgres and Redis; neither
-    needs the secret."""
+    """healthz names the release, readyz checks Postgres and Redis, neither needs the secret."""
     health = await introspector.client.get("/healthz")
     assert health.status == 200
     assert await health.json() == {"status": "ok", "version": project_version()}

@@ -241,8 +241,8 @@ async def test_session_check_down_leaves_tokens_and_cookieless_requests_alone(
 async def test_session_check_down_degrades_to_passthrough_on_optional_routes(
     start_sessions: StartSessions, refused_url: str
 ) -> None:
-    """Session service unreachable: on an optional route the cookie still reaches the app,
-    anonymously, so the app's own sessions keep working."""
+    """Session check unreachable: on an optional route the cookie reaches the app anonymously."""
+    # So the app's own sessions keep working while its session service is down.
     sessions = await start_sessions(check_url=refused_url)
     response = await sessions.get("/dashboard", Cookie="theme=dark; sid=valid-123")
     assert response.status == 200
@@ -265,6 +265,7 @@ async def test_a_person_of_the_app_is_known_to_keygate_by_the_apps_id(sessions: 
 
 
 async def test_an_existing_keygate_user_is_linked_by_email(sessions: Sessions) -> None:
+    """An app person whose e-mail a keygate user already has becomes that user, not a new one."""
     existing = await sessions.stack.introspector.user("ops@example.com", admin=True)
     response = await sessions.get(WHOAMI, Cookie="sid=valid-app-9; email=ops@example.com")
     assert response.status == 200, await response.text()
@@ -272,6 +273,7 @@ async def test_an_existing_keygate_user_is_linked_by_email(sessions: Sessions) -
 
 
 async def test_an_email_linked_to_another_app_user_is_refused(sessions: Sessions) -> None:
+    """A second app person with an e-mail already linked to another is refused: 409 on email."""
     ok = await sessions.get(WHOAMI, Cookie="sid=valid-app-1; email=shared@example.com")
     assert ok.status == 200
     clash = await sessions.get(WHOAMI, Cookie="sid=valid-app-2; email=shared@example.com")
@@ -280,6 +282,7 @@ async def test_an_email_linked_to_another_app_user_is_refused(sessions: Sessions
 
 
 async def test_without_an_email_nobody_is_created(sessions: Sessions) -> None:
+    """A session check answer without an e-mail is refused (400 on email) and creates no user."""
     response = await sessions.get(WHOAMI, Cookie="sid=valid-app-3; email=")
     assert response.status == 400, await response.text()
     assert (await response.json())["field"] == "email"
