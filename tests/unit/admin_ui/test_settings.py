@@ -10,8 +10,8 @@ import pytest
 from admin_ui.settings import AdminUISettings
 from gateway.settings import GatewaySettings
 from keygate_cli.settings import load_settings
-from keygate_core.envconfig import SettingsError
 from keygate_core.shared_settings import LogLevel
+from tests.harness.settings_errors import assert_refused
 
 
 def test_defaults_load_from_an_empty_environment() -> None:
@@ -74,8 +74,4 @@ def test_bad_values_name_the_variable(
     environ: dict[str, str], variable: str, fragment: str
 ) -> None:
     """Every refusal is a SettingsError whose message starts with the variable's name."""
-    with pytest.raises(SettingsError) as caught:
-        load_settings(AdminUISettings, environ)
-    assert caught.value.variable == variable
-    assert str(caught.value).startswith(variable + ":")
-    assert fragment in str(caught.value)
+    assert_refused(AdminUISettings, environ, variable, fragment)

@@ -10,6 +10,7 @@ import pytest
 from introspector.settings import Edition, IntrospectorSettings
 from keygate_cli.settings import all_variables, load_settings
 from keygate_core.envconfig import SettingsError
+from tests.harness.settings_errors import assert_refused
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 ROW = re.compile(r"^\|\s*`(KEYGATE_[A-Z0-9_]+)`\s*\|\s*`([^`]*)`\s*\|")
@@ -43,11 +44,7 @@ def test_unknown_variables_name_the_variable(
     environ: dict[str, str], variable: str, fragment: str
 ) -> None:
     """A KEYGATE_* variable no service declares is refused by name, with a likely intended one."""
-    with pytest.raises(SettingsError) as caught:
-        load_settings(IntrospectorSettings, environ)
-    assert caught.value.variable == variable
-    assert str(caught.value).startswith(variable + ":")
-    assert fragment in str(caught.value)
+    assert_refused(IntrospectorSettings, environ, variable, fragment)
 
 
 def documented_variables() -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.settings import GatewaySettings, SessionMode
 from keygate_cli.settings import load_settings
-from keygate_core.envconfig import SettingsError
+from tests.harness.settings_errors import assert_refused
 
 CHECK_URL = "http://app.internal/session"
 
@@ -141,8 +141,4 @@ def test_bad_values_name_the_variable(
     environ: dict[str, str], variable: str, fragment: str
 ) -> None:
     """Every refusal is a SettingsError whose message starts with the variable's name."""
-    with pytest.raises(SettingsError) as caught:
-        load_settings(GatewaySettings, environ)
-    assert caught.value.variable == variable
-    assert str(caught.value).startswith(variable + ":")
-    assert fragment in str(caught.value)
+    assert_refused(GatewaySettings, environ, variable, fragment)

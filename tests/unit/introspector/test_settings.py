@@ -9,6 +9,7 @@ import pytest
 from introspector.settings import Edition, IntrospectorSettings
 from keygate_cli.settings import load_settings
 from keygate_core.envconfig import SettingsError
+from tests.harness.settings_errors import assert_refused
 
 
 def test_defaults_load_from_an_empty_environment() -> None:
@@ -67,11 +68,7 @@ def test_bad_values_name_the_variable(
     environ: dict[str, str], variable: str, fragment: str
 ) -> None:
     """Every refusal is a SettingsError whose message starts with the variable's name."""
-    with pytest.raises(SettingsError) as caught:
-        load_settings(IntrospectorSettings, environ)
-    assert caught.value.variable == variable
-    assert str(caught.value).startswith(variable + ":")
-    assert fragment in str(caught.value)
+    assert_refused(IntrospectorSettings, environ, variable, fragment)
 
 
 def test_secret_values_are_not_echoed_in_errors() -> None:
