@@ -79,6 +79,8 @@ def _templates(app: web.Application) -> None:
 
 def create_app(settings: AdminUISettings) -> web.Application:
     """The admin UI application for ``settings``."""
+    # The guard's precondition, not settings validation: with an empty secret the guard below
+    # lets every caller in (and a short one is guessable), so no caller can build an open app.
     check_internal_secret(settings.internal_secret)
     app = web.Application(
         middlewares=[

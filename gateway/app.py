@@ -1,13 +1,16 @@
 """The gateway's composition root: ``create_app(settings)``.
 
 Routes under ``/_keygate/`` are keygate's own and never reach the upstream; everything else goes
-through :class:`gateway.proxy.Pipeline`. Connections (upstream pool, introspector, Redis) open in
-``cleanup_ctx`` and nothing connects eagerly: the gateway starts while its dependencies are down.
+through :class:`gateway.proxy.Pipeline`. Three ``cleanup_ctx`` open what the gateway needs, in
+order, under the keys in :mod:`gateway.appkeys`: the clients (Redis, the HTTP pools), the
+pipeline built on them, and the background tasks. Nothing connects eagerly: the gateway starts
+while its dependencies are down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +19,19 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway.appkeys import (
+    HEADER_NAMES,
+    HTTP,
+    INTERNAL_HTTP,
+    L1,
+    LISTENER,
+    METRICS,
+    PIPELINE,
+    REDIS,
+    ROUTES,
+    SETTINGS,
+    USAGE,
+)
 from gateway.errors import GatewayError
 from gateway.introspection_client import IntrospectionClient
 from gateway.metrics import GatewayMetrics
@@ -44,17 +60,6 @@ from keygate_core.shared_settings import check_internal_secret
 from keygate_core.version import VERSION
 
 log = logging.getLogger("keygate.gateway")
-
-SETTINGS = web.AppKey("settings", GatewaySettings)
-METRICS = web.AppKey("metrics", GatewayMetrics)
-ROUTES = web.AppKey("routes", RouteTable)
-PIPELINE = web.AppKey("pipeline", Pipeline)
-REDIS = web.AppKey("redis", aioredis.Redis)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-INTERNAL_HTTP = web.AppKey("internal_http", aiohttp.ClientSession)
-L1 = web.AppKey("l1", L1Cache)
-LISTENER = web.AppKey("listener", RevocationListener)
-HEADER_NAMES = web.AppKey("header_names", IdentityHeaderNames)
 
 RESERVED = "/_keygate/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -153,33 +158,70 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     return await request.app[PIPELINE].handle(request)
 
 
-async def _connections(app: web.Application) -> AsyncIterator[None]:
+async def _clients(app: web.Application) -> AsyncIterator[None]:
+    """Redis and the two HTTP connection pools; nothing connects before it is first used."""
     settings = app[SETTINGS]
     timeout = settings.redis_timeout_ms / 1000
-    # A bounded pool: a burst of requests queues for a connection instead of opening hundreds
-    # at once (which is what makes Redis look slow under load).
-    app[REDIS] = aioredis.Redis(
-        connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=64,
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
+    # Each close runs, in reverse order, even when opening a later client or an earlier close
+    # failed: a failed startup or teardown leaks nothing that was already open.
+    async with contextlib.AsyncExitStack() as opened:
+        # A bounded pool: a burst of requests queues for a connection instead of opening
+        # hundreds at once (which is what makes Redis look slow under load). from_pool: closing
+        # the client closes the pool and its connections.
+        app[REDIS] = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=64,
+                timeout=timeout,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+            )
         )
-    )
-    app[HTTP] = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-    )
-    # keygate's own calls get their own pool, so upstream load cannot starve authentication.
-    app[INTERNAL_HTTP] = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=60),
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
-    metrics_ = app[METRICS]
+        opened.push_async_callback(app[REDIS].aclose)
+        app[HTTP] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        )
+        opened.push_async_callback(app[HTTP].close)
+        # keygate's own calls get their own pool, so upstream load cannot starve authentication.
+        app[INTERNAL_HTTP] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=60),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        opened.push_async_callback(app[INTERNAL_HTTP].close)
+        yield
+
+
+async def _pipeline(app: web.Application) -> AsyncIterator[None]:
+    """The stages wired to the clients: L1 cache, authenticators, limiter, usage counts.
+
+    Opens nothing of its own; the clients it uses close in :func:`_clients`.
+    """
+    settings = app[SETTINGS]
     app[L1] = L1Cache(settings.l1_cache_size, settings.l1_cache_ttl_seconds)
+    limiter = RedisTokenBucket(
+        app[REDIS], fail_open=settings.rate_limit_fail_open, fallback=LocalTokenBucket()
+    )
+    app[USAGE] = UsageRecorder(app[REDIS])
+    app[PIPELINE] = Pipeline(
+        settings=settings,
+        routes=app[ROUTES],
+        chain=_authenticators(app),
+        limiter=limiter,
+        forwarder=Forwarder(app[HTTP], settings.upstream_timeout_seconds),
+        header_names=app[HEADER_NAMES],
+        metrics=app[METRICS],
+        usage=app[USAGE],
+    )
+    yield
+
+
+def _authenticators(app: web.Application) -> list[Authenticator]:
+    """The chain: bearer first, then the configured session authenticator, then passthrough."""
+    settings = app[SETTINGS]
+    metrics_ = app[METRICS]
     client = IntrospectionClient(
         app[INTERNAL_HTTP],
         settings.introspector_url,
@@ -202,36 +244,29 @@ async def _connections(app: web.Application) -> AsyncIterator[None]:
     if settings.session_mode is SessionMode.LOCAL:
         chain.append(LocalSessionAuthenticator(app[REDIS]))
     chain.append(PassthroughSessionAuthenticator())
-    limiter = RedisTokenBucket(
-        app[REDIS],
-        fail_open=settings.rate_limit_fail_open,
-        fallback=LocalTokenBucket(),
-        on_degraded=None,
-    )
-    usage = UsageRecorder(app[REDIS])
-    app[PIPELINE] = Pipeline(
-        settings=settings,
-        routes=app[ROUTES],
-        chain=chain,
-        limiter=limiter,
-        forwarder=Forwarder(app[HTTP], settings.upstream_timeout_seconds),
-        header_names=app[HEADER_NAMES],
-        metrics=metrics_,
-        usage=usage,
-    )
-    # The revocation listener blocks on reads, so it gets its own connection pool.
-    listener_redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
-    app[LISTENER] = RevocationListener(listener_redis, app[L1], dead_after=max(timeout, 0.5))
-    task = asyncio.create_task(app[LISTENER].run())
-    usage_task = asyncio.create_task(usage.run())
-    yield
-    usage_task.cancel()
-    await asyncio.wait({usage_task}, timeout=2.0)
-    await app[LISTENER].stop(task)
-    await listener_redis.aclose()
-    await app[HTTP].close()
-    await app[INTERNAL_HTTP].close()
-    await app[REDIS].aclose()
+    return chain
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """The revocation listener and the usage flusher, stopped (in reverse order) even when a
+    step of starting or stopping them fails."""
+    settings = app[SETTINGS]
+    timeout = settings.redis_timeout_ms / 1000
+    async with contextlib.AsyncExitStack() as running:
+        # The revocation listener blocks on reads, so it gets its own connection pool.
+        listener_redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
+        running.push_async_callback(listener_redis.aclose)
+        listener = RevocationListener(listener_redis, app[L1], dead_after=max(timeout, 0.5))
+        app[LISTENER] = listener
+        running.push_async_callback(listener.stop, asyncio.create_task(listener.run()))
+        running.push_async_callback(_cancel, asyncio.create_task(app[USAGE].run()))
+        yield
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and give it two seconds to finish (the usage flusher's last flush)."""
+    task.cancel()
+    await asyncio.wait({task}, timeout=2.0)
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
@@ -248,7 +283,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         app[HEADER_NAMES] = IdentityHeaderNames(**(settings.identity_headers or {}))
     except ValueError as exc:
         raise SettingsError("KEYGATE_IDENTITY_HEADERS", str(exc)) from None
-    app.cleanup_ctx.append(_connections)
+    app.cleanup_ctx.extend((_clients, _pipeline, _background))
     app.router.add_get(f"{RESERVED}healthz", healthz)
     app.router.add_get(f"{RESERVED}readyz", readyz)
     app.router.add_get(f"{RESERVED}metrics", metrics)

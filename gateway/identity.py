@@ -1,4 +1,5 @@
-"""Who is calling: the one typed object that carries a request's identity through the stages."""
+"""Who is calling: the one typed object that carries a request's identity through the stages,
+and the facts about the request itself that every stage may need."""
 
 from __future__ import annotations
 
@@ -45,3 +46,12 @@ class Identity:
             token_scope=None,
             auth_method=AuthMethod.ANONYMOUS,
         )
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Facts about the request that every stage may need, computed once per request."""
+
+    request_id: str
+    #: The end client's address (see :func:`gateway.forwarded.client_address`), if known.
+    client_address: str | None

@@ -6,31 +6,19 @@ forward-auth question (``/_keygate/auth``) with the same stages minus the forwar
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from gateway.errors import (
-    SESSION_UNAVAILABLE,
-    GatewayError,
-    bad_path,
-    duplicate_header,
-    rate_limited,
-)
-from gateway.forwarded import (
-    client_address,
-    forwarded_headers,
-    is_trusted,
-    parse_address,
-)
-from gateway.identity import AuthMethod, Identity
+from gateway.errors import SESSION_UNAVAILABLE, GatewayError, duplicate_header, rate_limited
+from gateway.forwarded import client_address, is_trusted, parse_address
+from gateway.identity import AuthMethod, Identity, RequestContext
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline.authn import Authenticator, RequestContext, authenticate
+from gateway.pipeline.authn import Authenticator, authenticate
 from gateway.pipeline.authz import (
     ADMIN_UI,
+    APP,
     INTROSPECTOR,
     AuthPolicy,
     RouteRule,
@@ -39,46 +27,19 @@ from gateway.pipeline.authz import (
 )
 from gateway.pipeline.authz import workspace_of as bound_workspace
 from gateway.pipeline.forward import Forwarder
-from gateway.pipeline.limit import RateDecision, RateLimiter
-from gateway.pipeline.mutate import IdentityHeaderNames, drop_bearer, identity_headers
-from gateway.pipeline.strip import strip_inbound
+from gateway.pipeline.limit import RateLimiter, rate_limit_headers
+from gateway.pipeline.mutate import SERVICE_IDENTITY, IdentityHeaderNames, Mutator
+from gateway.pipeline.strip import (
+    GATEWAY_WRITTEN,
+    UNTRUSTED_FORWARDING,
+    original_path,
+    protected_headers,
+    strip_inbound,
+    unambiguous_path,
+)
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from keygate_core import headers as wire
-
-#: Fixed names the introspector reads; independent of the names shown to the upstream app.
-INTROSPECTOR_IDENTITY = IdentityHeaderNames()
-KEYGATE_SERVICES = (INTROSPECTOR, ADMIN_UI)
-UNTRUSTED_FORWARDING = (
-    "Forwarded",
-    "X-Real-IP",
-    "X-Forwarded-Port",
-    "X-Forwarded-Prefix",
-    # Path overrides some frameworks and proxies honour: the app must route on the path the
-    # gateway decided on, not on one the client claims.
-    "X-Forwarded-Uri",
-    "X-Original-URI",
-    "X-Original-URL",
-    "X-Rewrite-URL",
-)
-#: Written by the gateway itself; no spelling of them is taken from the client.
-GATEWAY_WRITTEN = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", wire.REQUEST_ID)
-
-# Encoded slashes, backslashes, NULs and dot segments mean different paths to different
-# decoders; a policy decided on one reading must not be applied to another. So do a literal
-# backslash (a slash to Windows-style servers) and a dot segment with ;parameters (a dot
-# segment to Java servlet containers: /public/..;/private).
-_AMBIGUOUS = re.compile(r"%2f|%5c|%00|%2e|\\|(^|/)\.\.?(/|;|$)|//", re.IGNORECASE)
-# Still percent-encoded after one decoding: an application that decodes again reads another
-# path (/public/%252e%252e/private is /public/../private to it).
-_ENCODED_TWICE = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
-
-
-def is_ambiguous(raw_path: str) -> bool:
-    """Whether ``raw_path`` (without the query) could name different routes to different
-    readers: see :data:`_AMBIGUOUS` and :data:`_ENCODED_TWICE`."""
-    return bool(_AMBIGUOUS.search(raw_path) or _ENCODED_TWICE.search(unquote(raw_path)))
-
 
 CTX_KEY = web.RequestKey("keygate_ctx", RequestContext)
 ROUTE_KEY = web.RequestKey("keygate_route", str)
@@ -99,8 +60,22 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         # What strip removes, per kind of peer: fixed for the gateway's lifetime.
-        self._strip_for_trusted = (*self.protected_headers(), *GATEWAY_WRITTEN)
+        protected = protected_headers(self.header_names, SERVICE_IDENTITY)
+        self._strip_for_trusted = (*protected, *GATEWAY_WRITTEN)
         self._strip_for_untrusted = (*self._strip_for_trusted, *UNTRUSTED_FORWARDING)
+        settings = self.settings
+        self._mutator = Mutator(
+            self.header_names,
+            settings.internal_secret,
+            settings.forward_bearer,
+            settings.trusted_proxies,
+        )
+        # Where each kind of route rule's upstream lives; any other value is the rule's own URL.
+        self._bases = {
+            APP: settings.upstream_url,
+            INTROSPECTOR: settings.introspector_url,
+            ADMIN_UI: settings.admin_ui_url,
+        }
 
     def context(self, request: web.Request) -> RequestContext:
         """Request id and client address, computed once per request."""
@@ -170,53 +145,21 @@ class Pipeline:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The reverse proxy: every path not reserved for keygate."""
-        if is_ambiguous(request.raw_path.split("?", 1)[0]):
-            raise bad_path("the path contains encoded slashes or dot segments")
+        unambiguous_path(request.raw_path)
         ctx = self.context(request)
-        is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        peer = request.remote or ""
         # Other spellings of "who is the client" are only believed from trusted proxies. Every
         # spelling goes: X_Real_IP is X-Real-IP to CGI-style servers.
-        trusted_peer = is_trusted(parse_address(peer), self.settings.trusted_proxies)
+        trusted_peer = is_trusted(
+            parse_address(request.remote or ""), self.settings.trusted_proxies
+        )
         headers = strip_inbound(
             request.headers,
             self._strip_for_trusted if trusted_peer else self._strip_for_untrusted,
-            keep_upgrade=is_websocket,
+            keep_upgrade=request.headers.get("Upgrade", "").lower() == "websocket",
         )
         rule, identity, limit_headers = await self.decide(request, request.path)
-        headers = drop_bearer(
-            headers,
-            forward_bearer=self.settings.forward_bearer
-            and rule.upstream not in (INTROSPECTOR, ADMIN_UI),
-        )
-        headers.popall("Host", None)
-        for name, value in forwarded_headers(
-            request.headers,
-            peer_ip=peer,
-            scheme=request.scheme,
-            host=request.host,
-            trusted_proxies=self.settings.trusted_proxies,
-        ):
-            headers[name] = value
-        headers[wire.REQUEST_ID] = ctx.request_id
-        if rule.upstream in KEYGATE_SERVICES:
-            # keygate's own services: they get the shared secret and the fixed header names.
-            base = (
-                self.settings.introspector_url
-                if rule.upstream == INTROSPECTOR
-                else self.settings.admin_ui_url
-            )
-            headers[wire.INTERNAL_SECRET] = self.settings.internal_secret
-            names = INTROSPECTOR_IDENTITY
-            if ctx.client_address:
-                headers[wire.CLIENT_ADDRESS] = ctx.client_address
-            if identity.external:
-                headers[wire.IDENTITY_SOURCE] = "upstream"
-        else:
-            base = self.settings.upstream_url if rule.upstream == "app" else rule.upstream
-            names = self.header_names
-        for name, value in identity_headers(identity, names):
-            headers[name] = value
+        headers = self._mutator.for_upstream(request, headers, rule.upstream, identity, ctx)
+        base = self._bases.get(rule.upstream, rule.upstream)
         response_headers = {**limit_headers, wire.REQUEST_ID: ctx.request_id}
         try:
             return await self.forwarder.forward(request, base, headers, response_headers)
@@ -231,52 +174,12 @@ class Pipeline:
         The protected request's path comes from ``X-Original-URI`` (nginx) or
         ``X-Forwarded-Uri`` (Traefik); without either, the policy of ``/`` applies.
         """
-        # nginx sets X-Original-URI, Traefik X-Forwarded-Uri; each passes the *other* header
-        # through from the client. Two different answers mean someone is lying: refuse.
-        claimed = {
-            value
-            for name in ("X-Original-URI", "X-Forwarded-Uri")
-            for value in request.headers.getall(name, [])
-        }
-        if len(claimed) > 1:
-            raise bad_path("X-Original-URI and X-Forwarded-Uri disagree")
-        original = claimed.pop() if claimed else "/"
-        raw_path = original.split("?", 1)[0] or "/"
-        if is_ambiguous(raw_path):
-            raise bad_path("the original path contains encoded slashes or dot segments")
+        raw_path = original_path(request.headers)
         # Route policy applies to the path as the proxy and the app will decode it
         # (``/%70rivate`` is ``/private``), exactly as for proxied requests.
-        path = unquote(raw_path)
-        _, identity, limit_headers = await self.decide(request, path)
+        _, identity, limit_headers = await self.decide(request, unquote(raw_path))
         response = web.Response(status=200)
         response.headers.update(limit_headers)
-        for name, value in identity_headers(identity, self.header_names):
-            response.headers[name] = value
+        self._mutator.for_answer(response.headers, identity)
         response.headers[wire.REQUEST_ID] = self.context(request).request_id
         return response
-
-    def protected_headers(self) -> tuple[str, ...]:
-        """Every identity header a client must never set: configured and internal names."""
-        return (
-            *self.header_names.all(),
-            *INTROSPECTOR_IDENTITY.all(),
-            wire.INTERNAL_SECRET,
-            wire.CLIENT_ADDRESS,
-            wire.IDENTITY_SOURCE,
-        )
-
-
-def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
-    """The rate-limit headers of a bearer response, all describing the same bucket.
-
-    ``X-RateLimit-Reset`` and the draft's ``t`` are *seconds from now* until the bucket is
-    full again (not an epoch timestamp).
-    """
-    reset = max(0, math.ceil(decision.reset_after))
-    return {
-        "X-RateLimit-Limit": str(decision.limit),
-        "X-RateLimit-Remaining": str(decision.remaining),
-        "X-RateLimit-Reset": str(reset),
-        "RateLimit-Policy": f'"per-token";q={decision.limit};w=60',
-        "RateLimit": f'"per-token";r={decision.remaining};t={reset}',
-    }

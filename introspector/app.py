@@ -31,14 +31,22 @@ from introspector.attempts import FailedAttempts
 from introspector.cache import TokenCache, derive_hmac_key
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
 from introspector.errors import KeygateError, Unauthenticated, Unavailable
-from introspector.hashing import Argon2Params, SecretHasher
+from introspector.hashing import SecretHasher
 from introspector.introspection import TokenIntrospector
 from introspector.last_used import LastUsedRecorder
 from introspector.metrics import IntrospectorMetrics
 from introspector.revocation import RevocationAnnouncer
 from introspector.sessions import SessionStore
 from introspector.settings import IntrospectorSettings
-from introspector.views import api_tokens, health, introspect, sessions, whoami
+from introspector.views import (
+    api_tokens,
+    audit_events,
+    health,
+    introspect,
+    sessions,
+    usage,
+    whoami,
+)
 from keygate_core import headers
 from keygate_core.background import stop_tasks
 from keygate_core.logs import request_id_var
@@ -95,12 +103,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
     )
-    app[HASHER] = SecretHasher(
-        Argon2Params(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
-        ),
-        settings.argon2_max_concurrency,
-    )
+    app[HASHER] = SecretHasher.from_settings(settings)
     yield
     app[HASHER].close()
     await app[REDIS].aclose()
@@ -144,6 +147,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: IntrospectorSettings) -> web.Application:
     """The introspector application for ``settings``."""
+    # The guard's precondition, not settings validation: with an empty secret the guard below
+    # lets every caller in (and a short one is guessable), so no caller can build an open app.
     check_internal_secret(settings.internal_secret)
     app = web.Application(
         middlewares=[
@@ -165,11 +170,11 @@ def create_app(settings: IntrospectorSettings) -> web.Application:
     app.router.add_post(f"{API}/api-tokens", api_tokens.create_token)
     app.router.add_get(f"{API}/api-tokens", api_tokens.list_tokens)
     app.router.add_delete(f"{API}/api-tokens/{{token_id}}", api_tokens.revoke_token)
+    app.router.add_get(f"{API}/api-tokens/{{token_id}}/usage", usage.token_usage)
     app.router.add_get(f"{API}/whoami", whoami.whoami)
-    app.router.add_get(f"{API}/audit-events", api_tokens.list_audit_events)
+    app.router.add_get(f"{API}/audit-events", audit_events.list_audit_events)
     app.router.add_post("/sessions", sessions.create_session)
     app.router.add_post("/sessions/revoke", sessions.revoke_session)
-    app.router.add_get(f"{API}/api-tokens/{{token_id}}/usage", api_tokens.token_usage)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)

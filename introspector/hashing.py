@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from introspector.settings import IntrospectorSettings
+
 
 @dataclass(frozen=True)
 class Argon2Params:
@@ -41,6 +43,14 @@ class SecretHasher:
             max_workers=max_concurrency, thread_name_prefix="argon2"
         )
         self._slots = asyncio.Semaphore(max_concurrency)
+
+    @classmethod
+    def from_settings(cls, settings: IntrospectorSettings) -> SecretHasher:
+        """The hasher the ``KEYGATE_ARGON2_*`` settings describe."""
+        params = Argon2Params(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        )
+        return cls(params, settings.argon2_max_concurrency)
 
     def hash(self, secret: str) -> str:
         """The encoded ``$argon2id$...`` hash of ``secret`` (blocking; use :meth:`hash_async`)."""

@@ -32,18 +32,12 @@ class LastUsedRecorder:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._pending: dict[UUID, datetime] = {}
-        self.flushes = 0
 
     def record(self, token_id: UUID, at: datetime) -> None:
         """Note a use; cheap and synchronous, safe on the request path."""
         previous = self._pending.get(token_id)
         if previous is None or previous < at:
             self._pending[token_id] = at
-
-    @property
-    def pending(self) -> int:
-        """How many tokens have an unwritten use."""
-        return len(self._pending)
 
     async def flush(self) -> int:
         """Write every pending use in one statement; return how many tokens it covered."""
@@ -58,7 +52,6 @@ class LastUsedRecorder:
                 self.record(token_id, at)
             log.warning("last_used_at flush deferred", extra={"error": type(exc).__name__})
             return 0
-        self.flushes += 1
         return len(batch)
 
     async def run(self, interval: float) -> None:

@@ -6,6 +6,7 @@ Labels are bounded enums only — never a token, e-mail, user id or path with id
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -20,61 +21,54 @@ class IntrospectorMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
-        r = self.registry
-        self.token_create = Counter(
-            "keygate_api_token_create_total", "API tokens created.", ["scope"], registry=r
+        """Declare every metric on :attr:`registry`, then pre-create the bounded label values."""
+        counter = partial(Counter, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        self.token_create = counter(
+            "keygate_api_token_create_total", "API tokens created.", ["scope"]
         )
-        self.token_revoke = Counter(
-            "keygate_api_token_revoke_total", "API tokens revoked.", ["scope"], registry=r
+        self.token_revoke = counter(
+            "keygate_api_token_revoke_total", "API tokens revoked.", ["scope"]
         )
-        self.auth_success = Counter(
+        self.auth_success = counter(
             "keygate_api_token_auth_success_total",
             "Introspections that found an active token.",
-            registry=r,
         )
-        self.auth_failure = Counter(
+        self.auth_failure = counter(
             "keygate_api_token_auth_failure_total",
             "Introspections that found no active token, by exact reason.",
             ["reason"],
-            registry=r,
         )
-        self.cache_hit = Counter(
+        self.cache_hit = counter(
             "keygate_introspection_cache_hit_total",
             "Introspections answered from Redis.",
-            registry=r,
         )
-        self.cache_miss = Counter(
+        self.cache_miss = counter(
             "keygate_introspection_cache_miss_total",
             "Introspections that had to read Postgres.",
-            registry=r,
         )
-        self.cache_error = Counter(
+        self.cache_error = counter(
             "keygate_introspection_cache_error_total",
             "Redis cache operations that failed (the answer came from Postgres instead).",
-            registry=r,
         )
-        self.verify_throttled = Counter(
+        self.verify_throttled = counter(
             "keygate_argon2_throttled_total",
             "Uncached verifications refused because of too many wrong secrets.",
             ["by"],
-            registry=r,
         )
-        self.argon2_duration = Histogram(
+        self.argon2_duration = histogram(
             "keygate_argon2_verify_duration_seconds",
             "Time to verify one secret with argon2id (off the event loop).",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-            registry=r,
         )
-        self.http_duration = Histogram(
+        self.http_duration = histogram(
             "keygate_introspector_http_request_duration_seconds",
             "HTTP request duration by route and status class.",
             ["route", "status"],
-            registry=r,
         )
-        self.revocations_pending = Counter(
+        self.revocations_pending = counter(
             "keygate_revocation_delivery_failures_total",
             "Revocation announcements that could not reach Redis and were left for retry.",
-            registry=r,
         )
         for reason in ("invalid", "revoked", "expired", "malformed"):
             self.auth_failure.labels(reason)

@@ -107,7 +107,7 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
 
 
 async def pending(conn: asyncpg.Connection) -> list[int]:
-    """Versions not yet applied (for readiness checks)."""
+    """Versions not yet applied, in order."""
     exists = await conn.fetchval("SELECT to_regclass('keygate_schema_migrations') IS NOT NULL")
     applied: set[int] = set()
     if exists:

@@ -34,6 +34,19 @@ _SELECT = """
     FROM api_token t JOIN users u ON u.id = t.user_id
 """
 
+_INSERT = """
+    WITH inserted AS (
+        INSERT INTO api_token (public_id, user_id, workspace_id, name, token_hash, scope,
+                               rate_limit, expires_at, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6::token_scope, $7, $8, $9)
+        RETURNING *
+    )
+    SELECT t.id, t.public_id, t.user_id, $10::text AS user_email, t.workspace_id, t.name,
+           t.scope::text AS scope, t.rate_limit, t.created_at, t.last_used_at,
+           t.expires_at, t.revoked_at
+    FROM inserted t
+"""
+
 
 def _record(row: asyncpg.Record) -> TokenRecord:
     return TokenRecord(
@@ -86,23 +99,18 @@ def check_scope_allowed(
         raise Forbidden("only an organisation admin can create ORGANIZATION tokens", field="scope")
 
 
-async def create_token(
+async def _check_new_token(
     conn: Connection,
-    hasher: SecretHasher,
-    actor: Actor,
-    *,
-    owner: User,
-    name: str,
     edition: Edition,
-    scope: Scope = Scope.PERSONAL,
-    workspace_id: UUID | None = None,
-    expires_at: datetime | None = None,
-    rate_limit: int | None = None,
-    now: datetime | None = None,
-) -> CreatedToken:
-    """Create a token for ``owner``; the result carries the plaintext exactly once."""
-    name = clean_token_name(name)
-    now = now or datetime.now(UTC)
+    owner: User,
+    scope: Scope,
+    workspace_id: UUID | None,
+    expires_at: datetime | None,
+    rate_limit: int | None,
+    now: datetime,
+) -> None:
+    """Refuse a token that may not be created: bad expiry or rate limit, a scope that does not
+    fit the workspace binding, a workspace the owner is not in, a scope the owner may not hold."""
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise InvalidInput("must include a time zone", field="expiresAt")
@@ -121,23 +129,31 @@ async def create_token(
         raise NotFound("no such workspace, or the owner is not a member", field="workspaceId")
     check_scope_allowed(edition, owner, scope, role)
 
+
+async def create_token(
+    conn: Connection,
+    hasher: SecretHasher,
+    actor: Actor,
+    *,
+    owner: User,
+    name: str,
+    edition: Edition,
+    scope: Scope = Scope.PERSONAL,
+    workspace_id: UUID | None = None,
+    expires_at: datetime | None = None,
+    rate_limit: int | None = None,
+    now: datetime | None = None,
+) -> CreatedToken:
+    """Create a token for ``owner``; the result carries the plaintext exactly once."""
+    name = clean_token_name(name)
+    now = now or datetime.now(UTC)
+    await _check_new_token(conn, edition, owner, scope, workspace_id, expires_at, rate_limit, now)
     plaintext, parts = generate_token()
     # argon2 runs before the transaction opens: no row lock is held while hashing.
     token_hash = await hasher.hash_async(parts.secret)
     async with conn.transaction():
         row = await conn.fetchrow(
-            """
-            WITH inserted AS (
-                INSERT INTO api_token (public_id, user_id, workspace_id, name, token_hash, scope,
-                                       rate_limit, expires_at, created_at)
-                VALUES ($1, $2, $3, $4, $5, $6::token_scope, $7, $8, $9)
-                RETURNING *
-            )
-            SELECT t.id, t.public_id, t.user_id, $10::text AS user_email, t.workspace_id, t.name,
-                   t.scope::text AS scope, t.rate_limit, t.created_at, t.last_used_at,
-                   t.expires_at, t.revoked_at
-            FROM inserted t
-            """,
+            _INSERT,
             parts.public_id,
             owner.id,
             workspace_id,

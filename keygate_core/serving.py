@@ -64,10 +64,11 @@ async def _serve(
 ) -> None:
     app[DRAINING] = asyncio.Event()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=GRACE_SECONDS)
-    await runner.setup()
     loop = asyncio.get_running_loop()
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     try:
+        # Inside the try: a startup that fails half-way still closes what it had opened.
+        await runner.setup()
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         signals = asyncio.Queue[int]()
         for signum in stop_signals:

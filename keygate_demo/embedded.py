@@ -15,40 +15,26 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from keygate_demo.server_process import ServerProcess, ServerUnavailable, free_port, wait_for_port
 
-class ServerUnavailable(RuntimeError):
-    """A server binary is missing or the server would not start."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    """Block until something accepts connections on 127.0.0.1:``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise ServerUnavailable(f"nothing is listening on 127.0.0.1:{port} after {timeout}s")
+# The port helpers and the error these servers raise belong to this module's interface too.
+__all__ = [
+    "PostgresServer",
+    "RedisServer",
+    "ServerUnavailable",
+    "free_port",
+    "postgres_bindir",
+    "wait_for_port",
+]
 
 
 def postgres_bindir() -> Path:
-    """Where initdb and postgres are: ``KEYGATE_TEST_PG_BINDIR``, Debian's, or the PATH."""
-    explicit = os.environ.get("KEYGATE_TEST_PG_BINDIR")
-    if explicit:
-        return Path(explicit)
+    """Where initdb and postgres are: Debian's newest, else the PATH."""
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
         key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
@@ -60,71 +46,22 @@ def postgres_bindir() -> Path:
         return Path(found).parent
     raise ServerUnavailable(
         "no PostgreSQL server binaries (initdb) found; install Debian's `postgresql` package "
-        "(`make servers` does, as root) or set KEYGATE_TEST_PG_BINDIR"
+        "(`make servers` does, as root)"
     )
 
 
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid``, read from /proc."""
-    found: list[int] = []
-    for stat_file in glob.glob("/proc/[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            text = Path(stat_file).read_text()
-            # Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
-            if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
-                found.append(int(text.split(" ", 1)[0]))
-    return found
-
-
-class _Process:
-    """A child process that can be paused and resumed."""
-
-    proc: subprocess.Popen[bytes] | None = None
-
-    def pause(self) -> None:
-        """SIGSTOP to the server and all its children: the kernel still accepts connections,
-        nothing answers them — a black-holed host."""
-        assert self.proc is not None
-        # The parent first, so it forks nothing new; Postgres puts every backend in a session
-        # of its own (setsid), so a process-group signal would miss them.
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        for child in _children(self.proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """SIGCONT after :meth:`pause`."""
-        assert self.proc is not None
-        for child in _children(self.proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGCONT)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGCONT)
-
-    def _reap(self, timeout: float = 30.0) -> None:
-        """Wait for the process asked to stop; kill it if it takes longer than ``timeout``."""
-        assert self.proc is not None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=timeout)
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
-class PostgresServer(_Process):
+class PostgresServer(ServerProcess):
     """A private PostgreSQL cluster in ``base_dir``.
 
     ``durable=False`` (the test suite's choice) turns off fsync and friends: faster, and nothing
-    there must survive a crash. A durable cluster keeps Postgres's defaults.
+    there must survive a crash. A durable cluster keeps Postgres's defaults. The binaries come
+    from ``bindir``, else from :func:`postgres_bindir`.
     """
 
-    def __init__(self, base_dir: Path, *, durable: bool = False) -> None:
-        self.bindir = postgres_bindir()
+    def __init__(
+        self, base_dir: Path, *, durable: bool = False, bindir: Path | None = None
+    ) -> None:
+        self.bindir = bindir or postgres_bindir()
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
         self.durable = durable
@@ -251,7 +188,7 @@ class PostgresServer(_Process):
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
 
-class RedisServer(_Process):
+class RedisServer(ServerProcess):
     """A private redis-server; it keeps nothing on disk unless ``durable``."""
 
     def __init__(self, base_dir: Path, *, durable: bool = False) -> None:

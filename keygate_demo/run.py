@@ -8,13 +8,13 @@ introspector, the admin UI, a demo upstream app and the gateway start as child p
 logging to a file in the folder. The banner says where everything is.
 
 Ctrl-C (or SIGTERM) stops the services in order — the gateway first, the databases last — and
-waits for each; a service that dies on its own stops the demo with its log's last lines.
+waits for each; a service that dies on its own stops the demo with its log's last lines (the
+child processes are :mod:`keygate_demo.services`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import shlex
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -32,10 +32,10 @@ from gateway.settings import GatewaySettings
 from introspector.settings import IntrospectorSettings
 from keygate_core.envconfig import load_settings
 from keygate_demo.embedded import PostgresServer, RedisServer, ServerUnavailable, wait_for_port
-from keygate_demo.seed import ADMIN, MEMBER, seed
+from keygate_demo.seed import ADMIN, MEMBER, Seeded, seed
+from keygate_demo.services import DemoFailed, DemoStack, keygate_command
 
 DATABASE = "keygate"
-STOP_GRACE_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -49,63 +49,12 @@ class DemoOptions:
     upstream_port: int = 3000
 
 
-class DemoFailed(Exception):
-    """The demo could not start; the message says why and what to do."""
-
-
 class _Stop(Exception):
     """Ctrl-C or SIGTERM."""
 
 
-@dataclass
-class _Child:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-@dataclass
-class _Stack:
-    children: list[_Child] = field(default_factory=list)
-    postgres: PostgresServer | None = None
-    redis: RedisServer | None = None
-
-    def stop(self) -> list[str]:
-        """Stop everything, newest first; the services that did not exit cleanly."""
-        unclean: list[str] = []
-        for child in reversed(self.children):
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-                try:
-                    child.process.wait(STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
-            if child.process.returncode != 0:
-                unclean.append(f"{child.name} exited with {child.process.returncode}")
-        self.children.clear()
-        if self.redis is not None:
-            self.redis.stop()
-        if self.postgres is not None:
-            self.postgres.stop()
-        return unclean
-
-
 def _say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def _keygate() -> str:
-    """The ``keygate`` command next to this interpreter (the venv's)."""
-    return str(Path(sys.executable).with_name("keygate"))
 
 
 def _internal_secret(data_dir: Path) -> str:
@@ -118,7 +67,7 @@ def _internal_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _start_postgres(stack: _Stack, data_dir: Path) -> str:
+def _start_postgres(stack: DemoStack, data_dir: Path) -> str:
     server = PostgresServer(data_dir / "postgres", durable=True)
     reused = server.initialised
     if not reused:
@@ -131,7 +80,7 @@ def _start_postgres(stack: _Stack, data_dir: Path) -> str:
     return server.url(DATABASE)
 
 
-def _start_redis(stack: _Stack, data_dir: Path) -> str:
+def _start_redis(stack: DemoStack, data_dir: Path) -> str:
     server = RedisServer(data_dir / "redis", durable=True)
     stack.redis = server
     server.start()
@@ -159,38 +108,6 @@ def _environment(options: DemoOptions, database_url: str, redis_url: str) -> dic
     for host in ("KEYGATE_INTROSPECTOR_HOST", "KEYGATE_ADMIN_UI_HOST", "KEYGATE_GATEWAY_HOST"):
         env.setdefault(host, "127.0.0.1")
     return env
-
-
-def _spawn(stack: _Stack, options: DemoOptions, env: dict[str, str], name: str, port: int) -> None:
-    logs = options.data_dir / "logs"
-    logs.mkdir(exist_ok=True)
-    log_path = logs / f"{name}.log"
-    args = [_keygate(), name]
-    if name == "demo-upstream":
-        args += ["--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            args,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order
-        )
-    stack.children.append(_Child(name, port, process, log_path))
-
-
-def _wait_until_listening(child: _Child, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise DemoFailed(
-                f"`keygate {child.name}` exited with {child.process.returncode}:\n{child.tail()}"
-            )
-        with contextlib.suppress(ServerUnavailable):
-            wait_for_port(child.port, timeout=0.5)
-            return
-    raise DemoFailed(f"`keygate {child.name}` is not listening on port {child.port}")
 
 
 def _port_free(port: int) -> bool:
@@ -236,18 +153,52 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
+def _busy_ports(options: DemoOptions) -> list[int]:
+    ports = (
+        options.gateway_port,
+        options.introspector_port,
+        options.admin_ui_port,
+        options.upstream_port,
+    )
+    return [port for port in ports if not _port_free(port)]
+
+
+def _migrate(env: dict[str, str]) -> None:
+    migrated = subprocess.run(
+        [keygate_command(), "migrate"], env=env, capture_output=True, text=True, check=False
+    )
+    if migrated.returncode != 0:
+        raise DemoFailed(f"`keygate migrate` failed:\n{migrated.stderr.strip()}")
+    _say(f"  {migrated.stderr.strip()}")
+
+
+def _start(stack: DemoStack, options: DemoOptions) -> Seeded:
+    """Servers, schema, demo data and the four services, listening; what the banner shows."""
+    database_url = os.environ.get("KEYGATE_DATABASE_URL") or _start_postgres(
+        stack, options.data_dir
+    )
+    redis_url = os.environ.get("KEYGATE_REDIS_URL") or _start_redis(stack, options.data_dir)
+    env = _environment(options, database_url, redis_url)
+    _migrate(env)
+    # `keygate migrate` has just refused any unknown variable in this environment.
+    settings = load_settings(IntrospectorSettings, env, known=(GatewaySettings, AdminUISettings))
+    seeded = asyncio.run(seed(settings))
+    _say("  demo people created" if seeded.created_people else "  demo people already there")
+    for name, port in (
+        ("introspector", options.introspector_port),
+        ("admin-ui", options.admin_ui_port),
+        ("demo-upstream", options.upstream_port),
+        ("gateway", options.gateway_port),
+    ):
+        stack.spawn(name, port, env, options.data_dir / "logs")
+    for service in stack.services:
+        service.wait_until_listening()
+    return seeded
+
+
 def run(options: DemoOptions) -> int:
     """Start the demo, print the banner, and wait for Ctrl-C; the exit code."""
-    busy = [
-        port
-        for port in (
-            options.gateway_port,
-            options.introspector_port,
-            options.admin_ui_port,
-            options.upstream_port,
-        )
-        if not _port_free(port)
-    ]
+    busy = _busy_ports(options)
     if busy:
         print(
             f"keygate demo: ports already in use: {', '.join(map(str, busy))} "
@@ -259,45 +210,15 @@ def run(options: DemoOptions) -> int:
     options.data_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    stack = _Stack()
+    stack = DemoStack()
     status = 0
     try:
         _say("Starting the keygate demo …")
-        database_url = os.environ.get("KEYGATE_DATABASE_URL") or _start_postgres(
-            stack, options.data_dir
-        )
-        redis_url = os.environ.get("KEYGATE_REDIS_URL") or _start_redis(stack, options.data_dir)
-        env = _environment(options, database_url, redis_url)
-        migrated = subprocess.run(
-            [_keygate(), "migrate"], env=env, capture_output=True, text=True, check=False
-        )
-        if migrated.returncode != 0:
-            raise DemoFailed(f"`keygate migrate` failed:\n{migrated.stderr.strip()}")
-        _say(f"  {migrated.stderr.strip()}")
-        # `keygate migrate` has just refused any unknown variable in this environment.
-        settings = load_settings(
-            IntrospectorSettings, env, known=(GatewaySettings, AdminUISettings)
-        )
-        seeded = asyncio.run(seed(database_url, settings.edition))
-        _say("  demo people created" if seeded.created_people else "  demo people already there")
-        for name, port in (
-            ("introspector", options.introspector_port),
-            ("admin-ui", options.admin_ui_port),
-            ("demo-upstream", options.upstream_port),
-            ("gateway", options.gateway_port),
-        ):
-            _spawn(stack, options, env, name, port)
-        for child in stack.children:
-            _wait_until_listening(child)
+        seeded = _start(stack, options)
         for line in _banner(options, seeded.token, seeded.token_owner, reused):
             _say(line)
         while True:
-            for child in stack.children:
-                if child.process.poll() is not None:
-                    raise DemoFailed(
-                        f"`keygate {child.name}` stopped unexpectedly "
-                        f"({child.process.returncode}):\n{child.tail()}"
-                    )
+            stack.check_running()
             time.sleep(0.5)
     except _Stop:
         _say("\nStopping the keygate demo …")

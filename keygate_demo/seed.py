@@ -14,9 +14,9 @@ import asyncpg
 
 from introspector import tokens, users, workspaces
 from introspector.errors import NotFound
-from introspector.hashing import Argon2Params, SecretHasher
+from introspector.hashing import SecretHasher
 from introspector.models import Actor, Role, TokenStatus, User
-from introspector.settings import Edition
+from introspector.settings import IntrospectorSettings
 from keygate_core.scopes import Scope
 
 WORKSPACE = "Demo workspace"
@@ -46,11 +46,15 @@ class Seeded:
     revoked_previous: int
 
 
-async def seed(database_url: str, edition: Edition) -> Seeded:
-    """Make sure the demo people and workspace exist; issue this run's demo token."""
+async def seed(settings: IntrospectorSettings) -> Seeded:
+    """Make sure the demo people and workspace exist; issue this run's demo token.
+
+    Passwords and the token are hashed with the ``KEYGATE_ARGON2_*`` settings: the parameters
+    the introspector itself hashes with.
+    """
     actor = Actor.operator()
-    hasher = SecretHasher(Argon2Params(), max_concurrency=1)
-    conn = await asyncpg.connect(database_url, timeout=10)
+    hasher = SecretHasher.from_settings(settings)
+    conn = await asyncpg.connect(settings.database_url, timeout=10)
     try:
         created = False
         people: dict[str, User] = {}
@@ -86,7 +90,7 @@ async def seed(database_url: str, edition: Edition) -> Seeded:
             actor,
             owner=owner,
             name=TOKEN_NAME,
-            edition=edition,
+            edition=settings.edition,
             scope=Scope.PERSONAL,
         )
         return Seeded(created, issued.plaintext, owner.email, revoked)

@@ -7,7 +7,8 @@ clocks still agree. Keys are ``kg:rl:{<token id>}``: the braces pin each bucket 
 Cluster slot. Idle buckets expire soon after they would be full again.
 
 When Redis fails, the limiter either answers from a local bucket (fail open, the default) or
-refuses (fail closed); both are flagged ``degraded``. The next call tries Redis again.
+refuses (fail closed); both are flagged ``degraded`` (the pipeline counts those in a metric). The
+next call tries Redis again. :func:`rate_limit_headers` tells the client about its bucket.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import dataclasses
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -91,6 +91,22 @@ class RateLimiter(Protocol):
         ...
 
 
+def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
+    """The rate-limit headers of a bearer response, all describing the same bucket.
+
+    ``X-RateLimit-Reset`` and the draft's ``t`` are *seconds from now* until the bucket is
+    full again (not an epoch timestamp).
+    """
+    reset = max(0, math.ceil(decision.reset_after))
+    return {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(reset),
+        "RateLimit-Policy": f'"per-token";q={decision.limit};w=60',
+        "RateLimit": f'"per-token";r={decision.remaining};t={reset}',
+    }
+
+
 def _check_limit(limit_per_minute: int) -> None:
     if limit_per_minute < 1:
         raise ValueError(f"limit_per_minute must be at least 1, got {limit_per_minute}")
@@ -149,10 +165,10 @@ class LocalTokenBucket:
 class RedisTokenBucket:
     """The fleet-wide bucket in Redis, with a fallback while Redis is unavailable.
 
-    A Redis error or timeout (bounded by the client's ``socket_timeout``) calls
-    ``on_degraded`` and then answers from ``fallback`` when ``fail_open``, or denies with
-    ``retry_after=1`` otherwise; either answer has ``degraded=True``. Nothing is remembered
-    about the failure: every call tries Redis first.
+    On a Redis error or timeout (bounded by the client's ``socket_timeout``) it answers from
+    ``fallback`` when ``fail_open``, or denies with ``retry_after=1`` otherwise; either answer
+    has ``degraded=True``. Nothing is remembered about the failure: every call tries Redis
+    first.
 
     Hits made in the same event-loop iteration share one pipeline (one round trip) instead of
     taking a connection each; under load that is most of the limiter's cost per request.
@@ -169,13 +185,11 @@ class RedisTokenBucket:
         *,
         fail_open: bool = True,
         fallback: LocalTokenBucket | None = None,
-        on_degraded: Callable[[], None] | None = None,
     ) -> None:
         self._redis = redis
         self._script = redis.register_script(_BUCKET_LUA)
         self._fail_open = fail_open
         self._fallback = fallback if fallback is not None else LocalTokenBucket()
-        self._on_degraded = on_degraded
         # Hits waiting for the next batch, and the batches on their way to Redis.
         self._queued: list[tuple[str, int, asyncio.Future[list[int]]]] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -188,8 +202,6 @@ class RedisTokenBucket:
                 rate_limit_key(key), limit_per_minute
             )
         except _REDIS_FAILURES:
-            if self._on_degraded is not None:
-                self._on_degraded()
             if not self._fail_open:
                 return RateDecision(False, limit_per_minute, 0, 1.0, 1, degraded=True)
             local = await self._fallback.hit(key, limit_per_minute)

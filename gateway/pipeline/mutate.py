@@ -1,15 +1,25 @@
-"""Mutate: the identity headers keygate adds for the upstream, and the bearer token it removes."""
+"""Mutate: what the upstream is told about a request, and the bearer token it is not told.
+
+For an upstream the stage removes the bearer token (unless the operator opted in), writes
+``X-Forwarded-*`` and ``X-Request-Id``, and adds the identity headers: under the configured names
+for the app, under the fixed names plus the internal secret for keygate's own services. For
+``/_keygate/auth`` it puts the identity headers on the answer instead.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.identity import Identity
+from gateway.forwarded import Network, forwarded_headers
+from gateway.identity import Identity, RequestContext
+from gateway.pipeline.authz import ADMIN_UI, INTROSPECTOR
 from gateway.pipeline.strip import HOP_BY_HOP, canonical_name, is_field_name
 from keygate_core import headers as wire
 
@@ -72,6 +82,12 @@ class IdentityHeaderNames:
         return names
 
 
+#: The names keygate's own services read; independent of the names shown to the upstream app.
+SERVICE_IDENTITY = IdentityHeaderNames()
+#: Upstreams that are keygate's own services (route rules name them; see gateway.pipeline.authz).
+KEYGATE_SERVICES = frozenset({INTROSPECTOR, ADMIN_UI})
+
+
 @functools.lru_cache(maxsize=8192)
 def header_value(value: str) -> str:
     """``value`` as it may appear in a header: unchanged when it is visible ASCII without
@@ -92,7 +108,21 @@ def identity_headers(identity: Identity, names: IdentityHeaderNames) -> list[tup
     A ``None`` or empty fact is omitted rather than sent blank; the auth method is always sent.
     Every value goes through :func:`header_value`.
     """
-    facts = (
+    return [(name, header_value(value)) for name, value in _facts(identity, names) if value]
+
+
+def set_identity_headers(
+    headers: MutableMapping[str, str], identity: Identity, names: IdentityHeaderNames
+) -> None:
+    """Set :func:`identity_headers` on ``headers``, replacing any value already there."""
+    # Straight from the facts: no list in between, on every request.
+    for name, value in _facts(identity, names):
+        if value:
+            headers[name] = header_value(value)
+
+
+def _facts(identity: Identity, names: IdentityHeaderNames) -> tuple[tuple[str, str | None], ...]:
+    return (
         (names.user_id, identity.user_id),
         (names.email, identity.email),
         (names.workspace_id, identity.workspace_id),
@@ -100,7 +130,26 @@ def identity_headers(identity: Identity, names: IdentityHeaderNames) -> list[tup
         (names.token_scope, identity.token_scope),
         (names.auth_method, identity.auth_method.value),
     )
-    return [(name, header_value(value)) for name, value in facts if value]
+
+
+def service_headers(
+    headers: MutableMapping[str, str], secret: str, ctx: RequestContext, identity: Identity
+) -> None:
+    """Set what only keygate's own services are told: the internal secret that proves the
+    request came through the gateway, the client's address (when known) and, for a person the
+    app's session check vouched for, ``X-Keygate-Identity-Source: upstream``."""
+    headers[wire.INTERNAL_SECRET] = secret
+    if ctx.client_address:
+        headers[wire.CLIENT_ADDRESS] = ctx.client_address
+    if identity.external:
+        headers[wire.IDENTITY_SOURCE] = "upstream"
+
+
+def forwards_bearer(opted_in: bool, upstream: str) -> bool:
+    """Whether the client's bearer token goes on to ``upstream``: only when the operator opted
+    in (``KEYGATE_FORWARD_BEARER``), and never to keygate's own services, which learn who is
+    calling from the identity headers next to the internal secret."""
+    return opted_in and upstream not in KEYGATE_SERVICES
 
 
 def is_bearer(value: str) -> bool:
@@ -108,7 +157,8 @@ def is_bearer(value: str) -> bool:
 
     Deliberately loose — anything starting with ``bearer`` counts — because the cost of a
     false positive is one header the upstream did not need, and of a false negative a leaked
-    token.
+    token. Stricter reading, to *authenticate*, is the bearer authenticator's
+    (:func:`gateway.pipeline.authn.bearer_token`); this one only decides what is removed.
     """
     return value.lstrip().lower().startswith("bearer")
 
@@ -128,3 +178,53 @@ def drop_bearer(headers: CIMultiDict[str], *, forward_bearer: bool) -> CIMultiDi
         for name, value in headers.items()
         if not (canonical_name(name) == "authorization" and is_bearer(value))
     )
+
+
+@dataclass(frozen=True)
+class Mutator:
+    """The mutate stage as configured for one gateway: built once, asked once per request."""
+
+    #: The identity header names the app (and ``/_keygate/auth``'s caller) sees.
+    names: IdentityHeaderNames
+    internal_secret: str
+    #: The operator's ``KEYGATE_FORWARD_BEARER``; see :func:`forwards_bearer`.
+    forward_bearer: bool
+    trusted_proxies: tuple[Network, ...]
+
+    def for_upstream(
+        self,
+        request: web.Request,
+        headers: CIMultiDict[str],
+        upstream: str,
+        identity: Identity,
+        ctx: RequestContext,
+    ) -> CIMultiDict[str]:
+        """The headers to send to ``upstream`` (a route rule's), from the stripped ``headers``.
+
+        Without the bearer token (see :func:`forwards_bearer`) and ``Host``; with
+        ``X-Forwarded-*`` (see :func:`gateway.forwarded.forwarded_headers`), ``X-Request-Id``
+        and the identity headers; keygate's own services also get :func:`service_headers`.
+        """
+        headers = drop_bearer(
+            headers, forward_bearer=forwards_bearer(self.forward_bearer, upstream)
+        )
+        headers.popall("Host", None)
+        for name, value in forwarded_headers(
+            request.headers,
+            peer_ip=request.remote or "",
+            scheme=request.scheme,
+            host=request.host,
+            trusted_proxies=self.trusted_proxies,
+        ):
+            headers[name] = value
+        headers[wire.REQUEST_ID] = ctx.request_id
+        if upstream in KEYGATE_SERVICES:
+            service_headers(headers, self.internal_secret, ctx, identity)
+            set_identity_headers(headers, identity, SERVICE_IDENTITY)
+        else:
+            set_identity_headers(headers, identity, self.names)
+        return headers
+
+    def for_answer(self, headers: MutableMapping[str, str], identity: Identity) -> None:
+        """Put the identity headers on a forward-auth answer, under the configured names."""
+        set_identity_headers(headers, identity, self.names)

@@ -1,6 +1,7 @@
 """Strip: the first stage. Removes what a client must never decide for the upstream.
 
-A client may not send the identity headers the gateway injects, in any spelling, nor headers that
+A client may not send a path that different servers read differently, the identity headers the
+gateway injects (in any spelling), the forwarding headers the gateway writes, nor headers that
 only describe its connection to the gateway (hop-by-hop, RFC 9110 §7.6.1).
 """
 
@@ -9,8 +10,16 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from gateway.errors import bad_path
+from keygate_core import headers as wire
+
+if TYPE_CHECKING:
+    from gateway.pipeline.mutate import IdentityHeaderNames
 
 #: Fields that describe one connection, never the request (RFC 9110 §7.6.1), plus the
 #: non-standard Proxy-Connection that old clients still send. Lower-case.
@@ -27,6 +36,31 @@ HOP_BY_HOP = frozenset(
         "proxy-connection",
     }
 )
+
+#: Forwarding facts only a trusted proxy may state; from any other peer every spelling goes.
+UNTRUSTED_FORWARDING = (
+    "Forwarded",
+    "X-Real-IP",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    # Path overrides some frameworks and proxies honour: the app must route on the path the
+    # gateway decided on, not on one the client claims.
+    "X-Forwarded-Uri",
+    "X-Original-URI",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+)
+#: Written by the gateway itself; no spelling of them is taken from the client.
+GATEWAY_WRITTEN = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", wire.REQUEST_ID)
+
+# Encoded slashes, backslashes, NULs and dot segments mean different paths to different
+# decoders; a policy decided on one reading must not be applied to another. So do a literal
+# backslash (a slash to Windows-style servers) and a dot segment with ;parameters (a dot
+# segment to Java servlet containers: /public/..;/private).
+_AMBIGUOUS = re.compile(r"%2f|%5c|%00|%2e|\\|(^|/)\.\.?(/|;|$)|//", re.IGNORECASE)
+# Still percent-encoded after one decoding: an application that decodes again reads another
+# path (/public/%252e%252e/private is /public/../private to it).
+_ENCODED_TWICE = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
 
 # RFC 9110 §5.6.2 tchar; anything else in a field name is not HTTP and is dropped unread.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -99,3 +133,52 @@ def strip_inbound(
     if upgrading and "Upgrade" in kept:
         kept.add("Connection", "Upgrade")
     return kept
+
+
+def protected_headers(
+    app_names: IdentityHeaderNames, service_names: IdentityHeaderNames
+) -> tuple[str, ...]:
+    """Every identity header a client must never set: the names the app sees (``app_names``),
+    the names keygate's own services read (``service_names``) and the internal headers."""
+    return (
+        *app_names.all(),
+        *service_names.all(),
+        wire.INTERNAL_SECRET,
+        wire.CLIENT_ADDRESS,
+        wire.IDENTITY_SOURCE,
+    )
+
+
+def is_ambiguous(raw_path: str) -> bool:
+    """Whether ``raw_path`` (without the query) could name different routes to different
+    readers: see :data:`_AMBIGUOUS` and :data:`_ENCODED_TWICE`."""
+    return bool(_AMBIGUOUS.search(raw_path) or _ENCODED_TWICE.search(unquote(raw_path)))
+
+
+def unambiguous_path(target: str, what: str = "the path") -> str:
+    """The raw path of a request target (query dropped, ``/`` when empty).
+
+    Raises 400 ``ambiguous_path`` when it :func:`is_ambiguous`; ``what`` names the path in the
+    error's detail.
+    """
+    raw_path = target.split("?", 1)[0] or "/"
+    if is_ambiguous(raw_path):
+        raise bad_path(f"{what} contains encoded slashes or dot segments")
+    return raw_path
+
+
+def original_path(headers: CIMultiDictProxy[str]) -> str:
+    """The raw path a forward-auth request asks about: ``X-Original-URI`` (nginx) or
+    ``X-Forwarded-Uri`` (Traefik), ``/`` without either.
+
+    Raises 400 ``ambiguous_path`` when the two disagree (each proxy passes the *other* header
+    through from the client, so two answers mean someone is lying) or the path is ambiguous.
+    """
+    claimed = {
+        value
+        for name in ("X-Original-URI", "X-Forwarded-Uri")
+        for value in headers.getall(name, [])
+    }
+    if len(claimed) > 1:
+        raise bad_path("X-Original-URI and X-Forwarded-Uri disagree")
+    return unambiguous_path(claimed.pop() if claimed else "/", "the original path")

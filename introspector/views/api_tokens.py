@@ -13,16 +13,14 @@ from typing import Any
 from uuid import UUID
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
-from introspector import audit, tokens, workspaces
-from introspector.appkeys import ANNOUNCER, HASHER, METRICS, POOL, REDIS, SETTINGS
+from introspector import tokens, workspaces
+from introspector.appkeys import ANNOUNCER, HASHER, METRICS, POOL, SETTINGS
 from introspector.caller import Caller, load_caller
 from introspector.db import Connection
-from introspector.errors import Forbidden, InvalidInput, NotFound, Unavailable
+from introspector.errors import Forbidden, InvalidInput, NotFound
 from introspector.models import Role
 from introspector.views.request_body import json_object, optional_str, query_int
-from keygate_core.redis_keys import usage_key
 from keygate_core.scopes import Scope
 
 CREATE_FIELDS = frozenset({"name", "scope", "workspaceId", "expiresAt", "rateLimit"})
@@ -145,7 +143,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     """DELETE: revoke. 204 whether this call revoked it or it already was (idempotent)."""
-    token_id = _token_id(request)
+    token_id = token_id_of(request)
     app = request.app
     async with app[POOL].acquire() as conn:
         caller = await load_caller(request, conn)
@@ -159,7 +157,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _token_id(request: web.Request) -> UUID:
+def token_id_of(request: web.Request) -> UUID:
     """The ``{token_id}`` of the path; something that is not an id cannot exist: 404."""
     try:
         return UUID(request.match_info["token_id"])
@@ -180,61 +178,3 @@ async def _may_revoke(
     ):
         return False
     return await workspaces.role_in(conn, workspace_id, caller.user.id) is Role.ADMIN
-
-
-async def list_audit_events(request: web.Request) -> web.Response:
-    """GET /audit-events: newest first, for organisation admins; page with ``?before=<id>``."""
-    limit = query_int(request, "limit", 50, 1, 200)
-    before = request.query.get("before")
-    before_id = None
-    if before is not None:
-        before_id = query_int(request, "before", 0, 1, 2**62)
-    async with request.app[POOL].acquire() as conn:
-        caller = await load_caller(request, conn)
-        if not caller.acts_as_org_admin:
-            raise Forbidden("only an organisation admin can read the audit log")
-        events = await audit.list_events(conn, limit=limit + 1, before_id=before_id)
-    items = [
-        {
-            "id": e.id,
-            "occurredAt": e.occurred_at.isoformat(),
-            "actorKind": e.actor_kind,
-            "actorUserId": None if e.actor_user_id is None else str(e.actor_user_id),
-            "actorTokenId": None if e.actor_token_id is None else str(e.actor_token_id),
-            "action": e.action,
-            "targetType": e.target_type,
-            "targetId": e.target_id,
-            "sourceIp": e.source_ip,
-            "requestId": e.request_id,
-            "details": e.details,
-        }
-        for e in events[:limit]
-    ]
-    next_before = events[limit - 1].id if len(events) > limit else None
-    return web.json_response(
-        {"items": items, "nextBefore": next_before}, headers={"Cache-Control": "no-store"}
-    )
-
-
-USAGE_MINUTES = 24 * 60
-
-
-async def token_usage(request: web.Request) -> web.Response:
-    """GET …/{id}/usage: requests per minute over the last 24 h (owner or org admin)."""
-    token_id = _token_id(request)
-    app = request.app
-    async with app[POOL].acquire() as conn:
-        caller = await load_caller(request, conn)
-        record = await tokens.get_token(conn, token_id)
-    if record.user_id != caller.user.id and not caller.acts_as_org_admin:
-        raise NotFound("no such token")
-    now_minute = int(datetime.now(UTC).timestamp()) // 60
-    minutes = list(range(now_minute - USAGE_MINUTES + 1, now_minute + 1))
-    try:
-        counts = await app[REDIS].mget([usage_key(str(token_id), m) for m in minutes])
-    except (RedisError, OSError):
-        raise Unavailable("usage counts are temporarily unavailable") from None
-    series = [[m, int(c)] for m, c in zip(minutes, counts, strict=True) if c]
-    return web.json_response(
-        {"tokenId": str(token_id), "minutes": series}, headers={"Cache-Control": "no-store"}
-    )

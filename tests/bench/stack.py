@@ -20,7 +20,6 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from introspector.migrate import migrate
-from keygate_demo.embedded import PostgresServer, RedisServer, free_port
 from tests.bench import dataset
 from tests.bench.processes import (
     Processes,
@@ -28,6 +27,7 @@ from tests.bench.processes import (
     forward_auth_site,
     plain_proxy_site,
 )
+from tests.harness.servers import PostgresServer, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "keygate_bench"

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.app import PIPELINE
+from gateway.appkeys import PIPELINE
 from gateway.pipeline.authn import UpstreamSessionAuthenticator
 from tests.harness.stack import Stack
 from tests.harness.upstream import Upstream

@@ -1,0 +1,117 @@
+"""The bearer authenticator: ``Authorization: Bearer kg_…``, from the L1 cache or the introspector.
+
+This module decides what *authenticates*: exactly one ``Authorization`` header, the ``Bearer``
+scheme, one well-formed token (:func:`bearer_token`). Whether the header is then forwarded is the
+mutate stage's business: it removes more than this module reads (see
+:func:`gateway.pipeline.mutate.is_bearer`), so a value that is not a credential here can still
+never leak a token upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.errors import invalid_request, invalid_token
+from gateway.identity import AuthMethod, Identity, RequestContext
+from gateway.introspection_client import IntrospectionClient
+from gateway.token_cache import L1Cache
+from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.single_flight import SingleFlight
+from keygate_core.token_format import ParsedToken, TokenFormatError, parse_token
+
+#: Longer Authorization values are refused before any parsing (a token is 65 characters).
+MAX_AUTHORIZATION_LENGTH = 1024
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The bearer token of the request, ``None`` when there is no bearer credential.
+
+    Strict: the scheme is the text before the first space, compared case-insensitively.
+    Raises 400 ``invalid_request`` for a duplicated or over-long Authorization header or a token
+    with whitespace inside, and 401 ``invalid_token`` for ``Bearer`` with nothing (or only
+    whitespace) after it — usually an unset variable in the client's script. Other schemes
+    (Basic, …) are not ours and return ``None``.
+    """
+    values = request.headers.getall("Authorization", [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise invalid_request("send exactly one Authorization header")
+    value = values[0]
+    if len(value) > MAX_AUTHORIZATION_LENGTH:
+        raise invalid_request("the Authorization header is too long")
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = credentials.strip()
+    if not token:
+        raise invalid_token("malformed")
+    if len(token.split()) > 1:  # str.split() splits at exactly what str.isspace() calls space
+        raise invalid_request("the bearer token contains whitespace")
+    return token
+
+
+class BearerAuthenticator:
+    """``Authorization: Bearer kg_…``: L1 cache, then the introspector."""
+
+    def __init__(
+        self,
+        client: IntrospectionClient,
+        cache: L1Cache,
+        on_lookup: Callable[[str], None] = lambda result: None,
+    ) -> None:
+        self._client = client
+        self._cache = cache
+        self._on_lookup = on_lookup
+        # Concurrent requests with the same cold token share one introspection call.
+        self._inflight: SingleFlight[tuple[IntrospectionResult, int, float]] = SingleFlight()
+
+    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+        """The token owner's identity; 401 for a malformed or inactive token."""
+        token = bearer_token(request)
+        if token is None:
+            return None
+        try:
+            parts = parse_token(token)
+        except TokenFormatError:
+            # Rejected on its shape alone: no cache, no network, no argon2.
+            raise invalid_token("malformed") from None
+        found, result = self._cache.lookup(parts)
+        self._on_lookup(found)
+        if found == "wrong_secret":
+            # The id is warm here with another secret, which is the only one it will ever have.
+            raise invalid_token("wrong_secret")
+        if result is None:
+            result, epoch, asked_at = await self._introspect_once(token, parts, ctx)
+            if not result.active:
+                raise invalid_token("invalid")
+            self._cache.put(parts, result, epoch, asked_at)
+        return Identity(
+            user_id=result.user_id,
+            email=result.email,
+            workspace_id=result.workspace_id,
+            token_id=result.token_id,
+            token_scope=result.scope,
+            auth_method=AuthMethod.TOKEN,
+            rate_limit=result.rate_limit,
+        )
+
+    async def _introspect_once(
+        self, token: str, parts: ParsedToken, ctx: RequestContext
+    ) -> tuple[IntrospectionResult, int, float]:
+        """The introspector's answer with the cache epoch and clock from when it was asked.
+
+        Shared with concurrent requests for the same token: they all get the first ask's epoch
+        and time, since that is how old the answer is.
+        """
+
+        async def ask() -> tuple[IntrospectionResult, int, float]:
+            epoch, asked_at = self._cache.epoch, self._cache.now()
+            result = await self._client.introspect(
+                token, client_address=ctx.client_address, request_id=ctx.request_id
+            )
+            return result, epoch, asked_at
+
+        return await self._inflight.run(self._cache.fingerprint(parts), ask)

@@ -1,0 +1,138 @@
+"""The session authenticators, for requests without a bearer token: one of ``passthrough``
+(the default), ``upstream`` or ``local`` follows the bearer authenticator in the chain
+(``KEYGATE_SESSION_AUTHENTICATOR``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from gateway.errors import SESSION_UNAVAILABLE, GatewayError, auth_unavailable
+from gateway.identity import AuthMethod, Identity, RequestContext
+from keygate_core.headers import SESSION_COOKIE
+from keygate_core.redis_keys import session_key
+
+
+class PassthroughSessionAuthenticator:
+    """Cookies go to the upstream untouched; keygate vouches for nobody."""
+
+    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+        """Always responsible: the anonymous identity."""
+        return Identity.anonymous()
+
+
+class UpstreamSessionAuthenticator:
+    """Resolves the cookie with the app's own session-check URL, caching answers briefly.
+
+    The cache key is a SHA-256 of the Cookie header — the cookie itself is never stored.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        check_url: str,
+        cache_seconds: float,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._session = session
+        self._url = check_url
+        self._ttl = cache_seconds
+        self._max = max_entries
+        self._cache: OrderedDict[bytes, tuple[float, Identity | None]] = OrderedDict()
+
+    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+        """The session's identity; ``None`` without a cookie or when the app says 401."""
+        cookie = request.headers.get("Cookie")
+        if not cookie:
+            return None
+        key = hashlib.sha256(cookie.encode()).digest()
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        identity = await self._check(cookie, ctx)
+        self._cache[key] = (now + self._ttl, identity)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return identity
+
+    async def _check(self, cookie: str, ctx: RequestContext) -> Identity | None:
+        try:
+            async with self._session.get(
+                self._url,
+                headers={"Cookie": cookie, "X-Request-Id": ctx.request_id},
+                timeout=aiohttp.ClientTimeout(total=5),
+                allow_redirects=False,
+            ) as response:
+                if response.status in (401, 403):
+                    return None
+                if response.status != 200:
+                    raise _session_unavailable()
+                body = json.loads(await response.read())
+        except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
+            raise _session_unavailable() from None
+        if not isinstance(body, dict) or not body.get("userId"):
+            return None
+        return Identity(
+            user_id=str(body["userId"]),
+            email=_optional_str(body.get("email")),
+            workspace_id=_optional_str(body.get("workspaceId")),
+            token_id=None,
+            token_scope=None,
+            auth_method=AuthMethod.SESSION,
+            external=True,
+        )
+
+
+class LocalSessionAuthenticator:
+    """keygate's own login: the ``kg_session`` cookie names a session record in Redis.
+
+    The record is stored under a SHA-256 of the cookie value (see introspector.sessions), so
+    neither Redis nor this process ever keeps a usable cookie.
+    """
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+
+    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+        """The session's user; ``None`` without a (live) session cookie."""
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if not session_id or len(session_id) > 256:
+            return None
+        try:
+            raw = await self._redis.get(session_key(session_id))
+        except (RedisError, OSError, TimeoutError):
+            raise auth_unavailable("the session store is unavailable; retry shortly") from None
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            user_id = str(record["userId"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return Identity(
+            user_id=user_id,
+            email=_optional_str(record.get("email")),
+            workspace_id=None,
+            token_id=None,
+            token_scope=None,
+            auth_method=AuthMethod.SESSION,
+        )
+
+
+def _session_unavailable() -> GatewayError:
+    return auth_unavailable(
+        "the session service is unavailable; retry shortly", SESSION_UNAVAILABLE
+    )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)

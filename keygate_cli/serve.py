@@ -1,0 +1,110 @@
+"""The serving commands: each keygate process, run until SIGTERM or Ctrl-C.
+
+``introspector``, ``gateway`` (in ``KEYGATE_GATEWAY_WORKERS`` processes), ``admin-ui``, the demo
+app (``demo-upstream``) and the whole demo (``demo``). Each loads its own settings, builds its
+service with ``create_app(settings)`` and serves it through :mod:`keygate_core.serving`; a
+configuration error surfaces before anything listens. A service's application is imported only
+by the command that runs it, so an operator command loads none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from keygate_cli.settings import load_settings
+
+
+def _serve(
+    app_factory: Callable[[], web.Application],
+    host: str,
+    port: int,
+    level: str,
+    drain_seconds: float = 0.0,
+) -> int:
+    """Run an aiohttp service until SIGTERM/Ctrl-C (see keygate_core.serving)."""
+    from keygate_core.serving import serve
+
+    return serve(app_factory(), host, port, log_level=level, drain_seconds=drain_seconds)
+
+
+def serve_introspector(args: argparse.Namespace) -> int:
+    """``keygate introspector``: the token authority on KEYGATE_INTROSPECTOR_HOST/PORT."""
+    from introspector.app import create_app
+    from introspector.settings import IntrospectorSettings
+
+    settings = load_settings(IntrospectorSettings)
+    return _serve(
+        lambda: create_app(settings),
+        settings.host,
+        settings.port,
+        settings.log_level.value,
+        settings.shutdown_drain_seconds,
+    )
+
+
+def serve_gateway(args: argparse.Namespace) -> int:
+    """``keygate gateway``: the reverse proxy, in as many worker processes as configured."""
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+    from keygate_core.workers import serve_workers
+
+    settings = load_settings(GatewaySettings)
+    return serve_workers(
+        lambda: create_app(settings),
+        settings.host,
+        settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level.value,
+        drain_seconds=settings.shutdown_drain_seconds,
+    )
+
+
+def serve_admin_ui(args: argparse.Namespace) -> int:
+    """``keygate admin-ui``: the sign-in and API-key pages on KEYGATE_ADMIN_UI_HOST/PORT."""
+    from admin_ui.app import create_app
+    from admin_ui.settings import AdminUISettings
+
+    settings = load_settings(AdminUISettings)
+    return _serve(
+        lambda: create_app(settings),
+        settings.host,
+        settings.port,
+        settings.log_level.value,
+        settings.shutdown_drain_seconds,
+    )
+
+
+def serve_demo_upstream(args: argparse.Namespace) -> int:
+    """``keygate demo-upstream``: the demo app that shows the identity headers it receives."""
+    from keygate_demo.upstream import create_app
+
+    return _serve(create_app, args.host, args.port, "info")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``keygate demo``: the whole stack with demo data, until Ctrl-C (see keygate_demo.run)."""
+    from keygate_demo.run import DemoOptions, run
+
+    return run(
+        DemoOptions(
+            data_dir=Path(args.data_dir).resolve(),
+            gateway_port=args.gateway_port,
+            introspector_port=args.introspector_port,
+            admin_ui_port=args.admin_ui_port,
+            upstream_port=args.upstream_port,
+        )
+    )
+
+
+#: The commands that run a process until it is stopped, by name.
+SERVING: dict[str, Callable[[argparse.Namespace], int]] = {
+    "introspector": serve_introspector,
+    "gateway": serve_gateway,
+    "admin-ui": serve_admin_ui,
+    "demo-upstream": serve_demo_upstream,
+    "demo": run_demo,
+}

@@ -1,0 +1,30 @@
+"""The rate-limit headers of a bearer response all describe the same bucket."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.pipeline.limit import RateDecision, rate_limit_headers
+
+
+@pytest.mark.parametrize(
+    ("reset_after", "reset"),
+    [
+        pytest.param(0.0, "0", id="full"),
+        pytest.param(0.1, "1", id="rounded-up"),
+        pytest.param(59.2, "60", id="nearly-empty"),
+        pytest.param(-0.5, "0", id="never-negative"),
+    ],
+)
+def test_headers_describe_one_bucket(reset_after: float, reset: str) -> None:
+    """Limit, remaining and whole seconds until full, in both header dialects."""
+    decision = RateDecision(
+        allowed=True, limit=600, remaining=42, reset_after=reset_after, retry_after=0
+    )
+    assert rate_limit_headers(decision) == {
+        "X-RateLimit-Limit": "600",
+        "X-RateLimit-Remaining": "42",
+        "X-RateLimit-Reset": reset,
+        "RateLimit-Policy": '"per-token";q=600;w=60',
+        "RateLimit": f'"per-token";r=42;t={reset}',
+    }
