@@ -7,7 +7,8 @@ Fault-injection tests use ``pg_server`` / ``redis_server`` to stop, start, pause
 the per-test fixtures bring a server back up before cleaning, so one test's fault never leaks
 into the next.
 
-A server that cannot start fails the tests that need it — it never skips them.
+A server that cannot start fails the tests that need it — it never skips them. The fixtures
+that start keygate itself on these servers are a plugin, :mod:`tests.harness.fixtures`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import redis.asyncio as aioredis
 from introspector.hashing import Argon2Params, SecretHasher
 from introspector.migrate import migrate
 from tests.harness.servers import PostgresServer, RedisServer, ServerUnavailable
+
+# Fixtures shared by several test folders; pytest takes plugins only from the top conftest.
+pytest_plugins = ["tests.harness.fixtures"]
 
 TEMPLATE_DB = "keygate_template"
 

@@ -14,7 +14,7 @@ import aiohttp
 from playwright.async_api import Locator, Page, expect
 
 from keygate_core.token_format import SCANNER_REGEX
-from tests.browser.conftest import Person, UIStack
+from tests.harness.ui_stack import Person, UIStack
 
 LOGIN = "/_keygate/login"
 TABLE = "/settings/api-keys"

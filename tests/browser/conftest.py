@@ -13,22 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-import aiohttp
-import asyncpg
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
-from introspector import tokens
 from tests.browser.processes import (
-    KEYGATE,
     ServiceProcess,
     spawn_service,
     stop_services,
@@ -36,67 +28,14 @@ from tests.browser.processes import (
 )
 from tests.harness.browser import (
     BrowserUnavailable,
-    PageProblems,
+    Browsing,
     chromium_path,
     launch_chromium,
-    watch_context,
 )
 from tests.harness.servers import free_port
-from tests.integration.conftest import INTERNAL_SECRET
-from tests.integration.upstream_app import Upstream, create_upstream
-
-API = "/api/platform/internal"
-
-
-@dataclass(frozen=True)
-class Person:
-    """A seeded user and the password they log in with."""
-
-    id: str
-    email: str
-    password: str
-
-
-@dataclass
-class UIStack:
-    """The running services, reached through the gateway as a browser would."""
-
-    gateway_url: str
-    env: dict[str, str]
-    database_url: str
-    upstream: Upstream
-    admin: Person
-    member: Person
-
-    def cli(self, *args: str, stdin: str | None = None) -> str:
-        """Run ``keygate *args`` against the stack's database; its stdout, stripped."""
-        result = subprocess.run(
-            [KEYGATE, *args], env=self.env, input=stdin, capture_output=True, text=True, timeout=60
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"`keygate {' '.join(args)}` failed: {result.stderr.strip()}")
-        return result.stdout.strip()
-
-    async def tokens_of(self, person: Person) -> list[dict[str, Any]]:
-        """``person``'s tokens straight from the database (as the API shows them), not the UI."""
-        conn = await asyncpg.connect(self.database_url)
-        try:
-            records = await tokens.list_tokens(conn, user_id=UUID(person.id))
-        finally:
-            await conn.close()
-        now = datetime.now(UTC)
-        return [record.to_json(now) for record in records]
-
-    async def whoami(self, token: str) -> tuple[int, dict[str, Any]]:
-        """``GET whoami`` through the gateway with ``token`` as a bearer token."""
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(
-                f"{self.gateway_url}{API}/whoami", headers={"Authorization": f"Bearer {token}"}
-            ) as response,
-        ):
-            body = await response.json(content_type=None) if await response.read() else {}
-            return response.status, body
+from tests.harness.stack import INTERNAL_SECRET
+from tests.harness.ui_stack import Person, UIStack
+from tests.harness.upstream import create_upstream
 
 
 @pytest.fixture
@@ -218,30 +157,6 @@ async def _chromium() -> AsyncIterator[asyncio.Task[Browser]]:
         with contextlib.suppress(Exception):
             await (await task).close()
         await playwright.stop()
-
-
-@dataclass
-class Browsing:
-    """Opens pages on the gateway, each in its own cookie jar, all fenced to 127.0.0.1."""
-
-    browser: Browser
-    base_url: str
-    _contexts: list[tuple[BrowserContext, PageProblems]] = field(default_factory=list)
-
-    async def new_page(self) -> Page:
-        """A page in a fresh context (a separate person's browser) whose URLs are gateway paths."""
-        context = await self.browser.new_context(base_url=self.base_url)
-        context.set_default_timeout(5_000)
-        context.set_default_navigation_timeout(10_000)
-        self._contexts.append((context, await watch_context(context)))
-        return await context.new_page()
-
-    def problems(self) -> str:
-        return "\n".join(p.describe() for _, p in self._contexts if p.describe())
-
-    async def close(self) -> None:
-        for context, _ in self._contexts:
-            await context.close()
 
 
 @pytest.fixture

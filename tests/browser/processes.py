@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-KEYGATE = str(Path(sys.executable).parent / "keygate")
+from tests.harness.ui_stack import KEYGATE
+
 START_TIMEOUT = 30.0
 
 

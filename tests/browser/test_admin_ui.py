@@ -29,9 +29,9 @@ from tests.browser.admin_pages import (
     session_cookie,
     token_rows,
 )
-from tests.browser.conftest import Browsing, Person, UIStack
-from tests.harness.browser import screenshot
-from tests.integration.conftest import eventually
+from tests.harness.browser import Browsing, screenshot
+from tests.harness.polling import eventually
+from tests.harness.ui_stack import Person, UIStack
 
 
 async def test_member_creates_uses_and_revokes_a_token(ui_stack: UIStack, page: Page) -> None:

@@ -16,9 +16,9 @@ from playwright.async_api import Page, expect
 
 from keygate_core.token_format import SCANNER_REGEX
 from tests.browser.admin_pages import ADMIN, LOGIN, TABLE, create_in_dialog, token_rows
-from tests.browser.conftest import Browsing, Person, UIStack
-from tests.harness.browser import screenshot
-from tests.integration.conftest import eventually
+from tests.harness.browser import Browsing, screenshot
+from tests.harness.polling import eventually
+from tests.harness.ui_stack import Person, UIStack
 
 
 @pytest.fixture

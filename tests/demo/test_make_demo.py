@@ -111,6 +111,7 @@ def demo_run() -> Iterator[tuple[Path, dict[str, int]]]:
 async def test_make_demo_prints_a_curl_line_that_returns_the_demo_users_identity(
     demo_run: tuple[Path, dict[str, int]],
 ) -> None:
+    """The printed curl line returns the demo user; the demo app sees token and cookie logins."""
     data_dir, ports = demo_run
     demo = await _start(data_dir, ports)
     try:
@@ -152,6 +153,7 @@ async def test_make_demo_prints_a_curl_line_that_returns_the_demo_users_identity
 async def test_a_second_make_demo_reuses_the_data_and_replaces_the_token(
     demo_run: tuple[Path, dict[str, int]],
 ) -> None:
+    """A second run reuses data and people; its new token works, the first one no longer does."""
     data_dir, ports = demo_run
     first = await _start(data_dir, ports)
     try:

@@ -6,8 +6,6 @@ Postgres and Redis, with a recording app behind the gateway.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -23,24 +21,10 @@ from introspector.hashing import SecretHasher
 from introspector.models import Actor
 from introspector.settings import Edition, IntrospectorSettings
 from keygate_cli.settings import load_settings
-from tests.integration.upstream_app import create_upstream
+from tests.harness.live_services import LiveServices
+from tests.harness.upstream import create_upstream
 
 INTERNAL_SECRET = "deploy-test-internal-secret-0123456789"
-
-
-@dataclass(frozen=True)
-class LiveServices:
-    """Base URLs by ``keygate`` command, and two valid tokens (the second is never used, so
-    wrong secrets for its id take the uncached, throttled path)."""
-
-    urls: dict[str, str]
-    token: str
-    cold_token: str
-    #: Stops the introspector, as an outage would (the gateway and admin UI keep running).
-    stop_introspector: Callable[[], Awaitable[None]]
-
-    def url(self, command: str, path: str) -> str:
-        return self.urls[command] + path
 
 
 @pytest.fixture

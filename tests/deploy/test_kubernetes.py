@@ -16,7 +16,6 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from keygate_cli.settings import load_settings
-from tests.deploy.conftest import LiveServices
 from tests.deploy.dockerfile import stages
 from tests.deploy.keygate_services import (
     HEALTH_PATHS,
@@ -37,6 +36,7 @@ from tests.deploy.manifests import (
     selects,
     workloads,
 )
+from tests.harness.live_services import LiveServices
 from tests.harness.project import project_version
 
 #: The oldest Kubernetes docs/operations/kubernetes.md promises to support.

@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from keygate_core.token_format import generate_token, parse_token
 from tests.deploy.compose import filled_in_env, load_compose, services
-from tests.deploy.conftest import LiveServices
 from tests.deploy.keygate_services import HEALTH_PATHS
 from tests.deploy.manifests import of_kind
 from tests.deploy.queries import (
@@ -33,6 +32,7 @@ from tests.deploy.queries import (
     regex_alternatives,
     scrape_config,
 )
+from tests.harness.live_services import LiveServices
 from tests.harness.project import ROOT
 
 OBSERVABILITY_DOC = ROOT / "docs" / "operations" / "observability.md"

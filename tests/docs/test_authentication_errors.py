@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 
 from gateway.settings import GatewaySettings
 from keygate_core.token_format import generate_token
-from tests.docs.conftest import Live
+from tests.docs.live import Live
 from tests.docs.markdown_blocks import REFERENCE, section_text, table_rows
 from tests.harness.servers import free_port
 

@@ -38,7 +38,7 @@ from introspector.models import Role
 from introspector.settings import IntrospectorSettings
 from keygate_cli.settings import load_settings
 from tests.docs.markdown_blocks import DOCS, REFERENCE, code_blocks
-from tests.integration.conftest import INTERNAL_SECRET, StartStack
+from tests.harness.stack import INTERNAL_SECRET, StartStack
 
 OPENAPI = DOCS / "api" / "openapi.yaml"
 DOCUMENT: dict[str, Any] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))

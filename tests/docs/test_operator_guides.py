@@ -10,7 +10,7 @@ import pytest
 
 from gateway.metrics import GatewayMetrics
 from introspector.metrics import IntrospectorMetrics
-from tests.docs.conftest import Live
+from tests.docs.live import Live
 from tests.docs.markdown_blocks import DOCS, code_blocks, section_text, table_rows
 
 METRICS_PAGE = DOCS / "metrics.md"

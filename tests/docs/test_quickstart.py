@@ -16,7 +16,7 @@ import os
 import subprocess
 from typing import Any
 
-from tests.docs.conftest import BIN
+from tests.docs.live import BIN
 from tests.docs.markdown_blocks import DOCS, code_blocks
 from tests.docs.shapes import json_differences
 from tests.harness.servers import free_port
@@ -54,8 +54,8 @@ def test_only_the_install_step_is_not_run() -> None:
 async def test_quickstart_steps_end_in_a_successful_whoami(
     empty_database_url: str, redis_url: str
 ) -> None:
-    """From an empty database, the page's commands migrate, start both services, issue a token
-    and call whoami."""
+    """The page's commands take an empty database to a whoami answer shaped like the page's."""
+    # They migrate, start both services, issue a token and call whoami.
     steps = [b.text for b in code_blocks(PAGE) if b.language == "bash"]
     script = "\n".join(steps)
     assert EXAMPLE_DATABASE_URL in script and EXAMPLE_REDIS_URL in script

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.conftest import Live
+from tests.docs.live import Live
 from tests.docs.markdown_blocks import REFERENCE, RUNNERS, CodeBlock, code_blocks
 from tests.docs.shapes import http_differences, json_differences
 

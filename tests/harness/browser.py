@@ -111,3 +111,27 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=path, full_page=True)
     return path
+
+
+@dataclass
+class Browsing:
+    """Opens pages on the gateway, each in its own cookie jar, all fenced to 127.0.0.1."""
+
+    browser: Browser
+    base_url: str
+    _contexts: list[tuple[BrowserContext, PageProblems]] = field(default_factory=list)
+
+    async def new_page(self) -> Page:
+        """A page in a fresh context (a separate person's browser) whose URLs are gateway paths."""
+        context = await self.browser.new_context(base_url=self.base_url)
+        context.set_default_timeout(5_000)
+        context.set_default_navigation_timeout(10_000)
+        self._contexts.append((context, await watch_context(context)))
+        return await context.new_page()
+
+    def problems(self) -> str:
+        return "\n".join(p.describe() for _, p in self._contexts if p.describe())
+
+    async def close(self) -> None:
+        for context, _ in self._contexts:
+            await context.close()

@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from tests.deploy.compose import example_services
+from tests.harness.polling import eventually
 from tests.harness.project import project_version
 from tests.harness.servers import free_port
+from tests.harness.upstream import Upstream, create_upstream
 from tests.image.podman import Container, run_detached, run_once
-from tests.integration.conftest import eventually
-from tests.integration.upstream_app import Upstream, create_upstream
 
 # The first test also waits for the image build (and, once per machine, the stand-in base).
 pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]

@@ -1,253 +1,74 @@
-"""A live introspector on a real port, and a client that speaks to it as the gateway would."""
+"""Fixtures several integration test modules share.
+
+``enterprise`` and ``cast`` give the permission tests a person in every role
+(:mod:`tests.harness.cast`); ``start_sessions``, ``sessions`` and ``refused_url`` run the gateway
+with the ``upstream`` session authenticator (:mod:`tests.harness.upstream_sessions`).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-import aiohttp
-import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
 
-from introspector import users, workspaces
-from introspector.app import create_app
-from introspector.hashing import SecretHasher
-from introspector.models import Actor, Role, User, Workspace
-from introspector.settings import IntrospectorSettings
-from keygate_cli.settings import load_settings
-from tests.integration.upstream_app import Upstream, create_upstream
-
-INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
-API = "/api/platform/internal"
-
-
-def process_env(
-    database_url: str, redis_url: str, introspector_port: int, upstream_url: str, **extra: str
-) -> dict[str, str]:
-    """The environment of ``keygate`` processes in a test: ours without any ``KEYGATE_*``, the
-    test's servers, an introspector on ``introspector_port`` and ``extra`` settings."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
-    return {
-        **base,
-        "KEYGATE_DATABASE_URL": database_url,
-        "KEYGATE_REDIS_URL": redis_url,
-        "KEYGATE_INTERNAL_SECRET": INTERNAL_SECRET,
-        "KEYGATE_INTROSPECTOR_PORT": str(introspector_port),
-        "KEYGATE_INTROSPECTOR_URL": f"http://127.0.0.1:{introspector_port}",
-        "KEYGATE_UPSTREAM_URL": upstream_url,
-        "KEYGATE_LOG_LEVEL": "warning",
-        **extra,
-    }
-
-
-def introspector_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    """Settings for a test introspector: the test's servers, fast background loops."""
-    return {
-        "KEYGATE_DATABASE_URL": database_url,
-        "KEYGATE_REDIS_URL": redis_url,
-        "KEYGATE_INTERNAL_SECRET": INTERNAL_SECRET,
-        "KEYGATE_LAST_USED_FLUSH_SECONDS": "0.1",
-        "KEYGATE_OUTBOX_POLL_SECONDS": "0.1",
-        "KEYGATE_REDIS_TIMEOUT_MS": "200",
-        "KEYGATE_DATABASE_TIMEOUT_MS": "1000",
-        **extra,
-    }
-
-
-@dataclass
-class Introspector:
-    """A running introspector plus helpers that send the gateway's trusted headers."""
-
-    client: TestClient[Any, Any]
-    db: asyncpg.Connection
-    hasher: SecretHasher
-
-    def headers(
-        self, user: User | None = None, *, token_id: str | None = None, secret: bool = True
-    ) -> dict[str, str]:
-        headers = {"X-Keygate-Internal-Secret": INTERNAL_SECRET} if secret else {}
-        if user is not None:
-            headers["X-Keygate-User-Id"] = str(user.id)
-            headers["X-Keygate-Auth-Method"] = "token" if token_id else "session"
-            if token_id:
-                headers["X-Keygate-Token-Id"] = token_id
-        return headers
-
-    async def user(self, email: str, *, admin: bool = False) -> User:
-        return await users.create_user(
-            self.db, self.hasher, Actor.operator(), email=email, is_admin=admin
-        )
-
-    async def workspace(self, name: str, members: dict[User, Role]) -> Workspace:
-        ws = await workspaces.create_workspace(self.db, Actor.operator(), name=name)
-        for member, role in members.items():
-            await workspaces.add_member(self.db, Actor.operator(), ws, member, role)
-        return ws
-
-    async def create(
-        self, user: User, *, token_id: str | None = None, **body: Any
-    ) -> aiohttp.ClientResponse:
-        body.setdefault("name", "test token")
-        return await self.client.post(
-            f"{API}/api-tokens", json=body, headers=self.headers(user, token_id=token_id)
-        )
-
-    async def create_ok(self, user: User, **body: Any) -> dict[str, Any]:
-        response = await self.create(user, **body)
-        assert response.status == 201, await response.text()
-        created: dict[str, Any] = await response.json()
-        return created
-
-    async def list(self, user: User, query: str = "") -> aiohttp.ClientResponse:
-        return await self.client.get(f"{API}/api-tokens{query}", headers=self.headers(user))
-
-    async def revoke(
-        self, user: User, token_id: str, *, via_token: str | None = None
-    ) -> aiohttp.ClientResponse:
-        return await self.client.delete(
-            f"{API}/api-tokens/{token_id}", headers=self.headers(user, token_id=via_token)
-        )
-
-    async def introspect(self, token: str, address: str | None = None) -> aiohttp.ClientResponse:
-        headers = self.headers()
-        if address:
-            headers["X-Keygate-Client-Address"] = address
-        return await self.client.post("/introspect", data={"token": token}, headers=headers)
-
-    async def introspect_json(self, token: str, address: str | None = None) -> dict[str, Any]:
-        response = await self.introspect(token, address)
-        assert response.status == 200, await response.text()
-        body: dict[str, Any] = await response.json()
-        return body
-
-    async def metrics(self) -> str:
-        response = await self.client.get("/metrics")
-        assert response.status == 200
-        return await response.text()
-
-
-StartIntrospector = Callable[..., Awaitable[Introspector]]
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], within: float = 5.0) -> T:
-    """Poll ``probe`` until it returns something truthy or ``within`` seconds pass.
-
-    For effects that are asynchronous by design (batched writes, outbox delivery); the test
-    then asserts on the returned value.
-    """
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + within
-    while True:
-        value = await probe()
-        if value or loop.time() > give_up:
-            return value
-        await asyncio.sleep(0.05)
+from tests.harness.cast import Cast, make_cast
+from tests.harness.stack import Introspector, StartIntrospector, StartStack
+from tests.harness.upstream import create_upstream
+from tests.harness.upstream_sessions import ROUTES, Sessions, StartSessions
 
 
 @pytest.fixture
-async def start_introspector(
-    database_url: str,
-    redis_url: str,
-    db: asyncpg.Connection,
-    hasher: SecretHasher,
-    aiohttp_client: Any,
-) -> StartIntrospector:
-    """Start an introspector (optionally with extra KEYGATE_* settings) on a free port.
+async def enterprise(start_introspector: StartIntrospector) -> Introspector:
+    """An enterprise-edition introspector."""
+    return await start_introspector(KEYGATE_EDITION="enterprise")
 
-    ``aiohttp_client`` comes last so the app shuts down before its database is dropped.
+
+@pytest.fixture
+async def cast(enterprise: Introspector) -> Cast:
+    """The cast, created in the enterprise introspector's database."""
+    return await make_cast(enterprise)
+
+
+@pytest.fixture
+async def start_sessions(
+    start_stack: StartStack, aiohttp_server: Any, tmp_path: Path
+) -> StartSessions:
+    """Start the session-check app first (its URL is a gateway setting), then the stack.
+
+    ``check_url`` overrides the check URL (e.g. one that refuses connections); keyword
+    arguments are extra gateway settings.
     """
 
-    async def start(**extra: str) -> Introspector:
-        settings = load_settings(
-            IntrospectorSettings, introspector_env(database_url, redis_url, **extra)
+    async def start(check_url: str | None = None, **extra: str) -> Sessions:
+        checks_app, checks = create_upstream()
+        if check_url is None:
+            server = await aiohttp_server(checks_app)
+            check_url = str(server.make_url("/session"))
+        routes = tmp_path / "routes.toml"
+        routes.write_text(ROUTES, encoding="utf-8")
+        stack = await start_stack(
+            KEYGATE_SESSION_AUTHENTICATOR="upstream",
+            KEYGATE_SESSION_CHECK_URL=check_url,
+            KEYGATE_ROUTES_FILE=str(routes),
+            **extra,
         )
-        client = await aiohttp_client(create_app(settings))
-        return Introspector(client=client, db=db, hasher=hasher)
+        return Sessions(stack, checks)
 
     return start
 
 
 @pytest.fixture
-async def introspector(start_introspector: StartIntrospector) -> Introspector:
-    """A community-edition introspector."""
-    return await start_introspector()
-
-
-# --- the gateway in front of a recording upstream -------------------------------------------
-
-
-@dataclass
-class Stack:
-    """A gateway, the introspector behind it, and the upstream app it protects."""
-
-    gateway: TestClient[Any, Any]
-    introspector: Introspector
-    upstream: Upstream
-    upstream_url: str
-
-    async def token_for(self, user: User, **body: Any) -> str:
-        """A fresh token for ``user`` created through the introspector."""
-        created = await self.introspector.create_ok(user, **body)
-        token: str = created["token"]
-        return token
-
-    async def metrics(self) -> str:
-        response = await self.gateway.get("/_keygate/metrics")
-        assert response.status == 200
-        return await response.text()
-
-
-def gateway_env(
-    introspector_url: str, upstream_url: str, redis_url: str, **extra: str
-) -> dict[str, str]:
-    """Settings for a test gateway."""
-    return {
-        "KEYGATE_UPSTREAM_URL": upstream_url,
-        "KEYGATE_INTROSPECTOR_URL": introspector_url,
-        "KEYGATE_REDIS_URL": redis_url,
-        "KEYGATE_INTERNAL_SECRET": INTERNAL_SECRET,
-        "KEYGATE_REDIS_TIMEOUT_MS": "200",
-        "KEYGATE_INTROSPECTOR_TIMEOUT_MS": "1000",
-        **extra,
-    }
-
-
-StartStack = Callable[..., Awaitable[Stack]]
+async def sessions(start_sessions: StartSessions) -> Sessions:
+    """The default: a reachable session check, answers cached for 5 s."""
+    return await start_sessions()
 
 
 @pytest.fixture
-async def start_stack(
-    start_introspector: StartIntrospector,
-    redis_url: str,
-    aiohttp_client: Any,
-    aiohttp_server: Any,
-) -> StartStack:
-    """Start upstream + introspector + gateway; keyword arguments are extra gateway settings."""
-
-    async def start(introspector_env_extra: dict[str, str] | None = None, **extra: str) -> Stack:
-        from gateway.app import create_app as create_gateway
-        from gateway.settings import GatewaySettings
-
-        introspector = await start_introspector(**(introspector_env_extra or {}))
-        upstream_app, record = create_upstream()
-        upstream_server = await aiohttp_server(upstream_app)
-        upstream_url = str(upstream_server.make_url("")).rstrip("/")
-        introspector_url = str(introspector.client.make_url("")).rstrip("/")
-        settings = load_settings(
-            GatewaySettings, gateway_env(introspector_url, upstream_url, redis_url, **extra)
-        )
-        gateway = await aiohttp_client(create_gateway(settings))
-        return Stack(gateway, introspector, record, upstream_url)
-
-    return start
-
-
-@pytest.fixture
-async def stack(start_stack: StartStack) -> Stack:
-    """The default stack (community edition, passthrough sessions)."""
-    return await start_stack()
+def refused_url() -> Iterator[str]:
+    """A URL whose port is bound but not listening: every connection is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/session"

@@ -1,4 +1,8 @@
-"""Forward auth: ``/_keygate/auth`` answered directly, and behind a real nginx (deploy/nginx)."""
+"""Forward auth behind a real nginx (deploy/nginx): nginx asks ``/_keygate/auth``, the app sees
+keygate's identity or nothing at all.
+
+The endpoint's own answers, asked directly, are in ``test_auth_endpoint.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +16,13 @@ import pytest
 from yarl import URL
 
 from keygate_core.token_format import generate_token
+from tests.harness.cases import PRIVATE_AND_ORGANIZATION_ROUTES, SPOOFED
 from tests.harness.nginx import DEPLOY_DIR, NginxServer, render
 from tests.harness.servers import ServerUnavailable, free_port
-from tests.integration.conftest import API, Stack, StartStack
+from tests.harness.stack import API, Stack, StartStack
 
-AUTH = "/_keygate/auth"
 REALM = 'Bearer realm="keygate"'
 TOKEN_CHALLENGE = f'{REALM}, error="invalid_token"'
-SPOOFED = "00000000-0000-0000-0000-000000000000"
-IDENTITY_NAMES = (
-    "X-Keygate-User-Id",
-    "X-Keygate-User-Email",
-    "X-Keygate-Workspace-Id",
-    "X-Keygate-Token-Id",
-    "X-Keygate-Token-Scope",
-    "X-Keygate-Auth-Method",
-)
-ROUTES = """
-[[route]]
-prefix = "/private/"
-auth = "required"
-
-[[route]]
-prefix = "/org-reports/"
-scope = "ORGANIZATION"
-"""
-
 StartNginx = Callable[..., NginxServer]
 
 
@@ -93,93 +78,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 def nginx(stack: Stack, start_nginx: StartNginx) -> NginxServer:
     """nginx with the example config in front of the default stack."""
     return start_nginx(stack)
-
-
-# --- /_keygate/auth called directly --------------------------------------------------------
-
-
-async def test_auth_endpoint_answers_200_with_identity(stack: Stack) -> None:
-    """A valid token: 200, every identity fact and the rate-limit headers, nothing forwarded."""
-    alice = await stack.introspector.user("alice@example.com")
-    token = await stack.token_for(alice)
-    response = await stack.gateway.get(
-        AUTH, headers={"Authorization": f"Bearer {token}", "X-Original-URI": "/orders?page=2"}
-    )
-    assert response.status == 200, await response.text()
-    assert response.headers["X-Keygate-User-Id"] == str(alice.id)
-    assert response.headers["X-Keygate-User-Email"] == "alice@example.com"
-    assert response.headers["X-Keygate-Token-Scope"] == "PERSONAL"
-    assert response.headers["X-Keygate-Auth-Method"] == "token"
-    assert response.headers["X-Keygate-Token-Id"]
-    assert response.headers["X-RateLimit-Remaining"] == "599"
-    assert response.headers["X-Request-Id"]
-    assert token not in repr(response.headers)
-    assert stack.upstream.requests == []
-
-
-@pytest.mark.parametrize(
-    ("headers", "status", "challenge"),
-    [
-        ({}, 200, None),
-        ({"X-Original-URI": "/dashboard", "Cookie": "sid=abc"}, 200, None),
-        ({"X-Original-URI": f"{API}/whoami"}, 401, REALM),
-        ({"X-Forwarded-Uri": f"{API}/whoami"}, 401, REALM),
-        ({"Authorization": f"Bearer {generate_token()[0]}"}, 401, TOKEN_CHALLENGE),
-        ({"Authorization": "Bearer a b"}, 400, f'{REALM}, error="invalid_request"'),
-        ({"X-Original-URI": f"{API}%2e%2e/x"}, 400, None),
-    ],
-    ids=[
-        "no-token-optional",
-        "cookie-optional",
-        "no-token-required-nginx",
-        "no-token-required-traefik",
-        "bad-token",
-        "malformed-bearer",
-        "ambiguous-path",
-    ],
-)
-async def test_auth_endpoint_decisions(
-    stack: Stack, headers: dict[str, str], status: int, challenge: str | None
-) -> None:
-    """Each request shape gets its decision; only 200 carries identity, refusals a challenge."""
-    response = await stack.gateway.get(AUTH, headers=headers)
-    assert response.status == status, await response.text()
-    if status == 200:
-        assert response.headers["X-Keygate-Auth-Method"] == "anonymous"
-        assert "X-Keygate-User-Id" not in response.headers
-    else:
-        assert "X-Keygate-Auth-Method" not in response.headers
-        assert response.content_type == "application/problem+json"
-    assert response.headers.get("WWW-Authenticate") == challenge
-    assert stack.upstream.requests == []
-
-
-async def test_auth_endpoint_never_echoes_client_identity(stack: Stack) -> None:
-    """Identity headers a client sends to /_keygate/auth are not vouched for in the answer."""
-    response = await stack.gateway.get(
-        AUTH,
-        headers={"X-Keygate-User-Id": SPOOFED, "X-Keygate-Auth-Method": "token"},
-    )
-    assert response.status == 200
-    assert "X-Keygate-User-Id" not in response.headers
-    assert response.headers["X-Keygate-Auth-Method"] == "anonymous"
-
-
-@pytest.mark.parametrize(
-    "uri", ["/%70rivate/report", "/api/platform/%69nternal/whoami"], ids=["file-rule", "api-rule"]
-)
-async def test_auth_endpoint_decides_on_the_decoded_path(
-    start_stack: StartStack, tmp_path: Path, uri: str
-) -> None:
-    """A percent-encoded spelling of a protected path gets that path's policy (401)."""
-    routes = tmp_path / "routes.toml"
-    routes.write_text(ROUTES)
-    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
-    response = await stack.gateway.get(AUTH, headers={"X-Original-URI": uri})
-    assert response.status == 401
-
-
-# --- behind nginx, with the deploy/nginx example --------------------------------------------
 
 
 async def test_nginx_forwards_keygate_identity_not_the_clients(
@@ -272,8 +170,8 @@ async def test_nginx_refuses_before_the_app(
     challenge: str | None,
     reason: str,
 ) -> None:
-    """Bad bearer tokens and ambiguous paths are refused by nginx with keygate's status,
-    challenge and reason; the app is never hit."""
+    """Bad bearer tokens and ambiguous paths get keygate's refusal through nginx, never the app."""
+    # The refusal keeps keygate's status, challenge, problem+json reason and request id.
     headers = {"Cookie": "sid=valid"}
     if authorization:
         headers["Authorization"] = authorization
@@ -311,10 +209,10 @@ async def test_nginx_applies_route_policy_of_the_original_uri(
     challenge: str,
     reason: str,
 ) -> None:
-    """keygate's route rules apply to the URI nginx protects: 401 without a credential, 403 on
-    scope, each with its challenge, the app untouched."""
+    """keygate's route rules apply to the URI nginx protects, and the app is never reached."""
+    # 401 without a credential, 403 on scope, each with its challenge.
     routes = tmp_path / "routes.toml"
-    routes.write_text(ROUTES)
+    routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
     nginx = start_nginx(stack)
     headers = {}
@@ -395,22 +293,3 @@ async def test_nginx_serves_keygate_api_through_the_gateway(
     assert (await response.json())["userId"] == str(alice.id)
     assert (await http.get(f"{nginx.url}{API}/whoami")).status == 401
     assert stack.upstream.requests == []
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        [("X-Original-URI", "/public/"), ("X-Forwarded-Uri", "/private/report")],
-        [("X-Forwarded-Uri", "/public/"), ("X-Forwarded-Uri", "/private/report")],
-    ],
-    ids=["client-original-vs-proxy-forwarded", "repeated"],
-)
-async def test_auth_endpoint_refuses_conflicting_original_paths(
-    start_stack: StartStack, tmp_path: Path, headers: list[tuple[str, str]]
-) -> None:
-    """A client cannot pick a friendlier policy by adding the other proxy's path header."""
-    routes = tmp_path / "routes.toml"
-    routes.write_text(ROUTES)
-    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
-    response = await stack.gateway.get(AUTH, headers=headers)
-    assert response.status == 400

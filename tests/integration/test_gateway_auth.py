@@ -6,7 +6,7 @@ import pytest
 
 from keygate_core.token_format import generate_token, parse_token
 from tests.harness.project import project_version
-from tests.integration.conftest import API, Stack
+from tests.harness.stack import API, Stack
 
 TOKEN_CHALLENGE = 'Bearer realm="keygate", error="invalid_token"'
 

@@ -25,8 +25,9 @@ from gateway.appkeys import HTTP, INTERNAL_HTTP, LISTENER
 from gateway.settings import GatewaySettings
 from keygate_cli.settings import load_settings
 from keygate_core.logs import JsonFormatter
-from tests.integration.conftest import StartStack, eventually, gateway_env
-from tests.integration.upstream_app import create_upstream
+from tests.harness.polling import eventually
+from tests.harness.stack import StartStack, gateway_env
+from tests.harness.upstream import create_upstream
 
 # An upstream whose response carries a control character in a header value. aiohttp's client
 # parser accepts it (lenient, like browsers); its server refuses to write it back out. Framed by

@@ -7,7 +7,7 @@ import time
 
 from keygate_core.token_format import parse_token
 from tests.harness.servers import RedisServer
-from tests.integration.conftest import API, Stack, StartStack
+from tests.harness.stack import API, Stack, StartStack
 
 WINDOW = 3.0  # generous bound for "finishes within the Redis timeout plus a margin"
 

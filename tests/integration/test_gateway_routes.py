@@ -14,8 +14,8 @@ from introspector.models import Role, User, Workspace
 from keygate_cli.settings import load_settings
 from keygate_core.envconfig import SettingsError
 from keygate_core.token_format import generate_token
-from tests.integration.conftest import API, Stack, StartStack, gateway_env
-from tests.integration.upstream_app import Upstream, create_upstream
+from tests.harness.stack import API, Stack, StartStack, gateway_env
+from tests.harness.upstream import Upstream, create_upstream
 
 REALM = 'Bearer realm="keygate"'
 

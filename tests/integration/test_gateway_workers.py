@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.harness.servers import free_port, wait_for_port
-from tests.integration.conftest import process_env
+from tests.harness.stack import process_env
 
 KEYGATE = str(Path(sys.executable).parent / "keygate")
 

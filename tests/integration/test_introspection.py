@@ -1,17 +1,18 @@
-"""Introspection under normal and broken conditions: cache, throttling, outages, revocation."""
+"""Introspection under normal and broken conditions: cache, throttling, outages.
+
+How a revoke reaches the cache and the gateways, outages included, is in ``test_revocation.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 import redis.asyncio as aioredis
 
-from keygate_core.redis_keys import REVOCATION_CHANNEL
 from keygate_core.token_format import generate_token, parse_token
 from tests.harness.servers import PostgresServer, RedisServer
-from tests.integration.conftest import Introspector, StartIntrospector, eventually
+from tests.harness.stack import Introspector, StartIntrospector
 
 INACTIVE = {"active": False}
 
@@ -152,74 +153,6 @@ async def test_redis_down_still_answers_correctly(
     assert (await introspector.introspect_json(good["token"]))["active"] is True
 
 
-async def test_revoke_during_a_redis_blackout_is_honoured_after_recovery(
-    introspector: Introspector, redis_server: RedisServer, redis_client: aioredis.Redis
-) -> None:
-    """Warm cache, Redis paused, revoke (204), Redis resumed → the cached entry is tombstoned."""
-    alice = await introspector.user("alice@example.com")
-    created = await introspector.create_ok(alice)
-    assert (await introspector.introspect_json(created["token"]))["active"] is True
-    key = f"kg:tok:{{{parse_token(created['token']).public_id}}}"
-    cached = await redis_client.get(key)
-    assert cached is not None
-    assert json.loads(cached)["state"] == "active"
-    redis_server.pause()
-    try:
-        assert (await introspector.revoke(alice, created["id"])).status == 204
-        pending = await introspector.db.fetchval("SELECT count(*) FROM revocation_outbox")
-        assert pending == 1
-    finally:
-        redis_server.resume()
-
-    async def tombstoned() -> bool:
-        raw = await redis_client.get(key)
-        return raw is not None and json.loads(raw)["state"] == "revoked"
-
-    assert await eventually(tombstoned)
-    assert await introspector.introspect_json(created["token"]) == INACTIVE
-
-    async def outbox_drained() -> bool:
-        return await introspector.db.fetchval("SELECT count(*) FROM revocation_outbox") == 0
-
-    assert await eventually(outbox_drained)
-
-
-async def test_revocation_is_published_for_gateways(
-    introspector: Introspector, redis_client: aioredis.Redis
-) -> None:
-    """A revoke publishes the token's public id on the revocation channel."""
-    alice = await introspector.user("alice@example.com")
-    created = await introspector.create_ok(alice)
-    pubsub = redis_client.pubsub()
-    await pubsub.subscribe(REVOCATION_CHANNEL)
-    await pubsub.get_message(timeout=1)  # the subscribe confirmation
-    await introspector.revoke(alice, created["id"])
-    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
-    await pubsub.aclose()
-    assert message is not None
-    assert message["data"].decode() == parse_token(created["token"]).public_id
-
-
-async def test_cli_revocations_reach_the_cache_through_the_outbox(
-    introspector: Introspector,
-) -> None:
-    """A revoke made outside the API (the CLI, straight to Postgres) is still announced."""
-    from introspector import tokens
-    from introspector.models import Actor
-
-    alice = await introspector.user("alice@example.com")
-    created = await introspector.create_ok(alice)
-    assert (await introspector.introspect_json(created["token"]))["active"] is True
-    from uuid import UUID
-
-    await tokens.revoke_token(introspector.db, Actor.operator(), UUID(created["id"]))
-
-    async def refused() -> bool:
-        return (await introspector.introspect_json(created["token"])) == INACTIVE
-
-    assert await eventually(refused)
-
-
 async def test_wrong_secrets_are_throttled_but_the_warm_owner_is_not(
     start_introspector: StartIntrospector,
 ) -> None:
@@ -261,36 +194,6 @@ async def test_concurrent_introspections_of_one_token(introspector: Introspector
         *(introspector.introspect_json(created["token"]) for _ in range(50))
     )
     assert all(r["active"] is True for r in results)
-
-
-async def test_outbox_replays_a_revoke_missed_by_a_crashed_redis(
-    introspector: Introspector, redis_server: RedisServer, redis_client: aioredis.Redis
-) -> None:
-    """Redis killed during a revoke and restored with its old (active) entry → still tombstoned."""
-    alice = await introspector.user("alice@example.com")
-    created = await introspector.create_ok(alice)
-    await introspector.introspect_json(created["token"])
-    key = f"kg:tok:{{{parse_token(created['token']).public_id}}}"
-    stale = await redis_client.get(key)
-    assert stale is not None
-    redis_server.stop()
-    try:
-        assert (await introspector.revoke(alice, created["id"])).status == 204
-    finally:
-        redis_server.start()
-    # As if Redis came back from a snapshot taken before the revoke.
-    restored = aioredis.Redis.from_url(redis_server.url())
-    await restored.set(key, stale, ex=60)
-
-    async def tombstoned() -> bool:
-        raw = await restored.get(key)
-        return raw is not None and json.loads(raw)["state"] == "revoked"
-
-    try:
-        assert await eventually(tombstoned)
-    finally:
-        await restored.aclose()
-    assert await introspector.introspect_json(created["token"]) == INACTIVE
 
 
 async def test_rotating_the_internal_secret_does_not_refuse_cached_tokens(

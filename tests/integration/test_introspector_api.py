@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from keygate_core.token_format import parse_token
+from tests.harness.polling import eventually
 from tests.harness.project import project_version
-from tests.integration.conftest import API, Introspector, StartIntrospector, eventually
+from tests.harness.stack import API, Introspector, StartIntrospector
 
 TOKEN_SHAPE = re.compile(r"^kg_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$")
 
@@ -275,8 +276,7 @@ async def test_revoked_token_cannot_act_as_caller(introspector: Introspector) ->
 
 
 async def test_health_endpoints(introspector: Introspector) -> None:
-    """healthz is shallow and names the release; readyz checks Postgres and Redis; neither
-    needs the secret."""
+    """healthz names the release, readyz checks Postgres and Redis, neither needs the secret."""
     health = await introspector.client.get("/healthz")
     assert health.status == 200
     assert await health.json() == {"status": "ok", "version": project_version()}

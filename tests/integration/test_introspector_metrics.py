@@ -7,7 +7,7 @@ import re
 from prometheus_client.parser import text_string_to_metric_families
 
 from keygate_core.token_format import generate_token, parse_token
-from tests.integration.conftest import Introspector
+from tests.harness.stack import Introspector
 
 
 async def sample(introspector: Introspector, name: str, **labels: str) -> float:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -18,9 +19,40 @@ from introspector.hashing import SecretHasher
 from introspector.models import Actor
 from keygate_core.token_format import parse_token
 from tests.harness.servers import free_port
-from tests.integration.conftest import API, INTERNAL_SECRET, introspector_env
+from tests.harness.stack import API, INTERNAL_SECRET, introspector_env
 
 KEYGATE = str(Path(sys.executable).parent / "keygate")
+
+
+async def _create_use_and_revoke(base: str, identity: dict[str, str]) -> dict[str, Any]:
+    """Once healthy: create a token, introspect it and a wrong copy, revoke it; the creation."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(f"{base}/healthz") as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        async with http.post(f"{base}{API}/api-tokens", json={"name": "x"}, headers=identity) as r:
+            assert r.status == 201
+            created: dict[str, Any] = await r.json()
+        async with http.post(
+            f"{base}/introspect",
+            data={"token": created["token"]},
+            headers={"X-Keygate-Internal-Secret": INTERNAL_SECRET},
+        ) as r:
+            assert (await r.json())["active"] is True
+        wrong = created["token"][:20] + ("A" if created["token"][20] != "A" else "B")
+        async with http.post(
+            f"{base}/introspect",
+            data={"token": wrong + created["token"][21:]},
+            headers={"X-Keygate-Internal-Secret": INTERNAL_SECRET},
+        ) as r:
+            assert await r.json() == {"active": False}
+        async with http.delete(f"{base}{API}/api-tokens/{created['id']}", headers=identity) as r:
+            assert r.status == 204
+    return created
 
 
 async def test_process_serves_and_logs_no_secrets(
@@ -38,7 +70,6 @@ async def test_process_serves_and_logs_no_secrets(
     proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, waited for in finally
         [KEYGATE, "introspector"], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE
     )
-    base = f"http://127.0.0.1:{port}"
     identity = {
         "X-Keygate-Internal-Secret": INTERNAL_SECRET,
         "X-Keygate-User-Id": str(user.id),
@@ -46,36 +77,7 @@ async def test_process_serves_and_logs_no_secrets(
         "X-Request-Id": "req-123",
     }
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"{base}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
-            async with http.post(
-                f"{base}{API}/api-tokens", json={"name": "x"}, headers=identity
-            ) as r:
-                assert r.status == 201
-                created = await r.json()
-            async with http.post(
-                f"{base}/introspect",
-                data={"token": created["token"]},
-                headers={"X-Keygate-Internal-Secret": INTERNAL_SECRET},
-            ) as r:
-                assert (await r.json())["active"] is True
-            wrong = created["token"][:20] + ("A" if created["token"][20] != "A" else "B")
-            async with http.post(
-                f"{base}/introspect",
-                data={"token": wrong + created["token"][21:]},
-                headers={"X-Keygate-Internal-Secret": INTERNAL_SECRET},
-            ) as r:
-                assert await r.json() == {"active": False}
-            async with http.delete(
-                f"{base}{API}/api-tokens/{created['id']}", headers=identity
-            ) as r:
-                assert r.status == 204
+        created = await _create_use_and_revoke(f"http://127.0.0.1:{port}", identity)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)

@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 from introspector import users
 from introspector.models import Actor
 from tests.harness.servers import RedisServer
-from tests.integration.conftest import Introspector, StartStack
+from tests.harness.stack import API, Introspector, StartStack
+from tests.harness.upstream import create_upstream
 
 
 async def make_user(introspector: Introspector, email: str, password: str | None) -> str:
@@ -125,8 +126,6 @@ async def test_admin_ui_paths_go_to_the_admin_ui_with_the_internal_secret(
     aiohttp_server: Any,
 ) -> None:
     """/settings/api-keys and /_keygate/login reach the admin UI with secret and identity."""
-    from tests.integration.upstream_app import create_upstream
-
     ui_app, ui = create_upstream()
     server = await aiohttp_server(ui_app)
     stack = await start_stack(KEYGATE_ADMIN_UI_URL=str(server.make_url("")).rstrip("/"))
@@ -149,8 +148,6 @@ async def test_admin_ui_paths_go_to_the_admin_ui_with_the_internal_secret(
 
 async def test_bearer_usage_is_counted_per_minute(start_stack: StartStack) -> None:
     """Bearer requests are counted per token and minute and served by the usage endpoint."""
-    from tests.integration.conftest import API
-
     stack = await start_stack()
     alice = await stack.introspector.user("alice@example.com")
     created = await stack.introspector.create_ok(alice)

@@ -1,99 +1,18 @@
-"""The management API's permission matrix, proved over real HTTP against a live introspector."""
+"""The management API's permission matrix, proved over real HTTP against a live introspector.
+
+The people in every role and the helpers that act as them are in :mod:`tests.harness.cast`;
+the audit log's permissions are in ``test_audit_log.py``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import aiohttp
 import pytest
 
-from introspector.models import Role, User, Workspace
-from tests.integration.conftest import API, Introspector, StartIntrospector
-
-ROLES = ("org_admin", "ws_admin", "ws_admin2", "member", "member2", "outsider", "other_admin")
-ACME = {
-    "ws_admin": Role.ADMIN,
-    "ws_admin2": Role.ADMIN,
-    "member": Role.MEMBER,
-    "member2": Role.MEMBER,
-}
-
-
-@dataclass
-class Cast:
-    """Everyone the matrix needs, looked up by role name.
-
-    ``ACME`` gives the roles in ``ws``; other_admin runs another workspace; org_admin (the only
-    organisation admin) and outsider belong to none.
-    """
-
-    people: dict[str, User]
-    ws: Workspace
-
-    def __getitem__(self, role: str) -> User:
-        return self.people[role]
-
-
-async def make_cast(ki: Introspector) -> Cast:
-    """Create the users and workspaces; no tokens yet."""
-    people = {r: await ki.user(f"{r}@example.com", admin=r == "org_admin") for r in ROLES}
-    ws = await ki.workspace("Acme", {people[r]: role for r, role in ACME.items()})
-    await ki.workspace("Other", {people["other_admin"]: Role.ADMIN})
-    return Cast(people, ws)
-
-
-@pytest.fixture
-async def enterprise(start_introspector: StartIntrospector) -> Introspector:
-    """An enterprise-edition introspector."""
-    return await start_introspector(KEYGATE_EDITION="enterprise")
-
-
-@pytest.fixture
-async def cast(enterprise: Introspector) -> Cast:
-    """The cast, created in the enterprise introspector's database."""
-    return await make_cast(enterprise)
-
-
-def scope_body(scope: str, ws: Workspace) -> dict[str, Any]:
-    """A create body for ``scope``; a WORKSPACE token is bound to ``ws``."""
-    body: dict[str, Any] = {"name": f"{scope.lower()} token", "scope": scope}
-    if scope == "WORKSPACE":
-        body["workspaceId"] = str(ws.id)
-    return body
-
-
-async def token_of(ki: Introspector, user: User, scope: str | None, ws: Workspace) -> str | None:
-    """The id of a new ``scope`` token of ``user`` (created by session); None for no scope."""
-    if scope is None:
-        return None
-    token_id: str = (await ki.create_ok(user, **scope_body(scope, ws)))["id"]
-    return token_id
-
-
-async def problem(response: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
-    """The problem+json body of a refusal with ``status``."""
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
-    body: dict[str, Any] = await response.json()
-    return body
-
-
-async def get(
-    ki: Introspector, path: str, user: User, *, via: str | None = None
-) -> aiohttp.ClientResponse:
-    """GET an API path as ``user``'s session, or through ``user``'s token ``via``."""
-    return await ki.client.get(f"{API}{path}", headers=ki.headers(user, token_id=via))
-
-
-async def token_rows(ki: Introspector) -> int:
-    count: int = await ki.db.fetchval("SELECT count(*) FROM api_token")
-    return count
-
-
-async def is_active(ki: Introspector, token: str) -> bool:
-    return bool((await ki.introspect_json(token))["active"])
+from introspector.models import Role
+from tests.harness.cast import Cast, get, is_active, problem, scope_body, token_of, token_rows
+from tests.harness.stack import Introspector, StartIntrospector
 
 
 # --- 1. other people's tokens ---------------------------------------------------------------
@@ -285,63 +204,6 @@ async def test_token_cannot_mint_a_longer_lived_token(introspector: Introspector
     child = await inherited.json()
     assert child["expiresAt"] == parent["expiresAt"]
     assert datetime.fromisoformat(child["expiresAt"]) == expires
-
-
-# --- 7. the audit log -----------------------------------------------------------------------
-async def test_audit_log_lists_token_events_newest_first(
-    enterprise: Introspector, cast: Cast
-) -> None:
-    """An org admin sees events newest first, incl. token.create and token.revoke of the token."""
-    created = await enterprise.create_ok(cast["member"])
-    assert (await enterprise.revoke(cast["member"], created["id"])).status == 204
-    response = await get(enterprise, "/audit-events?limit=200", cast["org_admin"])
-    assert response.status == 200, await response.text()
-    items = (await response.json())["items"]
-    ids = [e["id"] for e in items]
-    assert ids == sorted(set(ids), reverse=True)
-    mine = [e for e in items if e["targetId"] == created["id"]]
-    assert [e["action"] for e in mine] == ["token.revoke", "token.create"]
-    assert all(e["actorUserId"] == str(cast["member"].id) for e in mine)
-    assert all(e["actorKind"] == "session" for e in mine)
-
-
-@pytest.mark.parametrize(
-    ("role", "via"),
-    [
-        pytest.param("member", None, id="member"),
-        pytest.param("ws_admin", None, id="ws-admin"),
-        pytest.param("org_admin", "PERSONAL", id="org-admin-personal-token"),
-    ],
-)
-async def test_audit_log_is_for_org_admins_only(
-    enterprise: Introspector, cast: Cast, role: str, via: str | None
-) -> None:
-    """Anyone not acting as an org admin gets 403 from the audit log."""
-    via_id = await token_of(enterprise, cast[role], via, cast.ws)
-    response = await get(enterprise, "/audit-events", cast[role], via=via_id)
-    assert (await problem(response, 403))["reason"] == "forbidden"
-
-
-async def test_audit_log_pages_with_next_before(enterprise: Introspector, cast: Cast) -> None:
-    """Walking limit=2 pages with ?before=nextBefore yields exactly the full list, then null."""
-    for _ in range(2):
-        created = await enterprise.create_ok(cast["member"])
-        await enterprise.revoke(cast["member"], created["id"])
-    full = await (await get(enterprise, "/audit-events?limit=200", cast["org_admin"])).json()
-    assert full["nextBefore"] is None
-    walked: list[dict[str, Any]] = []
-    query = "?limit=2"
-    while True:
-        response = await get(enterprise, f"/audit-events{query}", cast["org_admin"])
-        assert response.status == 200, await response.text()
-        page = await response.json()
-        assert 1 <= len(page["items"]) <= 2
-        walked += page["items"]
-        if page["nextBefore"] is None:
-            break
-        assert page["nextBefore"] == page["items"][-1]["id"]
-        query = f"?limit=2&before={page['nextBefore']}"
-    assert walked == full["items"]
 
 
 async def test_organization_token_can_mint_narrower_workspace_token(

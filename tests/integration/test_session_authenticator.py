@@ -3,93 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gateway.appkeys import PIPELINE
-from gateway.pipeline.authn import UpstreamSessionAuthenticator
 from keygate_core.token_format import generate_token
-from tests.integration.conftest import Stack, StartStack
-from tests.integration.upstream_app import Upstream, create_upstream
-
-ROUTES = """
-[[route]]
-prefix = "/private/"
-auth = "required"
-"""
-
-
-@dataclass
-class Sessions:
-    """A gateway resolving cookies with a separate recording app's GET /session."""
-
-    stack: Stack
-    checks: Upstream
-
-    @property
-    def check_count(self) -> int:
-        """How many session checks the gateway has made."""
-        return sum(1 for r in self.checks.requests if r.raw_path == "/session")
-
-    async def get(self, path: str, **headers: str) -> Any:
-        return await self.stack.gateway.get(path, headers=headers)
-
-    def authenticator(self) -> UpstreamSessionAuthenticator:
-        """The gateway's configured session authenticator."""
-        chain = self.stack.gateway.app[PIPELINE].chain
-        (found,) = [a for a in chain if isinstance(a, UpstreamSessionAuthenticator)]
-        return found
-
-
-StartSessions = Callable[..., Awaitable[Sessions]]
-
-
-@pytest.fixture
-async def start_sessions(
-    start_stack: StartStack, aiohttp_server: Any, tmp_path: Path
-) -> StartSessions:
-    """Start the session-check app first (its URL is a gateway setting), then the stack.
-
-    ``check_url`` overrides the check URL (e.g. one that refuses connections); keyword
-    arguments are extra gateway settings.
-    """
-
-    async def start(check_url: str | None = None, **extra: str) -> Sessions:
-        checks_app, checks = create_upstream()
-        if check_url is None:
-            server = await aiohttp_server(checks_app)
-            check_url = str(server.make_url("/session"))
-        routes = tmp_path / "routes.toml"
-        routes.write_text(ROUTES, encoding="utf-8")
-        stack = await start_stack(
-            KEYGATE_SESSION_AUTHENTICATOR="upstream",
-            KEYGATE_SESSION_CHECK_URL=check_url,
-            KEYGATE_ROUTES_FILE=str(routes),
-            **extra,
-        )
-        return Sessions(stack, checks)
-
-    return start
-
-
-@pytest.fixture
-async def sessions(start_sessions: StartSessions) -> Sessions:
-    """The default: a reachable session check, answers cached for 5 s."""
-    return await start_sessions()
-
-
-@pytest.fixture
-def refused_url() -> Iterator[str]:
-    """A URL whose port is bound but not listening: every connection is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/session"
+from tests.harness.upstream_sessions import Sessions, StartSessions
 
 
 @pytest.mark.parametrize("path", ["/dashboard", "/private/report"], ids=["optional", "required"])
@@ -241,61 +160,11 @@ async def test_session_check_down_leaves_tokens_and_cookieless_requests_alone(
 async def test_session_check_down_degrades_to_passthrough_on_optional_routes(
     start_sessions: StartSessions, refused_url: str
 ) -> None:
-    """Session service unreachable: on an optional route the cookie still reaches the app,
-    anonymously, so the app's own sessions keep working."""
+    """Session check unreachable: on an optional route the cookie reaches the app anonymously."""
+    # So the app's own sessions keep working while its session service is down.
     sessions = await start_sessions(check_url=refused_url)
     response = await sessions.get("/dashboard", Cookie="theme=dark; sid=valid-123")
     assert response.status == 200
     seen = sessions.stack.upstream.last
     assert seen.header("Cookie") == ["theme=dark; sid=valid-123"]
     assert seen.header("X-Keygate-Auth-Method") == ["anonymous"]
-
-
-WHOAMI = "/api/platform/internal/whoami"
-
-
-async def test_a_person_of_the_app_is_known_to_keygate_by_the_apps_id(sessions: Sessions) -> None:
-    """First sight creates the keygate user; later visits find the same one, not a second."""
-    first = await sessions.get(WHOAMI, Cookie="sid=valid-app-7; email=New.Person@example.com")
-    assert first.status == 200, await first.text()
-    me = await first.json()
-    assert (me["email"], me["authMethod"]) == ("new.person@example.com", "session")
-    again = await sessions.get(WHOAMI, Cookie="sid=valid-app-7; email=new.person@example.com")
-    assert (await again.json())["userId"] == me["userId"]
-
-
-async def test_an_existing_keygate_user_is_linked_by_email(sessions: Sessions) -> None:
-    existing = await sessions.stack.introspector.user("ops@example.com", admin=True)
-    response = await sessions.get(WHOAMI, Cookie="sid=valid-app-9; email=ops@example.com")
-    assert response.status == 200, await response.text()
-    assert (await response.json())["userId"] == str(existing.id)
-
-
-async def test_an_email_linked_to_another_app_user_is_refused(sessions: Sessions) -> None:
-    ok = await sessions.get(WHOAMI, Cookie="sid=valid-app-1; email=shared@example.com")
-    assert ok.status == 200
-    clash = await sessions.get(WHOAMI, Cookie="sid=valid-app-2; email=shared@example.com")
-    assert clash.status == 409, await clash.text()
-    assert (await clash.json())["field"] == "email"
-
-
-async def test_without_an_email_nobody_is_created(sessions: Sessions) -> None:
-    response = await sessions.get(WHOAMI, Cookie="sid=valid-app-3; email=")
-    assert response.status == 400, await response.text()
-    assert (await response.json())["field"] == "email"
-    count = await sessions.stack.introspector.db.fetchval("SELECT count(*) FROM users")
-    assert count == 0
-
-
-async def test_clients_cannot_claim_to_be_a_person_of_the_app(sessions: Sessions) -> None:
-    """The source header is keygate's own: sent by a client, it is stripped like the others."""
-    forged = {
-        "X-Keygate-Identity-Source": "upstream",
-        "X-Keygate-User-Id": "app-admin",
-        "X-Keygate-User-Email": "ops@example.com",
-        "X-Keygate-Auth-Method": "session",
-    }
-    response = await sessions.get(WHOAMI, **forged)
-    assert response.status == 401, await response.text()
-    count = await sessions.stack.introspector.db.fetchval("SELECT count(*) FROM users")
-    assert count == 0

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 
 from tests.harness.servers import free_port, wait_for_port
-from tests.integration.conftest import process_env
-from tests.integration.upstream_app import Upstream, create_upstream
+from tests.harness.stack import process_env
+from tests.harness.upstream import Upstream, create_upstream
 
 BIN = Path(sys.executable).parent
 KEYGATE = str(BIN / "keygate")
@@ -118,8 +118,8 @@ async def test_curl_whoami_through_a_running_gateway(processes: Processes) -> No
 async def test_two_gateway_processes_share_the_bucket_and_hear_revocations(
     processes: Processes,
 ) -> None:
-    """500 concurrent requests over two gateway processes at a bucket of 50 → exactly 50 pass;
-    a CLI revoke is then refused by both within a second."""
+    """Two gateway processes let exactly 50 of 500 requests through and both refuse a revoke."""
+    # 500 concurrent requests at a bucket of 50; the CLI revoke is refused by both within 1 s.
     processes.cli("users", "create", "--email", "ops@example.com")
     token = processes.cli("tokens", "create", "--email", "ops@example.com", "--name", "load")
     headers = {"Authorization": f"Bearer {token}"}

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import aiohttp
 
 from keygate_core.token_format import generate_token, parse_token
-from tests.integration.conftest import StartIntrospector, StartStack, introspector_env
-from tests.reliability.conftest import Figures, Spawn
+from tests.harness.figures import Figures
+from tests.harness.fixtures import Spawn
+from tests.harness.stack import StartIntrospector, StartStack, introspector_env
 from tests.reliability.loadgen import load_from_another_process
 from tests.reliability.loop_lag import LagProbe, frozen_heap, probing
 from tests.reliability.measure import Outcome, percentile, sample, send_all

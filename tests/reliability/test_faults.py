@@ -18,9 +18,10 @@ from typing import Any
 from aiohttp import web
 
 from keygate_core.token_format import generate_token
+from tests.harness.figures import Figures
+from tests.harness.fixtures import Spawn
 from tests.harness.servers import PostgresServer, free_port
-from tests.integration.conftest import StartStack, introspector_env
-from tests.reliability.conftest import Figures, Spawn
+from tests.harness.stack import StartStack, introspector_env
 from tests.reliability.fault_traffic import (
     MARGIN,
     RECOVERY_BOUND,

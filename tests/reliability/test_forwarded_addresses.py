@@ -8,8 +8,8 @@ another address's count or put another address into the audit log.
 from __future__ import annotations
 
 from keygate_core.token_format import generate_token, parse_token
-from tests.integration.conftest import API, StartStack
-from tests.reliability.conftest import Figures
+from tests.harness.figures import Figures
+from tests.harness.stack import API, StartStack
 
 
 async def test_forwarding_headers_from_an_untrusted_peer_change_no_limit_or_record(

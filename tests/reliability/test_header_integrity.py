@@ -17,31 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keygate_core.token_format import generate_token, parse_token
-from tests.integration.conftest import Stack, StartStack
-from tests.integration.upstream_app import Received
-from tests.reliability.conftest import Figures
+from tests.harness.cases import IDENTITY_HEADERS, PRIVATE_AND_PUBLIC_ROUTES
+from tests.harness.figures import Figures
+from tests.harness.stack import Stack, StartStack
+from tests.harness.upstream import Received
 from tests.reliability.rawhttp import exchange_sync, request_bytes
-
-ROUTES = """
-[[route]]
-prefix = "/private/"
-auth = "required"
-
-[[route]]
-prefix = "/public/"
-auth = "none"
-"""
 
 #: The deployment renames the user id header; the default name must be stripped all the same.
 USER_ID_HEADER = "X-User-Id"
 IDENTITY_NAMES = [
     USER_ID_HEADER,
-    "X-Keygate-User-Id",
-    "X-Keygate-User-Email",
-    "X-Keygate-Workspace-Id",
-    "X-Keygate-Token-Id",
-    "X-Keygate-Token-Scope",
-    "X-Keygate-Auth-Method",
+    *IDENTITY_HEADERS,
     "X-Keygate-Internal-Secret",
     "X-Keygate-Client-Address",
 ]
@@ -240,7 +226,7 @@ async def test_hostile_header_sets_never_bypass_or_pass_as_trusted(
     # An identity reaches the upstream only for the one real token presented once; spoofed
     # identity and untrusted forwarding headers never do.
     routes_file = tmp_path / "routes.toml"
-    routes_file.write_text(ROUTES, encoding="utf-8")
+    routes_file.write_text(PRIVATE_AND_PUBLIC_ROUTES, encoding="utf-8")
     stack = await start_stack(
         KEYGATE_ROUTES_FILE=str(routes_file),
         KEYGATE_IDENTITY_HEADERS=f"user_id={USER_ID_HEADER}",

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from keygate_core.token_format import generate_token, parse_token
 from tests.docs.markdown_blocks import DOCS
-from tests.integration.conftest import INTERNAL_SECRET, Stack, StartStack
-from tests.reliability.conftest import Figures
+from tests.harness.figures import Figures
+from tests.harness.stack import INTERNAL_SECRET, Stack, StartStack
 from tests.reliability.measure import sample
 from tests.reliability.rawhttp import RawResponse, exchange, request_bytes
 

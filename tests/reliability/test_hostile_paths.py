@@ -20,19 +20,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.pipeline.authz import RouteTable
-from tests.integration.conftest import Stack, StartStack
-from tests.reliability.conftest import Figures
+from tests.harness.cases import PRIVATE_AND_PUBLIC_ROUTES
+from tests.harness.figures import Figures
+from tests.harness.stack import Stack, StartStack
 from tests.reliability.rawhttp import exchange_sync, request_bytes
-
-ROUTES = """
-[[route]]
-prefix = "/private/"
-auth = "required"
-
-[[route]]
-prefix = "/public/"
-auth = "none"
-"""
 
 #: Segments that mean something different to different path readers.
 SEGMENTS = [
@@ -163,7 +154,7 @@ async def test_path_tricks_never_change_the_route_policy(
     # 400 generated paths and the known tricks below, sent anonymously: agreement means that
     # nothing reaches /private/ unauthenticated.
     routes_file = tmp_path / "routes.toml"
-    routes_file.write_text(ROUTES, encoding="utf-8")
+    routes_file.write_text(PRIVATE_AND_PUBLIC_ROUTES, encoding="utf-8")
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes_file))
     probe = PathProbe(stack, RouteTable.load(str(routes_file)))
 

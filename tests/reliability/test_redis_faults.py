@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from keygate_core.token_format import generate_token, parse_token
+from tests.harness.figures import Figures
 from tests.harness.servers import RedisServer
-from tests.integration.conftest import API, Stack, StartStack
-from tests.reliability.conftest import Figures
+from tests.harness.stack import API, Stack, StartStack
 from tests.reliability.fault_traffic import (
     MARGIN,
     RECOVERY_BOUND,

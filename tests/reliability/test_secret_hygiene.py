@@ -21,10 +21,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from keygate_core.token_format import generate_token, parse_token
+from tests.harness.figures import Figures
+from tests.harness.fixtures import Spawn
 from tests.harness.servers import PostgresServer, RedisServer
-from tests.integration.conftest import API, INTERNAL_SECRET, introspector_env
-from tests.integration.upstream_app import create_upstream
-from tests.reliability.conftest import Figures, Spawn
+from tests.harness.stack import API, INTERNAL_SECRET, introspector_env
+from tests.harness.upstream import create_upstream
 from tests.reliability.rawhttp import exchange, request_bytes
 from tests.reliability.secret_search import (
     ServerLogs,

@@ -35,8 +35,8 @@ from keygate_core.token_format import (
     checksum,
     generate_token,
 )
-from tests.integration.conftest import StartStack
-from tests.reliability.conftest import Figures
+from tests.harness.figures import Figures
+from tests.harness.stack import StartStack
 from tests.reliability.measure import NO_ANSWER, sample, send
 
 #: Calls per timed batch, and batches per group.

@@ -37,8 +37,8 @@ def test_hit_only_for_the_exact_secret() -> None:
 
 
 def test_another_secret_for_a_trusted_entry_is_a_wrong_secret() -> None:
-    """A trusted entry decides for its id: another secret is ``wrong_secret`` (refused without
-    the introspector), an unknown id a ``miss``. An entry no longer trusted decides nothing."""
+    """A trusted entry refuses other secrets for its id; one no longer trusted decides nothing."""
+    # wrong_secret is refused without asking the introspector; an unknown id is a miss.
     clock = Clock()
     cache = L1Cache(100, 10, clock=clock)
     cache.listening = True

@@ -12,6 +12,7 @@ from multidict import CIMultiDict
 
 from gateway.identity import AuthMethod, Identity
 from gateway.pipeline.mutate import IdentityHeaderNames, drop_bearer, header_value, identity_headers
+from tests.harness.cases import IDENTITY_HEADERS
 
 TOKEN_IDENTITY = Identity(
     user_id="u-1",
@@ -34,14 +35,7 @@ SESSION_IDENTITY = Identity(
 
 def test_default_names_are_the_documented_ones() -> None:
     """all() lists the six default names in field order."""
-    assert IdentityHeaderNames().all() == (
-        "X-Keygate-User-Id",
-        "X-Keygate-User-Email",
-        "X-Keygate-Workspace-Id",
-        "X-Keygate-Token-Id",
-        "X-Keygate-Token-Scope",
-        "X-Keygate-Auth-Method",
-    )
+    assert IdentityHeaderNames().all() == IDENTITY_HEADERS
 
 
 def test_names_are_frozen() -> None:

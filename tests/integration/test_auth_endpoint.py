@@ -1,0 +1,116 @@
+"""``/_keygate/auth`` asked directly, as a forward-auth proxy would: identity headers on 200,
+keygate's refusals otherwise, decided on the original path the proxy reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keygate_core.token_format import generate_token
+from tests.harness.cases import PRIVATE_AND_ORGANIZATION_ROUTES, SPOOFED
+from tests.harness.stack import API, Stack, StartStack
+
+AUTH = "/_keygate/auth"
+REALM = 'Bearer realm="keygate"'
+TOKEN_CHALLENGE = f'{REALM}, error="invalid_token"'
+
+
+async def test_auth_endpoint_answers_200_with_identity(stack: Stack) -> None:
+    """A valid token: 200, every identity fact and the rate-limit headers, nothing forwarded."""
+    alice = await stack.introspector.user("alice@example.com")
+    token = await stack.token_for(alice)
+    response = await stack.gateway.get(
+        AUTH, headers={"Authorization": f"Bearer {token}", "X-Original-URI": "/orders?page=2"}
+    )
+    assert response.status == 200, await response.text()
+    assert response.headers["X-Keygate-User-Id"] == str(alice.id)
+    assert response.headers["X-Keygate-User-Email"] == "alice@example.com"
+    assert response.headers["X-Keygate-Token-Scope"] == "PERSONAL"
+    assert response.headers["X-Keygate-Auth-Method"] == "token"
+    assert response.headers["X-Keygate-Token-Id"]
+    assert response.headers["X-RateLimit-Remaining"] == "599"
+    assert response.headers["X-Request-Id"]
+    assert token not in repr(response.headers)
+    assert stack.upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "challenge"),
+    [
+        ({}, 200, None),
+        ({"X-Original-URI": "/dashboard", "Cookie": "sid=abc"}, 200, None),
+        ({"X-Original-URI": f"{API}/whoami"}, 401, REALM),
+        ({"X-Forwarded-Uri": f"{API}/whoami"}, 401, REALM),
+        ({"Authorization": f"Bearer {generate_token()[0]}"}, 401, TOKEN_CHALLENGE),
+        ({"Authorization": "Bearer a b"}, 400, f'{REALM}, error="invalid_request"'),
+        ({"X-Original-URI": f"{API}%2e%2e/x"}, 400, None),
+    ],
+    ids=[
+        "no-token-optional",
+        "cookie-optional",
+        "no-token-required-nginx",
+        "no-token-required-traefik",
+        "bad-token",
+        "malformed-bearer",
+        "ambiguous-path",
+    ],
+)
+async def test_auth_endpoint_decisions(
+    stack: Stack, headers: dict[str, str], status: int, challenge: str | None
+) -> None:
+    """Each request shape gets its decision; only 200 carries identity, refusals a challenge."""
+    response = await stack.gateway.get(AUTH, headers=headers)
+    assert response.status == status, await response.text()
+    if status == 200:
+        assert response.headers["X-Keygate-Auth-Method"] == "anonymous"
+        assert "X-Keygate-User-Id" not in response.headers
+    else:
+        assert "X-Keygate-Auth-Method" not in response.headers
+        assert response.content_type == "application/problem+json"
+    assert response.headers.get("WWW-Authenticate") == challenge
+    assert stack.upstream.requests == []
+
+
+async def test_auth_endpoint_never_echoes_client_identity(stack: Stack) -> None:
+    """Identity headers a client sends to /_keygate/auth are not vouched for in the answer."""
+    response = await stack.gateway.get(
+        AUTH,
+        headers={"X-Keygate-User-Id": SPOOFED, "X-Keygate-Auth-Method": "token"},
+    )
+    assert response.status == 200
+    assert "X-Keygate-User-Id" not in response.headers
+    assert response.headers["X-Keygate-Auth-Method"] == "anonymous"
+
+
+@pytest.mark.parametrize(
+    "uri", ["/%70rivate/report", "/api/platform/%69nternal/whoami"], ids=["file-rule", "api-rule"]
+)
+async def test_auth_endpoint_decides_on_the_decoded_path(
+    start_stack: StartStack, tmp_path: Path, uri: str
+) -> None:
+    """A percent-encoded spelling of a protected path gets that path's policy (401)."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
+    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
+    response = await stack.gateway.get(AUTH, headers={"X-Original-URI": uri})
+    assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-Original-URI", "/public/"), ("X-Forwarded-Uri", "/private/report")],
+        [("X-Forwarded-Uri", "/public/"), ("X-Forwarded-Uri", "/private/report")],
+    ],
+    ids=["client-original-vs-proxy-forwarded", "repeated"],
+)
+async def test_auth_endpoint_refuses_conflicting_original_paths(
+    start_stack: StartStack, tmp_path: Path, headers: list[tuple[str, str]]
+) -> None:
+    """A client cannot pick a friendlier policy by adding the other proxy's path header."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
+    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
+    response = await stack.gateway.get(AUTH, headers=headers)
+    assert response.status == 400

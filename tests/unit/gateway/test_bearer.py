@@ -1,0 +1,123 @@
+"""``bearer_token``: exactly one Authorization header of at most 1024 characters; Bearer in any
+case is ours, other schemes are not; a missing or spaced-out token is refused.
+
+Each case goes through a real aiohttp server, so the function sees headers as the HTTP parser
+delivers them (leading and trailing whitespace already trimmed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway.pipeline.authn import bearer_token
+from keygate_core.problems import Problem
+
+LIMIT = 1024
+Headers = list[tuple[str, str]]
+ReadBearer = Callable[[Headers], Awaitable[dict[str, Any]]]
+
+
+async def _read_bearer(request: web.Request) -> web.Response:
+    """What ``bearer_token`` made of this request, as JSON."""
+    try:
+        return web.json_response({"token": bearer_token(request)})
+    except Problem as problem:
+        return web.json_response(
+            {"status": problem.status, "reason": problem.reason, "detail": problem.detail}
+        )
+
+
+@pytest.fixture
+async def read_bearer(aiohttp_client: Any) -> ReadBearer:
+    """Send ``headers`` to a server that answers with what ``bearer_token`` returned or raised."""
+    app = web.Application()
+    app.router.add_get("/", _read_bearer)
+    client = await aiohttp_client(app)
+
+    async def read(headers: Headers) -> dict[str, Any]:
+        response = await client.get("/", headers=headers)
+        assert response.status == 200
+        result: dict[str, Any] = await response.json()
+        return result
+
+    return read
+
+
+ACCEPTED: dict[str, tuple[Headers, str | None]] = {
+    "no-header": ([], None),
+    "bearer": ([("Authorization", "Bearer kg_abc")], "kg_abc"),
+    "lower-case-scheme": ([("Authorization", "bearer kg_abc")], "kg_abc"),
+    "upper-case-scheme": ([("Authorization", "BEARER kg_abc")], "kg_abc"),
+    "spaces-after-scheme": ([("Authorization", "Bearer    kg_abc")], "kg_abc"),
+    "basic": ([("Authorization", "Basic YWxpY2U6c2VjcmV0")], None),
+    "digest": ([("Authorization", 'Digest username="alice"')], None),
+    "scheme-glued-to-token": ([("Authorization", "Bearerkg_abc")], None),
+    "tab-after-scheme": ([("Authorization", "Bearer\tkg_abc")], None),
+    "at-the-limit": ([("Authorization", "Bearer " + "x" * (LIMIT - 7))], "x" * (LIMIT - 7)),
+}
+
+
+@pytest.mark.parametrize(("headers", "token"), list(ACCEPTED.values()), ids=list(ACCEPTED))
+async def test_a_single_header_gives_the_token_or_none(
+    read_bearer: ReadBearer, headers: Headers, token: str | None
+) -> None:
+    """The token after ``Bearer `` (any case); ``None`` without a header or for another scheme."""
+    assert await read_bearer(headers) == {"token": token}
+
+
+REFUSED: dict[str, tuple[Headers, int, str, str]] = {
+    "two-headers": (
+        [("Authorization", "Bearer kg_abc"), ("Authorization", "Bearer kg_abc")],
+        400,
+        "invalid_request",
+        "exactly one",
+    ),
+    "bearer-and-basic": (
+        [("Authorization", "Basic YWxpY2U6c2VjcmV0"), ("Authorization", "Bearer kg_abc")],
+        400,
+        "invalid_request",
+        "exactly one",
+    ),
+    "over-the-limit": (
+        [("Authorization", "Bearer " + "x" * (LIMIT - 6))],
+        400,
+        "invalid_request",
+        "too long",
+    ),
+    "over-the-limit-basic": (
+        [("Authorization", "Basic " + "x" * (LIMIT - 5))],
+        400,
+        "invalid_request",
+        "too long",
+    ),
+    "space-inside-token": (
+        [("Authorization", "Bearer kg_a b")],
+        400,
+        "invalid_request",
+        "whitespace",
+    ),
+    "tab-inside-token": (
+        [("Authorization", "Bearer kg_a\tb")],
+        400,
+        "invalid_request",
+        "whitespace",
+    ),
+    "scheme-only": ([("Authorization", "Bearer")], 401, "invalid_token", "invalid"),
+    "scheme-and-spaces": ([("Authorization", "Bearer    ")], 401, "invalid_token", "invalid"),
+}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "reason", "fragment"), list(REFUSED.values()), ids=list(REFUSED)
+)
+async def test_a_malformed_authorization_is_refused(
+    read_bearer: ReadBearer, headers: Headers, status: int, reason: str, fragment: str
+) -> None:
+    """Duplicates, over-long values and spaced-out tokens are 400; an empty Bearer is 401."""
+    refused = await read_bearer(headers)
+    assert (refused["status"], refused["reason"]) == (status, reason)
+    assert fragment in refused["detail"]
