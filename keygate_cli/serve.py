@@ -12,10 +12,28 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
 from keygate_cli.settings import load_settings
+from keygate_core.shared_settings import LogLevel
+
+
+class _ServiceSettings(Protocol):
+    """What serving needs from a service's settings."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def log_level(self) -> LogLevel: ...
+    @property
+    def shutdown_drain_seconds(self) -> float: ...
+
+
+S = TypeVar("S", bound=_ServiceSettings)
 
 
 def _serve(
@@ -31,12 +49,8 @@ def _serve(
     return serve(app_factory(), host, port, log_level=level, drain_seconds=drain_seconds)
 
 
-def serve_introspector(args: argparse.Namespace) -> int:
-    """``keygate introspector``: the token authority on KEYGATE_INTROSPECTOR_HOST/PORT."""
-    from introspector.app import create_app
-    from introspector.settings import IntrospectorSettings
-
-    settings = load_settings(IntrospectorSettings)
+def _serve_service(create_app: Callable[[S], web.Application], settings: S) -> int:
+    """Serve ``create_app(settings)`` on the service's host and port with its log level."""
     return _serve(
         lambda: create_app(settings),
         settings.host,
@@ -44,6 +58,14 @@ def serve_introspector(args: argparse.Namespace) -> int:
         settings.log_level.value,
         settings.shutdown_drain_seconds,
     )
+
+
+def serve_introspector(args: argparse.Namespace) -> int:
+    """``keygate introspector``: the token authority on KEYGATE_INTROSPECTOR_HOST/PORT."""
+    from introspector.app import create_app
+    from introspector.settings import IntrospectorSettings
+
+    return _serve_service(create_app, load_settings(IntrospectorSettings))
 
 
 def serve_gateway(args: argparse.Namespace) -> int:
@@ -68,14 +90,7 @@ def serve_admin_ui(args: argparse.Namespace) -> int:
     from admin_ui.app import create_app
     from admin_ui.settings import AdminUISettings
 
-    settings = load_settings(AdminUISettings)
-    return _serve(
-        lambda: create_app(settings),
-        settings.host,
-        settings.port,
-        settings.log_level.value,
-        settings.shutdown_drain_seconds,
-    )
+    return _serve_service(create_app, load_settings(AdminUISettings))
 
 
 def serve_demo_upstream(args: argparse.Namespace) -> int:
