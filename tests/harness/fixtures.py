@@ -22,6 +22,7 @@ from introspector.hashing import SecretHasher
 from introspector.settings import IntrospectorSettings
 from keygate_cli.settings import load_settings
 from tests.harness.servers import free_port
+from tests.harness.services import Service, base_environment
 from tests.harness.stack import (
     Introspector,
     Stack,
@@ -31,7 +32,6 @@ from tests.harness.stack import (
     introspector_env,
 )
 from tests.harness.upstream import create_upstream
-from tests.reliability.services import Service, base_environment
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from keygate_core.token_format import generate_token
 from tests.harness.figures import Figures
 from tests.harness.fixtures import Spawn
 from tests.harness.servers import PostgresServer, free_port
+from tests.harness.services import Service
 from tests.harness.stack import StartStack, introspector_env
 from tests.reliability.fault_traffic import (
     MARGIN,
@@ -33,7 +34,6 @@ from tests.reliability.fault_traffic import (
     warm_up,
 )
 from tests.reliability.measure import Traffic, percentile, recovery_seconds
-from tests.reliability.services import Service
 
 
 async def test_postgres_down_cached_tokens_work_uncached_get_503_then_recover(

@@ -24,6 +24,7 @@ from keygate_core.token_format import generate_token, parse_token
 from tests.harness.figures import Figures
 from tests.harness.fixtures import Spawn
 from tests.harness.servers import PostgresServer, RedisServer
+from tests.harness.services import KEYGATE, base_environment
 from tests.harness.stack import API, INTERNAL_SECRET, introspector_env
 from tests.harness.upstream import create_upstream
 from tests.reliability.rawhttp import exchange, request_bytes
@@ -35,7 +36,6 @@ from tests.reliability.secret_search import (
     redis_dump,
     search,
 )
-from tests.reliability.services import KEYGATE, base_environment
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -25,10 +25,10 @@ from introspector.models import Actor
 from keygate_core.token_format import generate_token
 from tests.harness.fixtures import Spawn
 from tests.harness.servers import PostgresServer, RedisServer
+from tests.harness.services import Service
 from tests.harness.stack import API, INTERNAL_SECRET, introspector_env
 from tests.harness.upstream import Upstream, create_upstream
 from tests.reliability.measure import Outcome, Traffic, percentile
-from tests.reliability.services import Service
 
 #: Seconds from the start of the load: warm-up ends, the faults, the end.
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "240"))
