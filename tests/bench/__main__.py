@@ -200,16 +200,21 @@ async def _profiles(
     return profiles
 
 
-async def _cache_misses(
-    stack: Stack, args: argparse.Namespace, client: Introspect, missed: list[dataset.BenchToken]
-) -> tuple[CacheMiss, CacheMiss]:
-    """Cache-miss introspections with the small token table, then with the table grown big."""
-    _say(f"cache misses with {args.small_table:,} tokens")
+async def _forget_cached(stack: Stack, missed: list[dataset.BenchToken]) -> None:
+    """Drop ``missed`` from the introspector's Redis cache, so each lookup goes to Postgres."""
     redis = stack.redis()
     try:
         await dataset.forget_cached(redis, missed)
     finally:
         await redis.aclose()
+
+
+async def _cache_misses(
+    stack: Stack, args: argparse.Namespace, client: Introspect, missed: list[dataset.BenchToken]
+) -> tuple[CacheMiss, CacheMiss]:
+    """Cache-miss introspections with the small token table, then with the table grown big."""
+    _say(f"cache misses with {args.small_table:,} tokens")
+    await _forget_cached(stack, missed)
     miss_small = await cache_miss(client, missed, args.unknown_ids, args.small_table)
     _say(f"  {miss_small.as_dict()}")
 
@@ -221,11 +226,7 @@ async def _cache_misses(
     finally:
         await conn.close()
     _say(f"  … took {took:.0f} s")
-    redis = stack.redis()
-    try:
-        await dataset.forget_cached(redis, missed)
-    finally:
-        await redis.aclose()
+    await _forget_cached(stack, missed)
     miss_big = await cache_miss(client, missed, args.unknown_ids, args.big_table)
     _say(f"  {miss_big.as_dict()}")
     return miss_small, miss_big

@@ -40,8 +40,7 @@ def test_another_secret_for_a_trusted_entry_is_a_wrong_secret() -> None:
     """A trusted entry refuses other secrets for its id; one no longer trusted decides nothing."""
     # wrong_secret is refused without asking the introspector; an unknown id is a miss.
     clock = Clock()
-    cache = L1Cache(100, 10, clock=clock)
-    cache.listening = True
+    cache = listening_cache(clock)
     _, parts = generate_token()
     cache.put(parts, active(), cache.epoch)
     _, impostor = generate_token(parts.public_id)
