@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final, Literal
 
 
 class AuthMethod(enum.Enum):
@@ -55,3 +56,13 @@ class RequestContext:
     request_id: str
     #: The end client's address (see :func:`gateway.forwarded.client_address`), if known.
     client_address: str | None
+
+
+class _Later(enum.Enum):
+    LATER = "later"
+
+
+#: What a synchronous stage answers when only I/O can decide (the introspector, Redis, the
+#: app's session check): the caller then runs the stage's ``async`` form.
+LATER: Final = _Later.LATER
+Later = Literal[_Later.LATER]

@@ -2,20 +2,28 @@
 
 Each stage lives in :mod:`gateway.pipeline`; this module only sequences them, and answers the
 forward-auth question (``/_keygate/auth``) with the same stages minus the forwarding.
+
+Two servers drive it. The relay (:mod:`gateway.relay`) calls the steps one by one and stays off
+the event loop's task machinery while no step needs I/O: :meth:`Pipeline.decide_now` answers a
+warm token or an open route at once, or says where it stopped, and :meth:`Pipeline.finish`
+carries on from there with I/O. aiohttp (:func:`Pipeline.handle`, for what the relay hands
+over) runs the same steps in one coroutine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 from urllib.parse import unquote
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.errors import SESSION_UNAVAILABLE, GatewayError, duplicate_header, rate_limited
 from gateway.forwarded import client_address, is_trusted, parse_address
-from gateway.identity import AuthMethod, Identity, RequestContext
+from gateway.identity import LATER, AuthMethod, Identity, RequestContext
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline.authn import Authenticator, authenticate
+from gateway.pipeline.authn import Authenticator, authenticate, authenticate_now
 from gateway.pipeline.authz import (
     ADMIN_UI,
     APP,
@@ -27,7 +35,7 @@ from gateway.pipeline.authz import (
 )
 from gateway.pipeline.authz import workspace_of as bound_workspace
 from gateway.pipeline.forward import Forwarder
-from gateway.pipeline.limit import RateLimiter, rate_limit_headers
+from gateway.pipeline.limit import RateDecision, RateLimiter, rate_limit_headers
 from gateway.pipeline.mutate import SERVICE_IDENTITY, IdentityHeaderNames, Mutator
 from gateway.pipeline.strip import (
     GATEWAY_WRITTEN,
@@ -37,12 +45,37 @@ from gateway.pipeline.strip import (
     strip_inbound,
     unambiguous_path,
 )
+from gateway.request import ProxiedRequest
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from keygate_core import headers as wire
 
 CTX_KEY = web.RequestKey("keygate_ctx", RequestContext)
 ROUTE_KEY = web.RequestKey("keygate_route", str)
+
+
+#: What a decided request carries on: its route, who is calling and the rate-limit headers.
+Decided: TypeAlias = tuple[RouteRule, Identity, dict[str, str]]
+_ANONYMOUS = Identity.anonymous()
+
+
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """Where :meth:`Pipeline.decide_now` stopped: the identity is still unknown (``None``), or
+    it is known and only the limiter's answer is missing."""
+
+    rule: RouteRule
+    identity: Identity | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A request ready to forward: where, with which headers, and what the answer gets added."""
+
+    rule: RouteRule
+    base: str
+    headers: CIMultiDict[str]
+    response_headers: dict[str, str]
 
 
 @dataclass
@@ -78,33 +111,81 @@ class Pipeline:
         }
 
     def context(self, request: web.Request) -> RequestContext:
-        """Request id and client address, computed once per request."""
+        """Request id and client address, computed once per aiohttp request."""
         ctx = request.get(CTX_KEY)
         if ctx is None:
-            peer = request.remote or ""
-            ctx = RequestContext(
-                request_id=wire.request_id_or_new(request.headers.get(wire.REQUEST_ID)),
-                client_address=client_address(
-                    request.headers, peer_ip=peer, trusted_proxies=self.settings.trusted_proxies
-                )
-                or None,
-            )
-            request[CTX_KEY] = ctx
+            ctx = request[CTX_KEY] = self.new_context(request)
         return ctx
 
-    async def decide(
-        self, request: web.Request, path: str
-    ) -> tuple[RouteRule, Identity, dict[str, str]]:
-        """Authenticate, authorize and rate-limit a request for ``path``.
+    def new_context(self, request: ProxiedRequest) -> RequestContext:
+        """Request id (the client's when it is well-formed) and client address."""
+        headers = request.headers
+        return RequestContext(
+            request_id=wire.request_id_or_new(headers.get(wire.REQUEST_ID)),
+            client_address=client_address(
+                headers, peer_ip=request.remote or "", trusted_proxies=self.settings.trusted_proxies
+            )
+            or None,
+        )
 
-        Returns the route, the identity and the rate-limit response headers; raises a
-        :class:`GatewayError` for every refusal.
+    def inbound(self, request: ProxiedRequest, *, keep_upgrade: bool = False) -> CIMultiDict[str]:
+        """Strip: refuse an ambiguous path, and the headers without what the client may not
+        send (other spellings of "who is the client" are believed from trusted proxies only)."""
+        unambiguous_path(request.raw_path)
+        trusted_peer = is_trusted(
+            parse_address(request.remote or ""), self.settings.trusted_proxies
+        )
+        return strip_inbound(
+            request.headers,
+            self._strip_for_trusted if trusted_peer else self._strip_for_untrusted,
+            keep_upgrade=keep_upgrade,
+        )
+
+    def decide_now(
+        self, request: ProxiedRequest, ctx: RequestContext, rule: RouteRule, workspace: str | None
+    ) -> Decided | Unfinished:
+        """Authenticate, authorize and rate-limit without I/O where that is enough.
+
+        ``rule`` and ``workspace`` are ``self.routes.match(path)``. Returns the decision, or
+        where it stopped for :meth:`finish`; raises a :class:`GatewayError` for every refusal.
         """
-        ctx = self.context(request)
-        rule, path_workspace = self.routes.match(path)
-        request[ROUTE_KEY] = rule.prefix
         if rule.auth is AuthPolicy.NONE:
-            return rule, Identity.anonymous(), {}
+            return rule, _ANONYMOUS, {}
+        try:
+            identity = authenticate_now(self.chain, request, ctx)
+        except GatewayError as error:
+            self._count_refused(error)
+            raise
+        if identity is LATER:
+            return Unfinished(rule, None)
+        self._count_authenticated(identity)
+        self._authorize(request, rule, workspace, identity)
+        limited = self._limit_now(identity)
+        return Unfinished(rule, identity) if limited is None else (rule, identity, limited)
+
+    async def finish(
+        self,
+        request: ProxiedRequest,
+        ctx: RequestContext,
+        unfinished: Unfinished,
+        workspace: str | None,
+    ) -> Decided:
+        """Carry on from where :meth:`decide_now` stopped, with I/O."""
+        rule, identity = unfinished.rule, unfinished.identity
+        if identity is None:
+            identity = await self._authenticate(request, ctx, rule)
+            self._authorize(request, rule, workspace, identity)
+            limited = self._limit_now(identity)
+            if limited is not None:
+                return rule, identity, limited
+        assert identity.token_id is not None  # only a token's bucket is left to ask
+        limit = identity.rate_limit or self.settings.rate_limit_per_minute
+        decision = await self.limiter.hit(identity.token_id, limit)
+        return rule, identity, self._counted(decision, identity.token_id)
+
+    async def _authenticate(
+        self, request: ProxiedRequest, ctx: RequestContext, rule: RouteRule
+    ) -> Identity:
         try:
             identity = await authenticate(self.chain, request, ctx)
         except GatewayError as error:
@@ -112,14 +193,23 @@ class Pipeline:
                 # The app's session service is down: on routes that do not need keygate's
                 # word, behave like passthrough (the app still sees its cookie and decides).
                 self.metrics.auth_decisions.labels("session", SESSION_UNAVAILABLE).inc()
-                identity = Identity.anonymous()
-            else:
-                method = "session" if error.internal_reason == SESSION_UNAVAILABLE else "token"
-                self.metrics.auth_decisions.labels(method, error.internal_reason).inc()
-                raise
-        else:
-            metrics = self.metrics
-            metrics.labels(metrics.auth_decisions, identity.auth_method.value, "ok").inc()
+                return _ANONYMOUS
+            self._count_refused(error)
+            raise
+        self._count_authenticated(identity)
+        return identity
+
+    def _count_refused(self, error: GatewayError) -> None:
+        method = "session" if error.internal_reason == SESSION_UNAVAILABLE else "token"
+        self.metrics.auth_decisions.labels(method, error.internal_reason).inc()
+
+    def _count_authenticated(self, identity: Identity) -> None:
+        metrics = self.metrics
+        metrics.labels(metrics.auth_decisions, identity.auth_method.value, "ok").inc()
+
+    def _authorize(
+        self, request: ProxiedRequest, rule: RouteRule, workspace: str | None, identity: Identity
+    ) -> None:
         header = None
         if rule.workspace_header:
             values = request.headers.getall(rule.workspace_header, [])
@@ -127,11 +217,18 @@ class Pipeline:
                 # Which copy would the app read? Refuse rather than guess.
                 raise duplicate_header(rule.workspace_header)
             header = values[0] if values else None
-        authorize(identity, rule, bound_workspace(rule, path_workspace, header))
+        authorize(identity, rule, bound_workspace(rule, workspace, header))
+
+    def _limit_now(self, identity: Identity) -> dict[str, str] | None:
+        """The rate-limit headers when the limiter can answer without Redis (or nothing is
+        limited); ``None`` when it must ask."""
         if identity.auth_method is not AuthMethod.TOKEN or identity.token_id is None:
-            return rule, identity, {}
+            return {}
         limit = identity.rate_limit or self.settings.rate_limit_per_minute
-        decision = await self.limiter.hit(identity.token_id, limit)
+        decision = self.limiter.take_now(identity.token_id, limit)
+        return None if decision is None else self._counted(decision, identity.token_id)
+
+    def _counted(self, decision: RateDecision, token_id: str | None = None) -> dict[str, str]:
         if decision.degraded:
             self.metrics.ratelimit_degraded.inc()
         headers = rate_limit_headers(decision)
@@ -139,34 +236,46 @@ class Pipeline:
             self.metrics.ratelimit_decisions.labels("limited").inc()
             raise rate_limited(max(1, decision.retry_after), headers)
         self.metrics.labels(self.metrics.ratelimit_decisions, "allowed").inc()
-        if self.usage is not None:
-            self.usage.record(identity.token_id)
-        return rule, identity, headers
+        if self.usage is not None and token_id is not None:
+            self.usage.record(token_id)
+        return headers
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """The reverse proxy: every path not reserved for keygate."""
-        unambiguous_path(request.raw_path)
-        ctx = self.context(request)
-        # Other spellings of "who is the client" are only believed from trusted proxies. Every
-        # spelling goes: X_Real_IP is X-Real-IP to CGI-style servers.
-        trusted_peer = is_trusted(
-            parse_address(request.remote or ""), self.settings.trusted_proxies
-        )
-        headers = strip_inbound(
-            request.headers,
-            self._strip_for_trusted if trusted_peer else self._strip_for_untrusted,
-            keep_upgrade=request.headers.get("Upgrade", "").lower() == "websocket",
-        )
-        rule, identity, limit_headers = await self.decide(request, request.path)
+    def outbound(
+        self,
+        request: ProxiedRequest,
+        ctx: RequestContext,
+        headers: CIMultiDict[str],
+        decided: Decided,
+    ) -> Outbound:
+        """Mutate: what goes to the upstream, and where; what the answer gets added."""
+        rule, identity, limit_headers = decided
         headers = self._mutator.for_upstream(request, headers, rule.upstream, identity, ctx)
         base = self._bases.get(rule.upstream, rule.upstream)
-        response_headers = {**limit_headers, wire.REQUEST_ID: ctx.request_id}
+        return Outbound(rule, base, headers, {**limit_headers, wire.REQUEST_ID: ctx.request_id})
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """The reverse proxy for what the relay hands over (and for in-process tests)."""
+        ctx = self.context(request)
+        upgrading = request.headers.get("Upgrade", "").lower() == "websocket"
+        headers = self.inbound(request, keep_upgrade=upgrading)
+        rule, workspace = self.routes.match(request.path)
+        request[ROUTE_KEY] = rule.prefix
+        decided = self.decide_now(request, ctx, rule, workspace)
+        if isinstance(decided, Unfinished):
+            decided = await self.finish(request, ctx, decided, workspace)
+        out = self.outbound(request, ctx, headers, decided)
         try:
-            return await self.forwarder.forward(request, base, headers, response_headers)
+            return await self.forwarder.forward(
+                request, out.base, out.headers, out.response_headers
+            )
         except GatewayError as error:
-            kind = "timeout" if error.status == 504 else "unreachable"
-            self.metrics.upstream_errors.labels(kind).inc()
+            self.count_upstream_error(error)
             raise
+
+    def count_upstream_error(self, error: GatewayError) -> None:
+        """``keygate_gateway_upstream_errors_total`` for a 502 or 504 from forwarding."""
+        kind = "timeout" if error.status == 504 else "unreachable"
+        self.metrics.upstream_errors.labels(kind).inc()
 
     async def forward_auth(self, request: web.Request) -> web.Response:
         """``/_keygate/auth``: 200 + identity headers, or the refusal, for nginx/Traefik/Envoy.
@@ -175,11 +284,17 @@ class Pipeline:
         ``X-Forwarded-Uri`` (Traefik); without either, the policy of ``/`` applies.
         """
         raw_path = original_path(request.headers)
+        ctx = self.context(request)
         # Route policy applies to the path as the proxy and the app will decode it
         # (``/%70rivate`` is ``/private``), exactly as for proxied requests.
-        _, identity, limit_headers = await self.decide(request, unquote(raw_path))
+        rule, workspace = self.routes.match(unquote(raw_path))
+        request[ROUTE_KEY] = rule.prefix
+        decided = self.decide_now(request, ctx, rule, workspace)
+        if isinstance(decided, Unfinished):
+            decided = await self.finish(request, ctx, decided, workspace)
+        _, identity, limit_headers = decided
         response = web.Response(status=200)
         response.headers.update(limit_headers)
         self._mutator.for_answer(response.headers, identity)
-        response.headers[wire.REQUEST_ID] = self.context(request).request_id
+        response.headers[wire.REQUEST_ID] = ctx.request_id
         return response

@@ -90,6 +90,10 @@ class RateLimiter(Protocol):
         """
         ...
 
+    def take_now(self, key: str, limit_per_minute: int) -> RateDecision | None:
+        """The answer when it needs no I/O, else ``None`` (then :meth:`hit` asks)."""
+        ...
+
 
 def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
     """The rate-limit headers of a bearer response, all describing the same bucket.
@@ -142,8 +146,15 @@ class LocalTokenBucket:
         """How many buckets are held right now."""
         return len(self._buckets)
 
+    def take_now(self, key: str, limit_per_minute: int) -> RateDecision | None:
+        """See :meth:`RateLimiter.take_now`: a local bucket always answers at once."""
+        return self._take_local(key, limit_per_minute)
+
     async def hit(self, key: str, limit_per_minute: int) -> RateDecision:
         """See :meth:`RateLimiter.hit`; never degraded."""
+        return self._take_local(key, limit_per_minute)
+
+    def _take_local(self, key: str, limit_per_minute: int) -> RateDecision:
         _check_limit(limit_per_minute)
         now = time.monotonic() * 1000
         per_ms = limit_per_minute / MINUTE_MS
@@ -193,6 +204,10 @@ class RedisTokenBucket:
         # Hits waiting for the next batch, and the batches on their way to Redis.
         self._queued: list[tuple[str, int, asyncio.Future[list[int]]]] = []
         self._sending: set[asyncio.Task[None]] = set()
+
+    def take_now(self, key: str, limit_per_minute: int) -> RateDecision | None:
+        """See :meth:`RateLimiter.take_now`."""
+        return None
 
     async def hit(self, key: str, limit_per_minute: int) -> RateDecision:
         """See :meth:`RateLimiter.hit`; ``key`` must already be safe to show (a token id)."""

@@ -14,13 +14,13 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.forwarded import Network, forwarded_headers
 from gateway.identity import Identity, RequestContext
 from gateway.pipeline.authz import ADMIN_UI, INTROSPECTOR
 from gateway.pipeline.strip import HOP_BY_HOP, canonical_name, is_field_name
+from gateway.request import ProxiedRequest
 from keygate_core import headers as wire
 
 # Visible ASCII except "%" is left alone; "%" itself is encoded so the result decodes
@@ -193,7 +193,7 @@ class Mutator:
 
     def for_upstream(
         self,
-        request: web.Request,
+        request: ProxiedRequest,
         headers: CIMultiDict[str],
         upstream: str,
         identity: Identity,

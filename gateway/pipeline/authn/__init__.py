@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from aiohttp import web
-
-from gateway.identity import Identity, RequestContext
+from gateway.identity import Identity, Later, RequestContext
 from gateway.pipeline.authn.bearer import (
     MAX_AUTHORIZATION_LENGTH,
     BearerAuthenticator,
@@ -24,25 +22,46 @@ from gateway.pipeline.authn.session import (
     PassthroughSessionAuthenticator,
     UpstreamSessionAuthenticator,
 )
+from gateway.request import ProxiedRequest
+
+ANONYMOUS = Identity.anonymous()
 
 
 class Authenticator(Protocol):
     """One way of establishing who is calling."""
 
-    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+    def authenticate_now(
+        self, request: ProxiedRequest, ctx: RequestContext
+    ) -> Identity | Later | None:
+        """Like :meth:`authenticate`, without I/O: :data:`LATER` when only I/O can decide."""
+        ...
+
+    async def authenticate(self, request: ProxiedRequest, ctx: RequestContext) -> Identity | None:
         """An identity, ``None`` when not responsible, or raise a GatewayError."""
         ...
 
 
+def authenticate_now(
+    chain: list[Authenticator], request: ProxiedRequest, ctx: RequestContext
+) -> Identity | Later:
+    """Run the chain without I/O (a warm token, no credential…); :data:`LATER` as soon as one
+    authenticator needs I/O, and then :func:`authenticate` decides."""
+    for authenticator in chain:
+        identity = authenticator.authenticate_now(request, ctx)
+        if identity is not None:
+            return identity
+    return ANONYMOUS
+
+
 async def authenticate(
-    chain: list[Authenticator], request: web.Request, ctx: RequestContext
+    chain: list[Authenticator], request: ProxiedRequest, ctx: RequestContext
 ) -> Identity:
     """Run the chain: the first identity wins; if nobody is responsible, anonymous."""
     for authenticator in chain:
         identity = await authenticator.authenticate(request, ctx)
         if identity is not None:
             return identity
-    return Identity.anonymous()
+    return ANONYMOUS
 
 
 __all__ = [
@@ -53,5 +72,6 @@ __all__ = [
     "PassthroughSessionAuthenticator",
     "UpstreamSessionAuthenticator",
     "authenticate",
+    "authenticate_now",
     "bearer_token",
 ]

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aiohttp import web
-
 from gateway.errors import invalid_request, invalid_token
-from gateway.identity import AuthMethod, Identity, RequestContext
+from gateway.identity import LATER, AuthMethod, Identity, Later, RequestContext
 from gateway.introspection_client import IntrospectionClient
-from gateway.token_cache import L1Cache
+from gateway.request import ProxiedRequest
+from gateway.token_cache import L1Cache, Lookup
 from keygate_core.introspection_result import IntrospectionResult
 from keygate_core.single_flight import SingleFlight
 from keygate_core.token_format import ParsedToken, TokenFormatError, parse_token
@@ -25,7 +24,7 @@ from keygate_core.token_format import ParsedToken, TokenFormatError, parse_token
 MAX_AUTHORIZATION_LENGTH = 1024
 
 
-def bearer_token(request: web.Request) -> str | None:
+def bearer_token(request: ProxiedRequest) -> str | None:
     """The bearer token of the request, ``None`` when there is no bearer credential.
 
     Strict: the scheme is the text before the first space, compared case-insensitively.
@@ -68,35 +67,52 @@ class BearerAuthenticator:
         # Concurrent requests with the same cold token share one introspection call.
         self._inflight: SingleFlight[tuple[IntrospectionResult, int, float]] = SingleFlight()
 
-    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+    def authenticate_now(
+        self, request: ProxiedRequest, ctx: RequestContext
+    ) -> Identity | Later | None:
+        """The owner's identity when the token is warm in the L1 cache, :data:`LATER` when only
+        the introspector can tell; refusals as in :meth:`authenticate`."""
+        token = self._token(request)
+        if token is None:
+            return None
+        found, result = self._cache.lookup(token[1])
+        if found == "miss":
+            return LATER  # counted by authenticate(), which looks again
+        return self._decided(found, result)
+
+    async def authenticate(self, request: ProxiedRequest, ctx: RequestContext) -> Identity | None:
         """The token owner's identity; 401 for a malformed or inactive token."""
+        token = self._token(request)
+        if token is None:
+            return None
+        text, parts = token
+        found, result = self._cache.lookup(parts)
+        if found == "miss":
+            self._on_lookup(found)
+            result, epoch, asked_at = await self._introspect_once(text, parts, ctx)
+            if not result.active:
+                raise invalid_token("invalid")
+            self._cache.put(parts, result, epoch, asked_at)
+            return _identity(result)
+        return self._decided(found, result)
+
+    @staticmethod
+    def _token(request: ProxiedRequest) -> tuple[str, ParsedToken] | None:
         token = bearer_token(request)
         if token is None:
             return None
         try:
-            parts = parse_token(token)
+            return token, parse_token(token)
         except TokenFormatError:
             # Rejected on its shape alone: no cache, no network, no argon2.
             raise invalid_token("malformed") from None
-        found, result = self._cache.lookup(parts)
+
+    def _decided(self, found: Lookup, result: IntrospectionResult | None) -> Identity:
         self._on_lookup(found)
-        if found == "wrong_secret":
+        if result is None:
             # The id is warm here with another secret, which is the only one it will ever have.
             raise invalid_token("wrong_secret")
-        if result is None:
-            result, epoch, asked_at = await self._introspect_once(token, parts, ctx)
-            if not result.active:
-                raise invalid_token("invalid")
-            self._cache.put(parts, result, epoch, asked_at)
-        return Identity(
-            user_id=result.user_id,
-            email=result.email,
-            workspace_id=result.workspace_id,
-            token_id=result.token_id,
-            token_scope=result.scope,
-            auth_method=AuthMethod.TOKEN,
-            rate_limit=result.rate_limit,
-        )
+        return _identity(result)
 
     async def _introspect_once(
         self, token: str, parts: ParsedToken, ctx: RequestContext
@@ -115,3 +131,15 @@ class BearerAuthenticator:
             return result, epoch, asked_at
 
         return await self._inflight.run(self._cache.fingerprint(parts), ask)
+
+
+def _identity(result: IntrospectionResult) -> Identity:
+    return Identity(
+        user_id=result.user_id,
+        email=result.email,
+        workspace_id=result.workspace_id,
+        token_id=result.token_id,
+        token_scope=result.scope,
+        auth_method=AuthMethod.TOKEN,
+        rate_limit=result.rate_limit,
+    )

@@ -11,21 +11,32 @@ from collections import OrderedDict
 
 import aiohttp
 import redis.asyncio as aioredis
-from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.errors import SESSION_UNAVAILABLE, GatewayError, auth_unavailable
-from gateway.identity import AuthMethod, Identity, RequestContext
+from gateway.identity import LATER, AuthMethod, Identity, Later, RequestContext
+from gateway.request import ProxiedRequest
 from keygate_core.headers import SESSION_COOKIE
 from keygate_core.redis_keys import session_key
+
+_ANONYMOUS = Identity.anonymous()
+
+
+_ANONYMOUS = Identity.anonymous()
 
 
 class PassthroughSessionAuthenticator:
     """Cookies go to the upstream untouched; keygate vouches for nobody."""
 
-    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+    def authenticate_now(
+        self, request: ProxiedRequest, ctx: RequestContext
+    ) -> Identity | Later | None:
         """Always responsible: the anonymous identity."""
-        return Identity.anonymous()
+        return _ANONYMOUS
+
+    async def authenticate(self, request: ProxiedRequest, ctx: RequestContext) -> Identity | None:
+        """Always responsible: the anonymous identity."""
+        return _ANONYMOUS
 
 
 class UpstreamSessionAuthenticator:
@@ -47,7 +58,19 @@ class UpstreamSessionAuthenticator:
         self._max = max_entries
         self._cache: OrderedDict[bytes, tuple[float, Identity | None]] = OrderedDict()
 
-    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+    def authenticate_now(
+        self, request: ProxiedRequest, ctx: RequestContext
+    ) -> Identity | Later | None:
+        """``None`` without a cookie, the cached answer for it, else :data:`LATER`."""
+        cookie = request.headers.get("Cookie")
+        if not cookie:
+            return None
+        cached = self._cache.get(hashlib.sha256(cookie.encode()).digest())
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return LATER
+
+    async def authenticate(self, request: ProxiedRequest, ctx: RequestContext) -> Identity | None:
         """The session's identity; ``None`` without a cookie or when the app says 401."""
         cookie = request.headers.get("Cookie")
         if not cookie:
@@ -102,7 +125,14 @@ class LocalSessionAuthenticator:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
 
-    async def authenticate(self, request: web.Request, ctx: RequestContext) -> Identity | None:
+    def authenticate_now(
+        self, request: ProxiedRequest, ctx: RequestContext
+    ) -> Identity | Later | None:
+        """``None`` without a session cookie; with one, only Redis can tell (:data:`LATER`)."""
+        session_id = request.cookies.get(SESSION_COOKIE)
+        return LATER if session_id and len(session_id) <= 256 else None
+
+    async def authenticate(self, request: ProxiedRequest, ctx: RequestContext) -> Identity | None:
         """The session's user; ``None`` without a (live) session cookie."""
         session_id = request.cookies.get(SESSION_COOKIE)
         if not session_id or len(session_id) > 256:
