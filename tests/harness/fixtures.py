@@ -21,6 +21,7 @@ from introspector.app import create_app as create_introspector
 from introspector.hashing import SecretHasher
 from introspector.settings import IntrospectorSettings
 from keygate_cli.settings import load_settings
+from tests.harness.relay import RelayTestServer
 from tests.harness.servers import free_port
 from tests.harness.services import Service, base_environment
 from tests.harness.stack import (
@@ -81,7 +82,7 @@ async def start_stack(
         settings = load_settings(
             GatewaySettings, gateway_env(introspector_url, upstream_url, redis_url, **extra)
         )
-        gateway = await aiohttp_client(create_gateway(settings))
+        gateway = await aiohttp_client(RelayTestServer(create_gateway(settings)))
         return Stack(gateway, introspector, record, upstream_url)
 
     return start

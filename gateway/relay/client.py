@@ -1,0 +1,174 @@
+"""The client side of the relay: one protocol object per client connection.
+
+It waits for a whole request head, and then either runs the request as an
+:class:`~gateway.relay.exchange.Exchange` or, for what the relay leaves to aiohttp (see
+:func:`gateway.relay.heads.read_request`), hands the connection over at that request boundary:
+aiohttp's protocol takes the transport and every byte from the start of that request on. A
+handed-over connection stays with aiohttp to its end.
+
+Pipelined requests wait in the buffer until the one before them is answered; reading pauses
+while the buffer holds more than :data:`PIPELINE_BYTES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from gateway.relay.exchange import Exchange
+from gateway.relay.heads import read_request
+
+if TYPE_CHECKING:
+    from gateway.relay.server import Relay
+
+#: A request head longer than this goes to aiohttp, which refuses it properly.
+MAX_HEAD = 16 * 1024
+#: Bytes of pipelined requests held before reading pauses.
+PIPELINE_BYTES = 256 * 1024
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection on the relay's listening socket."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.closing = False
+        self.idle_since = relay.loop.time()
+        self._buffer = bytearray()
+        self._remote = ""
+        self._paused: set[str] = set()
+        self._writing_paused = False
+        self._running = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self._remote = peer[0] if isinstance(peer, tuple) else ""
+        self.relay.connections.add(self)
+        if self.closing:
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.relay.forget(self)
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.client_lost()
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.body_left:
+            data = exchange.client_body(data)
+            if not data:
+                return
+        self._buffer += data
+        if self.exchange is None:
+            self._next()
+        elif len(self._buffer) > PIPELINE_BYTES:
+            self.pause_reading("pipeline")
+
+    def eof_received(self) -> bool:
+        # A half-closed client can still read the answer it is waiting for.
+        return self.exchange is not None
+
+    def _next(self) -> None:
+        """Start the next buffered request, if its head is complete."""
+        if self._running:
+            return  # called back from inside the loop below: it carries on there
+        self._running = True
+        try:
+            while self.exchange is None and self._buffer and not self.closing:
+                buffer = self._buffer
+                end = buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    # A bare-LF head, or one too long: aiohttp answers those.
+                    if len(buffer) > MAX_HEAD or b"\n\n" in buffer:
+                        self._hand_over()
+                    return
+                if buffer.find(b"\n\n", 0, end) >= 0:
+                    self._hand_over()
+                    return
+                request = read_request(bytes(buffer[: end + 4]), self._remote)
+                if request is None:
+                    self._hand_over()
+                    return
+                del buffer[: end + 4]
+                self.exchange = Exchange(self, request)
+                self.exchange.start(buffer)
+        finally:
+            self._running = False
+        if self.exchange is None and len(self._buffer) <= PIPELINE_BYTES:
+            self.resume_reading("pipeline")
+
+    def _hand_over(self) -> None:
+        """Give the connection, from the start of the current request, to aiohttp."""
+        transport = self.transport
+        assert transport is not None
+        self.relay.forget(self)
+        protocol = self.relay.slow_path()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        data, self._buffer = bytes(self._buffer), bytearray()
+        if self._paused:
+            self._paused.clear()
+            transport.resume_reading()
+        protocol.data_received(data)
+
+    def exchange_done(self, *, close: bool) -> None:
+        """The current exchange is answered; go on with the next request or close."""
+        self.exchange = None
+        self.idle_since = self.relay.loop.time()
+        self._writing_paused = False  # the upstream connection went back resumed, or closed
+        if close or self.closing:
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._next()
+
+    # -- flow control -----------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the client."""
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def abort(self) -> None:
+        """Cut the connection: the answer cannot be finished."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def pause_reading(self, reason: str) -> None:
+        """Stop reading from the client until every ``reason`` is resumed."""
+        if not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        """``reason`` no longer holds reading back."""
+        if reason in self._paused:
+            self._paused.discard(reason)
+            if not self._paused and self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        # The client reads slower than the upstream answers: stop reading the upstream.
+        exchange = self.exchange
+        if exchange is not None and exchange.upstream is not None:
+            self._writing_paused = True
+            exchange.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        exchange = self.exchange
+        if self._writing_paused and exchange is not None and exchange.upstream is not None:
+            exchange.upstream.resume_reading()
+        self._writing_paused = False
+
+    def close_when_idle(self) -> None:
+        """Stopping: close now if no request is in flight, else once it is answered."""
+        self.closing = True
+        if self.exchange is None and self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,146 @@
+"""The relay as a site of aiohttp's runner: it listens, aiohttp serves what it hands over.
+
+``RelaySite`` takes the place of ``web.TCPSite`` for the gateway. The application behind it is
+the whole gateway app (``gateway.app.create_app``): started and stopped by the runner as
+always, serving ``/_keygate/*`` and every request the relay hands over, and providing the
+pipeline the relay runs its own requests through.
+
+Stopping (the runner's ``cleanup``): the listening socket closes, idle connections close, and
+requests in flight get the runner's shutdown timeout to finish, before the application's own
+cleanup closes the clients the pipeline uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+from aiohttp import web
+
+from gateway.appkeys import METRICS, PIPELINE, SETTINGS
+from gateway.metrics import GatewayMetrics
+from gateway.proxy import Pipeline
+from gateway.relay.client import ClientConnection
+from gateway.relay.upstream import UpstreamPool
+
+#: How often idle client connections and idle upstream connections are looked at.
+SWEEP_SECONDS = 5.0
+#: A client connection with no request in flight is closed after this long (aiohttp's default).
+KEEPALIVE_SECONDS = 75.0
+_STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
+
+
+class Relay:
+    """What the relay's connections share: the pipeline, the pools, the metrics."""
+
+    def __init__(self, runner: web.AppRunner, loop: asyncio.AbstractEventLoop) -> None:
+        app = runner.app
+        server = runner.server
+        assert server is not None
+        self.loop = loop
+        self.pipeline: Pipeline = app[PIPELINE]
+        self.metrics: GatewayMetrics = app[METRICS]
+        self.timeout: float = app[SETTINGS].upstream_timeout_seconds
+        self.slow_path: Any = server  # aiohttp's protocol factory (web_server.Server)
+        self.connections: set[ClientConnection] = set()
+        self._all_closed: asyncio.Event | None = None
+        self._pools: dict[str, UpstreamPool] = {}
+        self._sweeper: asyncio.TimerHandle | None = loop.call_later(SWEEP_SECONDS, self._sweep)
+
+    def pool(self, base: str) -> UpstreamPool:
+        """The connection pool of the upstream at ``base``."""
+        pool = self._pools.get(base)
+        if pool is None:
+            pool = self._pools[base] = UpstreamPool(base, self.loop)
+        return pool
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """``keygate_gateway_request_duration_seconds`` for one relayed request."""
+        metrics = self.metrics
+        status_class = _STATUS_CLASS.get(status // 100, "5xx")
+        metrics.labels(metrics.request_duration, route, status_class).observe(seconds)
+
+    def forget(self, connection: ClientConnection) -> None:
+        """``connection`` closed, or went to aiohttp."""
+        self.connections.discard(connection)
+        if not self.connections and self._all_closed is not None:
+            self._all_closed.set()
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for connection in [c for c in self.connections if c.exchange is None]:
+            if now - connection.idle_since > KEEPALIVE_SECONDS and connection.transport:
+                connection.transport.close()
+        for pool in self._pools.values():
+            pool.sweep(now)
+        self._sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+
+    async def stop(self, grace: float) -> None:
+        """Close idle connections now, the others once answered; cut what is left after
+        ``grace`` seconds."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._all_closed = asyncio.Event()
+        for connection in list(self.connections):
+            connection.close_when_idle()
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self._all_closed.wait()
+        for connection in list(self.connections):
+            connection.abort()
+        for pool in self._pools.values():
+            pool.close()
+
+
+class RelaySite(web.BaseSite):
+    """The gateway's listening socket, served by the relay (instead of ``web.TCPSite``)."""
+
+    __slots__ = ("_grace", "_host", "_port", "_relay", "_reuse_port", "_sock")
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str | None = None,
+        port: int = 0,
+        *,
+        reuse_port: bool = False,
+        sock: socket.socket | None = None,
+        grace: float = 10.0,
+    ) -> None:
+        super().__init__(runner)
+        self._grace = grace
+        self._host = host
+        self._port = port
+        self._reuse_port = reuse_port
+        self._sock = sock
+        self._relay: Relay | None = None
+
+    @property
+    def name(self) -> str:
+        """Where the site listens, for aiohttp's log lines."""
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        """Listen."""
+        await super().start()
+        loop = asyncio.get_running_loop()
+        runner = self._runner
+        assert isinstance(runner, web.AppRunner)
+        relay = self._relay = Relay(runner, loop)
+        factory = lambda: ClientConnection(relay)  # noqa: E731
+        if self._sock is not None:
+            self._server = await loop.create_server(factory, sock=self._sock)
+        else:
+            self._server = await loop.create_server(
+                factory, self._host, self._port, reuse_port=self._reuse_port or None
+            )
+
+    async def stop(self) -> None:
+        """Stop listening and let requests in flight finish (see the module docstring)."""
+        await super().stop()
+        if self._relay is not None:
+            await self._relay.stop(self._grace)

@@ -1,0 +1,176 @@
+"""The upstream side of the relay: one keep-alive connection pool per upstream base URL.
+
+A pool keeps at most :data:`MAX_IDLE` idle connections, most recently used first, and closes
+those idle for longer than :data:`IDLE_SECONDS` (upstream servers close theirs too, often
+sooner: a connection closed under us is noticed and dropped, and a request that found it closed
+before any answer is sent again on a fresh one — see :mod:`gateway.relay.exchange`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from yarl import URL
+
+if TYPE_CHECKING:
+    from gateway.relay.exchange import Exchange
+
+#: Idle keep-alive connections kept per upstream.
+MAX_IDLE = 256
+#: An idle connection older than this is closed by the pool's sweep.
+IDLE_SECONDS = 60.0
+CONNECT_SECONDS = 10.0
+
+OnReady = Callable[["UpstreamConnection"], None]
+OnError = Callable[[BaseException], None]
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an upstream; carries one exchange at a time."""
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.idle_since = 0.0
+        self._reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            self.close()  # nobody asked: an upstream talking out of turn is not reused
+        else:
+            exchange.upstream_data(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.forget(self)
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.upstream_lost()
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.pause_reading("upstream")
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.resume_reading("upstream")
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (a no-op once closing)."""
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        """The client is not keeping up: stop reading the answer for now."""
+        if self.transport is not None and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read the answer again."""
+        if self.transport is not None and self._reading_paused:
+            self._reading_paused = False
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Close without reuse."""
+        self.exchange = None
+        if self.transport is not None:
+            self.transport.close()
+
+
+class UpstreamPool:
+    """Connections to one upstream base URL (its path becomes every target's prefix)."""
+
+    def __init__(self, base: str, loop: asyncio.AbstractEventLoop) -> None:
+        url = URL(base)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"not an http(s) upstream: {base!r}")
+        self.host: str = url.host
+        self.port: int = url.port or (443 if url.scheme == "https" else 80)
+        self.ssl: ssl.SSLContext | None = (
+            ssl.create_default_context() if url.scheme == "https" else None
+        )
+        self.prefix = url.raw_path.rstrip("/")
+        self.host_header = url.raw_authority
+        self._loop = loop
+        self._idle: list[UpstreamConnection] = []
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    def acquire_now(self) -> UpstreamConnection | None:
+        """The most recently used idle connection that is still open, if any."""
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if connection.transport is not None and not connection.transport.is_closing():
+                return connection
+        return None
+
+    def connect(
+        self,
+        on_ready: Callable[[UpstreamConnection], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """Open a new connection; ``on_ready`` or ``on_error`` is called with the outcome."""
+        task = self._loop.create_task(self._connect(on_ready, on_error))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(
+        self,
+        on_ready: Callable[[UpstreamConnection], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        try:
+            async with asyncio.timeout(CONNECT_SECONDS):
+                _, connection = await self._loop.create_connection(
+                    lambda: UpstreamConnection(self), self.host, self.port, ssl=self.ssl
+                )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the exchange, which answers for it
+            on_error(exc)
+            return
+        on_ready(connection)
+
+    def release(self, connection: UpstreamConnection) -> None:
+        """Keep ``connection`` for the next request, or close it when the pool is full."""
+        connection.exchange = None
+        connection.resume_reading()
+        if len(self._idle) >= MAX_IDLE:
+            connection.close()
+            return
+        connection.idle_since = self._loop.time()
+        self._idle.append(connection)
+
+    def forget(self, connection: UpstreamConnection) -> None:
+        """``connection`` is gone."""
+        if connection in self._idle:
+            self._idle.remove(connection)
+
+    def sweep(self, now: float) -> None:
+        """Close the connections idle for longer than :data:`IDLE_SECONDS`."""
+        stale = [c for c in self._idle if now - c.idle_since > IDLE_SECONDS]
+        for connection in stale:
+            self._idle.remove(connection)
+            connection.close()
+
+    def close(self) -> None:
+        """Close every idle connection and stop opening new ones."""
+        for task in self._connecting:
+            task.cancel()
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
