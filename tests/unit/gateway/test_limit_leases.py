@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.metrics import GatewayMetrics
 from gateway.pipeline.limit import LocalTokenBucket, RateDecision, RedisTokenBucket
 from gateway.pipeline.limit_lease import LEASE_SECONDS, LeaseBook, lease_extra_cap
 from tests.harness.servers import RedisServer
@@ -243,6 +244,23 @@ async def test_leased_tokens_leave_the_bucket_and_expire_unused(
     assert first.take_now("tok_a", 6_000) is None
     before = trips.count
     assert (await first.hit("tok_a", 6_000)).allowed and trips.count == before + 1
+
+
+async def test_round_trips_feed_the_gateway_metric(clients: list[aioredis.Redis]) -> None:
+    """Wired as the gateway wires it, each round trip adds one to the round-trip counter, and
+    loading the script into a Redis that does not have it counts too."""
+    metrics = GatewayMetrics()
+    limiter = RedisTokenBucket(clients[0], on_round_trip=metrics.ratelimit_round_trips.inc)
+
+    def round_trips() -> float | None:
+        return metrics.registry.get_sample_value("keygate_gateway_ratelimit_round_trips_total")
+
+    await clients[0].script_flush()
+    await limiter.hit("tok_a", 60)
+    assert round_trips() == 3  # NOSCRIPT, SCRIPT LOAD, the call again
+    await asyncio.gather(*(limiter.hit("tok_b", 60) for _ in range(5)))
+    await limiter.hit("tok_c", 60)
+    assert round_trips() == 5
 
 
 async def test_take_now_rejects_limits_below_one(clients: list[aioredis.Redis]) -> None:
