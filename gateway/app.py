@@ -202,7 +202,10 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[L1] = L1Cache(settings.l1_cache_size, settings.l1_cache_ttl_seconds)
     limiter = RedisTokenBucket(
-        app[REDIS], fail_open=settings.rate_limit_fail_open, fallback=LocalTokenBucket()
+        app[REDIS],
+        fail_open=settings.rate_limit_fail_open,
+        fallback=LocalTokenBucket(),
+        on_round_trip=app[METRICS].ratelimit_round_trips.inc,
     )
     app[USAGE] = UsageRecorder(app[REDIS])
     app[PIPELINE] = Pipeline(

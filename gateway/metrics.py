@@ -48,6 +48,12 @@ class GatewayMetrics:
             "Rate-limit decisions made without Redis (local bucket, or refused if fail-closed).",
             registry=r,
         )
+        self.ratelimit_round_trips = Counter(
+            "keygate_gateway_ratelimit_round_trips_total",
+            "Redis round trips the rate limiter made; divide by keygate_ratelimit_decisions_total"
+            " to get round trips per decision.",
+            registry=r,
+        )
         self.upstream_errors = Counter(
             "keygate_gateway_upstream_errors_total",
             "Requests the upstream did not answer, by kind (unreachable, timeout).",

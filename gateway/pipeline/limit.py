@@ -1,10 +1,42 @@
 """Limit: a token bucket per token — in Redis for the whole fleet, in-process as a fallback.
 
 A bucket holds ``limit_per_minute`` tokens and refills ``limit_per_minute / 60`` tokens a
-second; each request takes one. The Redis bucket is one Lua script, so check-and-take is atomic
-across gateways, and it reads the clock with ``TIME`` inside Redis, so gateways with skewed
-clocks still agree. Keys are ``kg:rl:{<token id>}``: the braces pin each bucket to one Redis
-Cluster slot. Idle buckets expire soon after they would be full again.
+second; each request takes one. The Redis bucket is one Lua script
+(:mod:`gateway.pipeline.limit_redis`), so check-and-take is atomic across gateways, and it reads
+the clock with ``TIME`` inside Redis, so gateways with skewed clocks still agree. Keys are
+``kg:rl:{<token id>}``: the braces pin each bucket to one Redis Cluster slot. Idle buckets
+expire soon after they would be full again.
+
+**Leases.** A gateway takes a bucket's tokens from Redis a few at a time and keeps them briefly
+(:mod:`gateway.pipeline.limit_lease`), so most requests need no round trip.
+:meth:`RedisTokenBucket.take_now` answers without I/O from the key's live lease, or from a
+cached denial while the bucket cannot hold a whole token yet: Redis said when the next one
+comes and only refill adds tokens, so the cached denial is exactly what Redis would answer.
+Otherwise it returns ``None`` and :meth:`RedisTokenBucket.hit` asks Redis for a lease. One
+lease request per key is in flight at a time: hits that arrive meanwhile wait for it, then
+take from the lease it brings, and ask again if that has run out.
+
+**Lease size.** A request asks for ``want = claims + extra`` tokens and Redis grants
+``min(want, whole tokens in the bucket)``. ``claims`` are the hits already waiting when the
+request leaves: each gets a token at once, just as one take per hit would. ``extra`` is this
+gateway's demand for the key over the last lease lifetime beyond those hits, at most
+``limit // 600`` (a tenth of a second's refill, :func:`~.limit_lease.lease_extra_cap`). Below
+600 requests a minute there is no extra: every hit takes exactly one token in Redis, and
+``X-RateLimit-Remaining`` counts down exactly as without leases.
+
+**Lifetime and the fleet's guarantee.** A lease's tokens may be used for ``lease_seconds``
+(1 s) on the monotonic clock, counted from before its request left, so a request admitted from
+a lease took a token that left the Redis bucket at most 1 s before. (A hit that was already
+waiting when the request left is admitted when Redis grants its token, as without leases, even
+if the answer comes later.) Hence, over any ``w`` seconds, all gateways sharing a bucket admit
+at most ``limit + limit / 60 × (w + lease_seconds)`` requests: the bucket's capacity, its
+refill over the window, and one lease lifetime of refill as lease slack.
+Tokens still unused when a lease expires are dropped, never given back and never used: leases
+can make the fleet admit fewer requests than the bucket holds, never more.
+
+**Headers.** A request answered from a lease sees the bucket as Redis left it at the grant plus
+the lease's unused tokens, as if they were still in it: ``remaining`` never rises within a
+lease, and the time to full is the grant's, less the time since and the unused tokens' refill.
 
 When Redis fails, the limiter either answers from a local bucket (fail open, the default) or
 refuses (fail closed); both are flagged ``degraded`` (the pipeline counts those in a metric). The
@@ -13,51 +45,19 @@ next call tries Redis again. :func:`rate_limit_headers` tells the client about i
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
-from keygate_core.redis_keys import rate_limit_key
-
-MINUTE_MS = 60_000
-
-# Effects replication (the default since Redis 5, the only mode since 7) ships the HSET to
-# replicas rather than the script, which is what lets a script read the non-deterministic TIME.
-# The clock is in milliseconds: PEXPIRE wants them, and finer steps buy nothing at per-minute
-# rates. max(0, ...) because a new primary after a failover may have a clock that is behind.
-_BUCKET_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local capacity = tonumber(ARGV[1])
-local per_ms = capacity / 60000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
-end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * per_ms)
-local allowed = 0
-local retry_ms = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  retry_ms = math.ceil((1 - tokens) / per_ms)
-end
-local full_ms = math.ceil((capacity - tokens) / per_ms)
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], full_ms + 1000)
-return {allowed, math.floor(tokens), full_ms, retry_ms}
-"""
+from gateway.pipeline.limit_lease import LEASE_SECONDS, MINUTE_MS, LeaseBook
+from gateway.pipeline.limit_redis import LeaseRequests
 
 # asyncio.TimeoutError is the builtin TimeoutError since Python 3.11.
 _REDIS_FAILURES = (RedisError, OSError, TimeoutError)
@@ -83,15 +83,19 @@ class RateDecision:
 class RateLimiter(Protocol):
     """Takes one request's worth from ``key``'s bucket of ``limit_per_minute``."""
 
-    async def hit(self, key: str, limit_per_minute: int) -> RateDecision:
-        """Whether the request may pass, with the bucket's state after it.
+    def take_now(self, key: str, limit_per_minute: int) -> RateDecision | None:
+        """The answer :meth:`hit` would give, if it can be had without I/O, else ``None``
+        (then ``await hit()``). An answer here has taken its token; do not also call hit.
 
         Raises :class:`ValueError` when ``limit_per_minute`` is below 1.
         """
         ...
 
-    def take_now(self, key: str, limit_per_minute: int) -> RateDecision | None:
-        """The answer when it needs no I/O, else ``None`` (then :meth:`hit` asks)."""
+    async def hit(self, key: str, limit_per_minute: int) -> RateDecision:
+        """Whether the request may pass, with the bucket's state after it.
+
+        Raises :class:`ValueError` when ``limit_per_minute`` is below 1.
+        """
         ...
 
 
@@ -117,7 +121,7 @@ def _check_limit(limit_per_minute: int) -> None:
 
 
 def _decision(
-    allowed: bool, limit: int, remaining: int, full_ms: int, retry_ms: int
+    allowed: bool, limit: int, remaining: int, full_ms: float, retry_ms: float
 ) -> RateDecision:
     return RateDecision(
         allowed=allowed,
@@ -146,15 +150,12 @@ class LocalTokenBucket:
         """How many buckets are held right now."""
         return len(self._buckets)
 
-    def take_now(self, key: str, limit_per_minute: int) -> RateDecision | None:
-        """See :meth:`RateLimiter.take_now`: a local bucket always answers at once."""
-        return self._take_local(key, limit_per_minute)
-
     async def hit(self, key: str, limit_per_minute: int) -> RateDecision:
         """See :meth:`RateLimiter.hit`; never degraded."""
-        return self._take_local(key, limit_per_minute)
+        return self.take_now(key, limit_per_minute)
 
-    def _take_local(self, key: str, limit_per_minute: int) -> RateDecision:
+    def take_now(self, key: str, limit_per_minute: int) -> RateDecision:
+        """See :meth:`RateLimiter.take_now`: this bucket always answers at once."""
         _check_limit(limit_per_minute)
         now = time.monotonic() * 1000
         per_ms = limit_per_minute / MINUTE_MS
@@ -174,15 +175,18 @@ class LocalTokenBucket:
 
 
 class RedisTokenBucket:
-    """The fleet-wide bucket in Redis, with a fallback while Redis is unavailable.
+    """The fleet-wide bucket in Redis, leased out to this gateway, with a fallback while
+    Redis is unavailable.
 
     On a Redis error or timeout (bounded by the client's ``socket_timeout``) it answers from
     ``fallback`` when ``fail_open``, or denies with ``retry_after=1`` otherwise; either answer
-    has ``degraded=True``. Nothing is remembered about the failure: every call tries Redis
-    first.
+    has ``degraded=True``. Nothing is remembered about the failure: every call that finds no
+    lease tries Redis first. Leases already held keep answering while Redis is down.
 
-    Hits made in the same event-loop iteration share one pipeline (one round trip) instead of
-    taking a connection each; under load that is most of the limiter's cost per request.
+    Lease requests made in the same event-loop iteration share one pipeline (one round trip)
+    instead of taking a connection each. ``on_round_trip`` is called once per round trip to
+    Redis (for a metric); ``lease_seconds`` is a lease's lifetime (the module docstring says
+    what it bounds); ``max_keys`` bounds the leases held, least recently used first out.
 
     Give it a client with a ``socket_timeout`` (without one a black-holed Redis stalls the
     request) and a :class:`~redis.asyncio.BlockingConnectionPool`: redis-py's default pool
@@ -196,96 +200,47 @@ class RedisTokenBucket:
         *,
         fail_open: bool = True,
         fallback: LocalTokenBucket | None = None,
+        on_round_trip: Callable[[], None] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        max_keys: int = 100_000,
     ) -> None:
-        self._redis = redis
-        self._script = redis.register_script(_BUCKET_LUA)
         self._fail_open = fail_open
         self._fallback = fallback if fallback is not None else LocalTokenBucket()
-        # Hits waiting for the next batch, and the batches on their way to Redis.
-        self._queued: list[tuple[str, int, asyncio.Future[list[int]]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        self._book = LeaseBook(lease_seconds, max_keys)
+        self._requests = LeaseRequests(redis, self._book, on_round_trip)
 
     def take_now(self, key: str, limit_per_minute: int) -> RateDecision | None:
-        """See :meth:`RateLimiter.take_now`."""
-        return None
+        """See :meth:`RateLimiter.take_now`: from this gateway's live lease of the bucket, or
+        its cached denial while the bucket cannot hold a token yet; never degraded."""
+        _check_limit(limit_per_minute)
+        answer = self._book.take(key, limit_per_minute, time.monotonic())
+        if answer is None:
+            return None
+        allowed, remaining, full_ms, retry_ms = answer
+        return _decision(allowed, limit_per_minute, remaining, full_ms, retry_ms)
 
     async def hit(self, key: str, limit_per_minute: int) -> RateDecision:
-        """See :meth:`RateLimiter.hit`; ``key`` must already be safe to show (a token id)."""
-        _check_limit(limit_per_minute)
+        """See :meth:`RateLimiter.hit`; ``key`` must already be safe to show (a token id).
+
+        :meth:`take_now` first; otherwise waits for a lease request for ``key``: one that has
+        not left yet, which asks a token for this hit and answers it as Redis did (a token,
+        or a denial when the bucket ran dry); else the one in flight, then takes from the lease
+        it brings or asks again.
+        """
+        decision = self.take_now(key, limit_per_minute)
+        if decision is not None:
+            return decision
+        self._book.count(key, limit_per_minute, time.monotonic())
         try:
-            allowed, remaining, full_ms, retry_ms = await self._take(
-                rate_limit_key(key), limit_per_minute
-            )
+            while True:
+                claim = await self._requests.land(key, limit_per_minute)
+                now = time.monotonic()
+                answer = self._book.take(key, limit_per_minute, now, count=False, claim=claim)
+                if answer is not None:
+                    allowed, remaining, full_ms, retry_ms = answer
+                    return _decision(allowed, limit_per_minute, remaining, full_ms, retry_ms)
         except _REDIS_FAILURES:
             if not self._fail_open:
                 return RateDecision(False, limit_per_minute, 0, 1.0, 1, degraded=True)
-            local = await self._fallback.hit(key, limit_per_minute)
+            local = self._fallback.take_now(key, limit_per_minute)
             return dataclasses.replace(local, degraded=True)
-        return _decision(
-            bool(allowed), limit_per_minute, int(remaining), int(full_ms), int(retry_ms)
-        )
-
-    def _take(self, key: str, limit_per_minute: int) -> asyncio.Future[list[int]]:
-        """Queue one script call for the next batch.
-
-        Every call queued while the event loop runs its other callbacks goes to Redis in one
-        pipeline (one round trip, one connection), sent once those callbacks have run. Each
-        call is still its own single-key EVALSHA, run atomically by Redis in queue order, so a
-        batch decides exactly what the calls one by one would. Batches do not wait for each
-        other: a call never waits longer for Redis than its own command's timeout.
-        """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[int]] = loop.create_future()
-        self._queued.append((key, limit_per_minute, future))
-        if len(self._queued) == 1:
-            loop.call_soon(self._send_queued)
-        return future
-
-    def _send_queued(self) -> None:
-        batch, self._queued = self._queued, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, batch: list[tuple[str, int, asyncio.Future[list[int]]]]) -> None:
-        try:
-            results = await self._evalsha_all([(key, limit) for key, limit, _ in batch])
-        except asyncio.CancelledError:
-            for _, _, future in batch:
-                future.cancel()
-            raise
-        except Exception as exc:  # each waiter gets the failure and degrades on its own
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if future.done():  # its request gave up waiting
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _evalsha_all(self, calls: list[tuple[str, int]]) -> list[Any]:
-        """The script's answer (or error) for each call, in order, in one round trip; the
-        script is loaded again if Redis has forgotten it (restart, failover, SCRIPT FLUSH)."""
-        results = await self._evalsha_pipeline(calls)
-        if any(isinstance(result, NoScriptError) for result in results):
-            self._script.sha = await self._redis.script_load(_BUCKET_LUA)
-            results = await self._evalsha_pipeline(calls)
-        return results
-
-    async def _evalsha_pipeline(self, calls: list[tuple[str, int]]) -> list[Any]:
-        if len(calls) == 1:
-            # Alone (light load): a plain command skips the pipeline's own bookkeeping.
-            key, limit = calls[0]
-            try:
-                return [await self._redis.evalsha(self._script.sha, 1, key, limit)]
-            except NoScriptError as exc:
-                return [exc]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key, limit in calls:
-                pipe.evalsha(self._script.sha, 1, key, limit)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results
