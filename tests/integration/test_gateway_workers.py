@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,6 +41,19 @@ def _alive(pid: int) -> bool:
     return state[state.rindex(")") + 2] != "Z"
 
 
+def _listening(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on TCP ``port``."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    try:
+        return any(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def gateway(
     database_url: str, redis_url: str
@@ -61,11 +75,25 @@ def gateway(
     try:
         wait_for_port(port, 30)
         deadline = time.monotonic() + 10
-        while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+        workers: list[int] = []
+        # Both workers listening: past their start-up, so a signal now meets their handlers.
+        while time.monotonic() < deadline:
+            workers = _children(process.pid)
+            if len(workers) == 2 and all(_listening(pid, port) for pid in workers):
+                break
             time.sleep(0.05)
-        yield process, port, _children(process.pid)
+        yield process, port, workers
     finally:
+        # A graceful stop when a test left the gateway running, so it cleans up after itself.
         if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(30)
+        if process.poll() is None:
+            # Its workers first: a killed parent would leave them running, holding stderr open.
+            for pid in _children(process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             process.kill()
         process.communicate(timeout=30)
 
