@@ -251,8 +251,8 @@ def _authenticators(app: web.Application) -> list[Authenticator]:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The revocation listener and the usage flusher, stopped (in reverse order) even when a
-    step of starting or stopping them fails."""
+    """The revocation listener, the usage flusher and (with several workers) the L1 gauge,
+    stopped in reverse order even when a step of starting or stopping them fails."""
     settings = app[SETTINGS]
     timeout = settings.redis_timeout_ms / 1000
     async with contextlib.AsyncExitStack() as running:
@@ -263,6 +263,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         app[LISTENER] = listener
         running.push_async_callback(listener.stop, asyncio.create_task(listener.run()))
         running.push_async_callback(_cancel, asyncio.create_task(app[USAGE].run()))
+        gauges = asyncio.create_task(app[METRICS].track_l1_entries(app[L1]))
+        running.push_async_callback(_cancel, gauges)
         yield
 
 

@@ -1,7 +1,13 @@
-"""The gateway's Prometheus metrics, one registry per app. Labels are bounded enums only."""
+"""The gateway's Prometheus metrics, one registry per app. Labels are bounded enums only.
+
+With several workers (``KEYGATE_GATEWAY_WORKERS``) a scrape reports the whole gateway: every
+worker's values are merged from the run's shared metrics directory (keygate_core.worker_metrics).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from typing import TypeVar, cast, get_args
 
@@ -11,6 +17,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.token_cache import Lookup
 from keygate_core.probes import metrics_response
+from keygate_core.worker_metrics import scrape_registry, shares_metrics
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -67,7 +74,11 @@ class GatewayMetrics:
             registry=r,
         )
         self.l1_entries = Gauge(
-            "keygate_gateway_l1_cache_entries", "Tokens held in the in-process cache.", registry=r
+            "keygate_gateway_l1_cache_entries",
+            "Tokens held in the in-process cache.",
+            registry=r,
+            # Summed over the workers that are running; a stopped worker's cache is gone.
+            multiprocess_mode="livesum",
         )
         for result in ("allowed", "limited"):
             self.ratelimit_decisions.labels(result)
@@ -75,6 +86,7 @@ class GatewayMetrics:
             self.upstream_errors.labels(kind)
         for result in get_args(Lookup):
             self.l1_lookups.labels(result)
+        self._scraped = scrape_registry(r)
 
     def labels(self, metric: M, *values: str) -> M:
         """``metric.labels(*values)``, remembered: prometheus_client takes a lock and checks
@@ -86,6 +98,17 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(*values)
         return cast(M, child)
 
+    async def track_l1_entries(self, cache: Sized, every_seconds: float = 1.0) -> None:
+        """With several workers, keep ``l1_entries`` at ``len(cache)`` until cancelled: a scrape
+        sets only the gauge of the worker it reaches, and reports the others' last values.
+        A single process returns at once (its scrape sets the gauge)."""
+        if not shares_metrics():
+            return
+        while True:
+            self.l1_entries.set(len(cache))
+            await asyncio.sleep(every_seconds)
+
     def render(self, request: web.Request) -> web.Response:
-        """The exposition for ``request`` (OpenMetrics when the scraper asks for it)."""
-        return metrics_response(self.registry, request)
+        """The exposition for ``request`` (OpenMetrics when the scraper asks for it): this app's
+        registry, or every worker's metrics merged when the gateway runs several."""
+        return metrics_response(self._scraped, request)

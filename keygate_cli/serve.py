@@ -70,13 +70,21 @@ def serve_introspector(args: argparse.Namespace) -> int:
 
 def serve_gateway(args: argparse.Namespace) -> int:
     """``keygate gateway``: the reverse proxy, in as many worker processes as configured."""
-    from gateway.app import create_app
     from gateway.settings import GatewaySettings
     from keygate_core.workers import serve_workers
 
     settings = load_settings(GatewaySettings)
+
+    def app() -> web.Application:
+        # The application (and prometheus_client with it) is imported only here: with several
+        # workers, serve_workers first names their shared metrics directory, which
+        # prometheus_client reads once, when imported (keygate_core.worker_metrics).
+        from gateway.app import create_app
+
+        return create_app(settings)
+
     return serve_workers(
-        lambda: create_app(settings),
+        app,
         settings.host,
         settings.port,
         workers=settings.workers,

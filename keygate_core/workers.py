@@ -2,9 +2,10 @@
 
 One Python process runs one event loop on one core, so one gateway process cannot use a second
 core however busy it is. With more than one worker the gateway forks that many processes before
-any event loop exists. Each builds its own app — its own L1 cache, connection pools, revocation
-listener and metrics — and listens on the same ``host:port`` with ``SO_REUSEPORT``, so the
-kernel spreads incoming connections across them.
+any event loop exists. Each builds its own app — its own L1 cache, connection pools and
+revocation listener — and listens on the same ``host:port`` with ``SO_REUSEPORT``, so the
+kernel spreads incoming connections across them. Their metrics go to one directory the parent
+makes for the run, so a scrape of any worker reports them all (``keygate_core.worker_metrics``).
 
 The parent only supervises. It passes SIGTERM and SIGINT on to every worker, waits while they
 shut down gracefully (see ``keygate_core.serving``), and exits with the worst exit code. A worker
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from keygate_core.logs import configure_logging
 from keygate_core.serving import serve
+from keygate_core.worker_metrics import shared_metrics_dir, worker_exited
 
 log = logging.getLogger("keygate.keygate_core.workers")
 
@@ -44,11 +46,25 @@ def serve_workers(
     """Serve ``app_factory()`` in ``workers`` processes on ``host:port``; the exit code.
 
     With one worker this is plain :func:`~keygate_core.serving.serve` in this process. Otherwise
-    the factory is called once here first, so a configuration error stops the gateway before
-    anything is forked.
+    the workers' shared metrics directory is set up first — so ``app_factory`` must be what
+    imports the application, and with it prometheus_client — and the factory is called once
+    here, so a configuration error stops the gateway before anything is forked.
     """
     if workers <= 1:
         return serve(app_factory(), host, port, log_level=log_level, drain_seconds=drain_seconds)
+    with shared_metrics_dir():
+        return _fork_workers(app_factory, host, port, workers, log_level, drain_seconds)
+
+
+def _fork_workers(
+    app_factory: Callable[[], web.Application],
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    drain_seconds: float,
+) -> int:
+    """Check the configuration, fork ``workers`` workers and supervise them; the exit code."""
     app_factory()
     configure_logging(log_level)
     # Port 0 means "any free port": pick it once, here, and hold it in the SO_REUSEPORT group
@@ -114,6 +130,7 @@ def _supervise(children: list[int]) -> int:
         except ChildProcessError:
             break
         alive.discard(pid)
+        worker_exited(pid)
         code = os.waitstatus_to_exitcode(status)
         worst = max(worst, code if code >= 0 else 128 - code)
         if not stopping:
