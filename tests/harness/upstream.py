@@ -28,6 +28,9 @@ class Upstream:
     """Everything the upstream received, in order."""
 
     requests: list[Received] = field(default_factory=list)
+    #: Endless streams begun, and of those the ones whose reader went away mid-stream.
+    streams_started: int = 0
+    streams_cut: int = 0
 
     @property
     def last(self) -> Received:
@@ -81,6 +84,65 @@ async def download(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def stream_body(pieces: int) -> bytes:
+    """What ``/stream?pieces=<pieces>`` sends: numbered lines of growing length."""
+    return b"".join(_stream_piece(i) for i in range(pieces))
+
+
+def _stream_piece(number: int) -> bytes:
+    return f"{number:05d}:".encode() + b"." * (number * 997 % 9000) + b"\n"
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """:func:`stream_body`, each piece written (and flushed) on its own, no Content-Length."""
+    await _record(request)
+    response = web.StreamResponse(headers={"X-Upstream": "yes"})
+    response.content_type = "text/plain"
+    await response.prepare(request)
+    # aiohttp would put the pieces of a HEAD response on the wire, unframed.
+    pieces = 0 if request.method == "HEAD" else int(request.query.get("pieces", "10"))
+    for number in range(pieces):
+        await response.write(_stream_piece(number))
+        # A pause lets each piece leave as its own read for the gateway.
+        await asyncio.sleep(0.002)
+    await response.write_eof()
+    return response
+
+
+async def endless(request: web.Request) -> web.StreamResponse:
+    """Streams until the reader goes away (counted in ``streams_cut``)."""
+    await _record(request)
+    record = request.app[UPSTREAM_KEY]
+    record.streams_started += 1
+    response = web.StreamResponse()
+    response.content_type = "application/octet-stream"
+    await response.prepare(request)
+    block = bytes(range(256)) * 256
+    try:
+        # Bounded only so that a broken test cannot stream for ever.
+        for _ in range(1 << 20):
+            await response.write(block)
+    except (ConnectionError, asyncio.CancelledError):
+        record.streams_cut += 1
+        raise
+    await response.write_eof()
+    return response
+
+
+async def sized(request: web.Request) -> web.Response:
+    """``size`` bytes with a Content-Length, for GET and HEAD alike."""
+    await _record(request)
+    body = b"s" * int(request.query.get("size", "0"))
+    return web.Response(body=body, headers={"X-Upstream": "yes"})
+
+
+async def status(request: web.Request) -> web.Response:
+    """The status named in the path, with no body (for 204 and 304)."""
+    await _record(request)
+    code = int(request.match_info["code"])
+    return web.Response(status=code, headers={"ETag": '"v1"', "X-Upstream": "yes"})
+
+
 async def slow(request: web.Request) -> web.Response:
     """Sleeps before answering (for upstream timeouts)."""
     await _record(request)
@@ -129,6 +191,10 @@ def create_upstream() -> tuple[web.Application, Upstream]:
     app[UPSTREAM_KEY] = record
     app.router.add_route("*", "/upload", upload)
     app.router.add_get("/download", download)
+    app.router.add_get("/stream", stream)
+    app.router.add_get("/endless", endless)
+    app.router.add_get("/sized", sized)
+    app.router.add_get("/status/{code:[0-9]{3}}", status)
     app.router.add_get("/slow", slow)
     app.router.add_get("/cookies", cookies)
     app.router.add_get("/ws", websocket)
