@@ -90,7 +90,16 @@ def serve_gateway(args: argparse.Namespace) -> int:
         workers=settings.workers,
         log_level=settings.log_level.value,
         drain_seconds=settings.shutdown_drain_seconds,
+        site=_relay_site,
     )
+
+
+def _relay_site(runner: web.AppRunner, host: str, port: int, reuse_port: bool) -> web.BaseSite:
+    """The gateway listens through its relay (imported late, like the application)."""
+    from gateway.relay.server import RelaySite
+    from keygate_core.serving import GRACE_SECONDS
+
+    return RelaySite(runner, host, port, reuse_port=reuse_port, grace=GRACE_SECONDS)
 
 
 def serve_admin_ui(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -27,6 +28,15 @@ from keygate_core.logs import configure_logging
 GRACE_SECONDS = 10.0
 
 DRAINING = web.AppKey("draining", asyncio.Event)
+
+#: Makes the listening site: ``(runner, host, port, reuse_port)``. The gateway's is its relay.
+SiteFactory = Callable[[web.AppRunner, str, int, bool], web.BaseSite]
+
+
+def tcp_site(runner: web.AppRunner, host: str, port: int, reuse_port: bool) -> web.BaseSite:
+    """aiohttp's own listening site: the default."""
+    return web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+
 
 log = logging.getLogger("keygate.serving")
 
@@ -45,6 +55,7 @@ def serve(
     log_level: str,
     drain_seconds: float,
     reuse_port: bool = False,
+    site: SiteFactory = tcp_site,
 ) -> int:
     """Serve ``app`` on ``host:port`` with uvloop and JSON logs until stopped; exit code 0.
 
@@ -55,12 +66,17 @@ def serve(
 
     configure_logging(log_level)
     uvloop.install()
-    asyncio.run(_serve(app, host, port, drain_seconds, reuse_port))
+    asyncio.run(_serve(app, host, port, drain_seconds, reuse_port, site))
     return 0
 
 
 async def _serve(
-    app: web.Application, host: str, port: int, drain_seconds: float, reuse_port: bool = False
+    app: web.Application,
+    host: str,
+    port: int,
+    drain_seconds: float,
+    reuse_port: bool = False,
+    site: SiteFactory = tcp_site,
 ) -> None:
     app[DRAINING] = asyncio.Event()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=GRACE_SECONDS)
@@ -69,7 +85,7 @@ async def _serve(
     try:
         # Inside the try: a startup that fails half-way still closes what it had opened.
         await runner.setup()
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+        await site(runner, host, port, reuse_port).start()
         signals = asyncio.Queue[int]()
         for signum in stop_signals:
             loop.add_signal_handler(signum, signals.put_nowait, signum)

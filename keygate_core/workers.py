@@ -28,7 +28,7 @@ from types import FrameType
 from aiohttp import web
 
 from keygate_core.logs import configure_logging
-from keygate_core.serving import serve
+from keygate_core.serving import SiteFactory, serve, tcp_site
 from keygate_core.worker_metrics import shared_metrics_dir, worker_exited
 
 log = logging.getLogger("keygate.keygate_core.workers")
@@ -42,6 +42,7 @@ def serve_workers(
     workers: int,
     log_level: str,
     drain_seconds: float,
+    site: SiteFactory = tcp_site,
 ) -> int:
     """Serve ``app_factory()`` in ``workers`` processes on ``host:port``; the exit code.
 
@@ -51,9 +52,10 @@ def serve_workers(
     here, so a configuration error stops the gateway before anything is forked.
     """
     if workers <= 1:
-        return serve(app_factory(), host, port, log_level=log_level, drain_seconds=drain_seconds)
+        app = app_factory()
+        return serve(app, host, port, log_level=log_level, drain_seconds=drain_seconds, site=site)
     with shared_metrics_dir():
-        return _fork_workers(app_factory, host, port, workers, log_level, drain_seconds)
+        return _fork_workers(app_factory, host, port, workers, log_level, drain_seconds, site)
 
 
 def _fork_workers(
@@ -63,6 +65,7 @@ def _fork_workers(
     workers: int,
     log_level: str,
     drain_seconds: float,
+    site: SiteFactory,
 ) -> int:
     """Check the configuration, fork ``workers`` workers and supervise them; the exit code."""
     app_factory()
@@ -78,7 +81,7 @@ def _fork_workers(
         pid = os.fork()
         if pid == 0:
             holder.close()
-            os._exit(_worker(app_factory, host, port, log_level, drain_seconds))
+            os._exit(_worker(app_factory, host, port, log_level, drain_seconds, site))
         children.append(pid)
     log.info("gateway workers started", extra={"workers": workers, "port": port})
     try:
@@ -93,6 +96,7 @@ def _worker(
     port: int,
     log_level: str,
     drain_seconds: float,
+    site: SiteFactory,
 ) -> int:
     try:
         return serve(
@@ -102,6 +106,7 @@ def _worker(
             log_level=log_level,
             drain_seconds=drain_seconds,
             reuse_port=True,
+            site=site,
         )
     except BaseException:
         traceback.print_exc()

@@ -69,6 +69,7 @@ class Exchange:
         self._framing = _NONE
         self._length_left = 0
         self._status = 0
+        self._unframed = False
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -188,7 +189,7 @@ class Exchange:
         elif framing == _CHUNKS:
             self._relay_chunks(data)
         elif framing == _UNTIL_CLOSE:
-            self.client.write(b"%x\r\n%b\r\n" % (len(data), data))
+            self.client.write(data if self._unframed else b"%x\r\n%b\r\n" % (len(data), data))
         else:
             self._done(reusable=False)  # bytes after a body-less answer
 
@@ -224,8 +225,17 @@ class Exchange:
         else:
             self._framing = _UNTIL_CLOSE
         relay_frames = self._framing in (_CHUNKS, _UNTIL_CLOSE)
+        if relay_frames and self.request.http10:
+            # HTTP/1.0 has no chunks: the body runs until the connection closes.
+            self._unframed = True
+            response.unframed()
         self.client.write(
-            response.client_head(self._added, chunked=relay_frames, close=self._closes_client())
+            response.client_head(
+                self._added,
+                chunked=relay_frames and not self._unframed,
+                close=self._closes_client(),
+                keep_alive=self.request.http10 and not self._closes_client(),
+            )
         )
         if self._framing == _NONE or (self._framing == _LENGTH and not self._length_left):
             self._done(reusable=not rest and response.keep_alive)
@@ -270,7 +280,8 @@ class Exchange:
                 return
             self._answer_upstream_error(bad_gateway())
         elif self._framing == _UNTIL_CLOSE:
-            self.client.write(b"0\r\n\r\n")
+            if not self._unframed:
+                self.client.write(b"0\r\n\r\n")
             self._done(reusable=False)
         else:
             self._cut()
@@ -278,7 +289,12 @@ class Exchange:
     # -- endings ----------------------------------------------------------------------------
 
     def _closes_client(self) -> bool:
-        return self.body_left > 0 or not self.request.keep_alive or self.client.closing
+        return (
+            self.body_left > 0
+            or not self.request.keep_alive
+            or self.client.closing
+            or self._unframed
+        )
 
     def _check_timeout(self) -> None:
         self._timer = None

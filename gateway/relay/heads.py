@@ -31,11 +31,20 @@ _TEXT = ("utf-8", "surrogateescape")
 class _HeadReader:
     """httptools' callbacks for one head: the target (or reason) and the fields, as bytes."""
 
-    __slots__ = ("fields", "target")
+    __slots__ = ("fields", "keep_alive", "parser", "target", "version")
 
     def __init__(self) -> None:
         self.target = b""
         self.fields: list[tuple[bytes, bytes]] = []
+        self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
+        self.keep_alive = False
+        self.version = ""
+
+    def on_headers_complete(self) -> None:
+        # Read here: once a body-less message is complete, llhttp forgets these.
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
+        self.version = self.parser.get_http_version()
 
     def on_url(self, url: bytes) -> None:
         self.target += url
@@ -50,7 +59,16 @@ class _HeadReader:
 class RelayRequest:
     """A request the relay forwards itself; what the stages read (a ``ProxiedRequest``)."""
 
-    __slots__ = ("__dict__", "body_length", "headers", "keep_alive", "method", "raw_path", "remote")
+    __slots__ = (
+        "__dict__",
+        "body_length",
+        "headers",
+        "http10",
+        "keep_alive",
+        "method",
+        "raw_path",
+        "remote",
+    )
 
     def __init__(
         self,
@@ -60,8 +78,10 @@ class RelayRequest:
         remote: str,
         body_length: int,
         keep_alive: bool,
+        http10: bool,
     ) -> None:
         self.method = method
+        self.http10 = http10
         self.raw_path = target
         self.headers = headers
         self.remote = remote
@@ -72,7 +92,7 @@ class RelayRequest:
 
     @property
     def host(self) -> str:
-        """The Host header; the relay only serves requests that have one."""
+        """The Host header (only an HTTP/1.0 request may come without one)."""
         return self.headers.get("Host", "")
 
     @functools.cached_property
@@ -105,14 +125,14 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
     paths, chunked or other framing, ``Upgrade``, ``Expect``, a second ``Host``, or a head
     llhttp refuses (aiohttp then gives the 400)."""
     reader = _HeadReader()
-    parser = httptools.HttpRequestParser(reader)
+    parser = reader.parser = httptools.HttpRequestParser(reader)
     try:
         parser.feed_data(head)
     except (httptools.HttpParserError, httptools.HttpParserUpgrade):
         return None
     target = reader.target
     if (
-        parser.get_http_version() != "1.1"
+        reader.version not in ("1.1", "1.0")
         or not target.startswith(b"/")
         or target.startswith(_RESERVED)
         or b"#" in target
@@ -132,7 +152,7 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
         pairs.append(
             (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
         )
-    if hosts != 1:
+    if hosts > 1 or (hosts == 0 and reader.version == "1.1"):
         return None
     return RelayRequest(
         parser.get_method().decode("ascii"),
@@ -140,7 +160,8 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
         CIMultiDictProxy(CIMultiDict(pairs)),
         remote,
         length,
-        parser.should_keep_alive(),
+        reader.keep_alive,
+        reader.version == "1.0",
     )
 
 
@@ -156,15 +177,16 @@ class _ResponseReader(_HeadReader):
     """httptools' callbacks for a response: its head, then (when chunked) its body, decoded
     and framed again as chunks of the relay's own."""
 
-    __slots__ = ("complete", "parts")
+    __slots__ = ("complete", "framed", "parts")
 
     def __init__(self) -> None:
         super().__init__()
         self.parts: list[bytes] = []
         self.complete = False
+        self.framed = True
 
     def on_body(self, body: bytes) -> None:
-        self.parts.append(b"%x\r\n%b\r\n" % (len(body), body))
+        self.parts.append(b"%x\r\n%b\r\n" % (len(body), body) if self.framed else body)
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -178,10 +200,10 @@ class ResponseHead:
     def __init__(self, head: bytes) -> None:
         """Read ``head`` (ending in the blank line); raises ``httptools.HttpParserError``."""
         self._reader = _ResponseReader()
-        self._parser = httptools.HttpResponseParser(self._reader)
+        self._parser = self._reader.parser = httptools.HttpResponseParser(self._reader)
         self._parser.feed_data(head)
         self.status: int = self._parser.get_status_code()
-        self.keep_alive: bool = self._parser.should_keep_alive()
+        self.keep_alive = self._reader.keep_alive
         self.length: int | None = None
         self.chunked = False
         for name, value in self._reader.fields:
@@ -190,6 +212,11 @@ class ResponseHead:
                 self.length = int(value)
             elif lower == b"transfer-encoding":
                 self.chunked = value.strip().lower().endswith(b"chunked")
+
+    def unframed(self) -> None:
+        """Pass decoded chunks on as they are (for an HTTP/1.0 client, which reads to the
+        close), without the relay's own chunk framing."""
+        self._reader.framed = False
 
     def decode_chunks(self, data: bytes) -> tuple[bytes, bool, bool]:
         """Feed chunked body bytes. Returns what to send the client (chunks of the relay's
@@ -207,10 +234,12 @@ class ResponseHead:
         out = b"".join(reader.parts)
         reader.parts.clear()
         if reader.complete:
-            return out + b"0\r\n\r\n", True, clean
+            return (out + b"0\r\n\r\n" if reader.framed else out), True, clean
         return out, False, clean
 
-    def client_head(self, added: Mapping[str, str], *, chunked: bool, close: bool) -> bytes:
+    def client_head(
+        self, added: Mapping[str, str], *, chunked: bool, close: bool, keep_alive: bool = False
+    ) -> bytes:
         """The head for the client: hop-by-hop fields (and those ``Connection`` names) and the
         fields in ``added`` replaced; ``chunked`` when the relay frames the body itself."""
         fields = self._reader.fields
@@ -229,6 +258,8 @@ class ResponseHead:
             lines.append(b"Transfer-Encoding: chunked\r\n")
         if close:
             lines.append(b"Connection: close\r\n")
+        elif keep_alive:
+            lines.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes without it
         lines.append(b"\r\n")
         return b"".join(lines)
 
