@@ -13,7 +13,7 @@ while the buffer holds more than :data:`PIPELINE_BYTES`.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from gateway.relay.exchange import Exchange
 from gateway.relay.heads import read_request
@@ -43,7 +43,8 @@ class ClientConnection(asyncio.Protocol):
         self._running = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports do not subclass asyncio's; they are Transports all the same.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self._remote = peer[0] if isinstance(peer, tuple) else ""

@@ -28,6 +28,7 @@ from tests.bench.profile import Profile, record
 from tests.bench.report import load_average, machine
 from tests.bench.results import Results, document, evaluate_targets, markdown
 from tests.bench.revocation import propagation
+from tests.bench.round_trips import limiter_round_trips
 from tests.bench.stack import Stack, make_work_dir, start_services, start_stack
 from tests.bench.throughput import (
     FloodResult,
@@ -90,6 +91,11 @@ async def _measure(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> Results:
     _say("starting the upstream, keygate and nginx")
     start_services(stack)
     full, single, flood = await _through_the_gateways(stack, args, wrk, tokens.main)
+    _say(f"limiter round trips at {args.connections} connections")
+    trips = await limiter_round_trips(
+        stack, wrk, tokens.main.plaintext, connections=args.connections, seconds=args.seconds
+    )
+    _say(f"  {trips.as_dict()}")
     profiles = await _profiles(stack, args, wrk, tokens.main)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         client = Introspect(stack, session)
@@ -110,7 +116,9 @@ async def _measure(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> Results:
         _say(f"  {memory.steps}")
 
         miss_small, miss_big = await _cache_misses(stack, args, client, missed)
-    return Results(full, single, flood, cold, miss_small, miss_big, revocation, memory, profiles)
+    return Results(
+        full, single, flood, cold, miss_small, miss_big, revocation, memory, profiles, trips
+    )
 
 
 @dataclass

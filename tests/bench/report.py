@@ -44,6 +44,8 @@ class Target:
 def _fmt(value: float, unit: str) -> str:
     if unit == "×":
         return f"{value:.2f}×"
+    if not unit:
+        return f"{value:.3f}"
     return f"{value:.2f} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
