@@ -235,7 +235,7 @@ def _authenticators(app: web.Application) -> list[Authenticator]:
         BearerAuthenticator(
             client,
             app[L1],
-            on_lookup=lambda result: metrics_.labels(metrics_.l1_lookups, result).inc(),
+            on_lookup=lambda result: metrics_.count(metrics_.l1_lookups, result),
         )
     ]
     if settings.session_mode is SessionMode.UPSTREAM:

@@ -38,6 +38,12 @@ def parse_address(text: str) -> Address | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _text(address: Address) -> str:
+    # str() of an address is slow enough to show in profiles; the same few peers come back.
+    return str(address)
+
+
 def is_trusted(address: Address | None, trusted_proxies: Sequence[Network]) -> bool:
     """Whether ``address`` lies in one of ``trusted_proxies``.
 
@@ -107,7 +113,7 @@ def client_address(existing: Headers, *, peer_ip: str, trusted_proxies: Sequence
     if peer is None:
         return peer_ip
     if not is_trusted(peer, trusted_proxies):
-        return str(peer)
+        return _text(peer)
     nearest: Address = peer
     for entry in reversed(_chain(existing)):
         hop = parse_address(entry)

@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from gateway.metric_batch import MetricBatch
 from gateway.token_cache import Lookup
 from keygate_core.probes import metrics_response
 from keygate_core.worker_metrics import scrape_registry, shares_metrics
@@ -30,6 +31,7 @@ class GatewayMetrics:
 
     def __post_init__(self) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}
+        self.batch = MetricBatch()
         r = self.registry
         self.request_duration = Histogram(
             "keygate_gateway_request_duration_seconds",
@@ -108,7 +110,16 @@ class GatewayMetrics:
             self.l1_entries.set(len(cache))
             await asyncio.sleep(every_seconds)
 
+    def count(self, metric: Counter, *values: str) -> None:
+        """Add one to ``metric{values}`` at the end of this loop turn (the request path)."""
+        self.batch.count(self.labels(metric, *values))
+
+    def observe(self, metric: Histogram, seconds: float, *values: str) -> None:
+        """Observe ``seconds`` in ``metric{values}`` at the end of this loop turn."""
+        self.batch.observe(self.labels(metric, *values), seconds)
+
     def render(self, request: web.Request) -> web.Response:
         """The exposition for ``request`` (OpenMetrics when the scraper asks for it): this app's
         registry, or every worker's metrics merged when the gateway runs several."""
+        self.batch.flush()
         return metrics_response(self._scraped, request)

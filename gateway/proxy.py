@@ -204,8 +204,7 @@ class Pipeline:
         self.metrics.auth_decisions.labels(method, error.internal_reason).inc()
 
     def _count_authenticated(self, identity: Identity) -> None:
-        metrics = self.metrics
-        metrics.labels(metrics.auth_decisions, identity.auth_method.value, "ok").inc()
+        self.metrics.count(self.metrics.auth_decisions, identity.auth_method.value, "ok")
 
     def _authorize(
         self, request: ProxiedRequest, rule: RouteRule, workspace: str | None, identity: Identity
@@ -235,7 +234,7 @@ class Pipeline:
         if not decision.allowed:
             self.metrics.ratelimit_decisions.labels("limited").inc()
             raise rate_limited(max(1, decision.retry_after), headers)
-        self.metrics.labels(self.metrics.ratelimit_decisions, "allowed").inc()
+        self.metrics.count(self.metrics.ratelimit_decisions, "allowed")
         if self.usage is not None and token_id is not None:
             self.usage.record(token_id)
         return headers

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import uuid
+import os
 from collections.abc import Mapping
 
 #: The shared secret that proves a request came through the gateway.
@@ -47,8 +47,9 @@ def valid_request_id(value: str | None) -> str | None:
 
 
 def request_id_or_new(value: str | None) -> str:
-    """``value`` when it is a valid request id, else a new random one (``uuid4().hex``)."""
-    return valid_request_id(value) or uuid.uuid4().hex
+    """``value`` when it is a valid request id, else a new random one (32 hex digits, 128 bits
+    from the OS's generator, like ``uuid4().hex`` at a third of the cost)."""
+    return valid_request_id(value) or os.urandom(16).hex()
 
 
 def reported_client_address(headers: Mapping[str, str]) -> str | None:

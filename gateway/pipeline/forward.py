@@ -121,7 +121,11 @@ class Forwarder:
         except (aiohttp.ClientError, OSError):
             raise bad_gateway() from None
         client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else ())
-        await client.prepare(request)
+        try:
+            await client.prepare(request)
+        except BaseException:
+            await upstream.close()  # the client's side never opened: close the upstream's
+            raise
 
         async def pump(
             source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,

@@ -41,6 +41,7 @@ class ClientConnection(asyncio.Protocol):
         self._paused: set[str] = set()
         self._writing_paused = False
         self._running = False
+        self._eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's; they are Transports all the same.
@@ -71,8 +72,10 @@ class ClientConnection(asyncio.Protocol):
             self.pause_reading("pipeline")
 
     def eof_received(self) -> bool:
-        # A half-closed client can still read the answer it is waiting for.
-        return self.exchange is not None
+        # A half-closed client can still read the answers it is waiting for; the connection
+        # closes once they are written.
+        self._eof = True
+        return self.exchange is not None or bool(self._buffer)
 
     def _next(self) -> None:
         """Start the next buffered request, if its head is complete."""
@@ -122,12 +125,13 @@ class ClientConnection(asyncio.Protocol):
         self.exchange = None
         self.idle_since = self.relay.loop.time()
         self._writing_paused = False  # the upstream connection went back resumed, or closed
-        if close or self.closing:
-            self.closing = True
-            if self.transport is not None:
-                self.transport.close()
-            return
-        self._next()
+        if not (close or self.closing):
+            self._next()
+            if self.exchange is not None or not self._eof:
+                return
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
 
     # -- flow control -----------------------------------------------------------------------
 

@@ -229,26 +229,30 @@ class Exchange:
             # HTTP/1.0 has no chunks: the body runs until the connection closes.
             self._unframed = True
             response.unframed()
-        self.client.write(
-            response.client_head(
-                self._added,
-                chunked=relay_frames and not self._unframed,
-                close=self._closes_client(),
-                keep_alive=self.request.http10 and not self._closes_client(),
-            )
+        head = response.client_head(
+            self._added,
+            chunked=relay_frames and not self._unframed,
+            close=self._closes_client(),
+            keep_alive=self.request.http10 and not self._closes_client(),
         )
-        if self._framing == _NONE or (self._framing == _LENGTH and not self._length_left):
+        if self._framing == _LENGTH and rest:
+            # The common answer: head and body in one write (one system call).
+            self._relay_length(rest, head)
+        elif self._framing == _NONE or (self._framing == _LENGTH and not self._length_left):
+            self.client.write(head)
             self._done(reusable=not rest and response.keep_alive)
-        elif rest:
-            self.upstream_data(rest)
+        else:
+            self.client.write(head)
+            if rest:
+                self.upstream_data(rest)
 
-    def _relay_length(self, data: bytes) -> None:
+    def _relay_length(self, data: bytes, head: bytes = b"") -> None:
         left = self._length_left
         clean = len(data) <= left
         if not clean:
             data = data[:left]
         self._length_left = left - len(data)
-        self.client.write(data)
+        self.client.write(head + data if head else data)
         if self._length_left == 0:
             assert self._response is not None
             self._done(reusable=clean and self._response.keep_alive)

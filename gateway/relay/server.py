@@ -58,9 +58,8 @@ class Relay:
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         """``keygate_gateway_request_duration_seconds`` for one relayed request."""
-        metrics = self.metrics
         status_class = _STATUS_CLASS.get(status // 100, "5xx")
-        metrics.labels(metrics.request_duration, route, status_class).observe(seconds)
+        self.metrics.observe(self.metrics.request_duration, seconds, route, status_class)
 
     def forget(self, connection: ClientConnection) -> None:
         """``connection`` closed, or went to aiohttp."""

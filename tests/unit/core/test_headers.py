@@ -44,7 +44,7 @@ def test_sane_request_ids_are_propagated(value: str) -> None:
     ],
 )
 def test_other_request_ids_are_replaced(value: str | None) -> None:
-    """Anything else gets a fresh uuid4 hex id."""
+    """Anything else gets a fresh random id of 32 hex digits."""
     created = request_id_or_new(value)
     assert GENERATED.fullmatch(created) and created != value
 
