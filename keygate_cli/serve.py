@@ -99,7 +99,7 @@ def _relay_site(runner: web.AppRunner, host: str, port: int, reuse_port: bool) -
     from gateway.relay.server import RelaySite
     from keygate_core.serving import GRACE_SECONDS
 
-    return RelaySite(runner, host, port, reuse_port=reuse_port, grace=GRACE_SECONDS)
+    return RelaySite(runner, host, port, reuse_port=reuse_port, grace=GRACE_SECONDS, tune_gc=True)
 
 
 def serve_admin_ui(args: argparse.Namespace) -> int:

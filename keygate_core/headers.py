@@ -9,8 +9,9 @@ secret. Each fact is defined here once; the services import it.
 from __future__ import annotations
 
 import ipaddress
-import re
+import itertools
 import os
+import re
 from collections.abc import Mapping
 
 #: The shared secret that proves a request came through the gateway.
@@ -46,10 +47,15 @@ def valid_request_id(value: str | None) -> str | None:
     return None
 
 
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4)))
+
+
 def request_id_or_new(value: str | None) -> str:
-    """``value`` when it is a valid request id, else a new random one (32 hex digits, 128 bits
-    from the OS's generator, like ``uuid4().hex`` at a third of the cost)."""
-    return valid_request_id(value) or os.urandom(16).hex()
+    """``value`` when it is a valid request id, else a new one: 32 hex digits, a random prefix
+    drawn once per process and a counter (unique without a system call per request; request
+    ids are not secrets)."""
+    return valid_request_id(value) or f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def reported_client_address(headers: Mapping[str, str]) -> str | None:

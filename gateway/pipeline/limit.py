@@ -186,7 +186,8 @@ class RedisTokenBucket:
     Lease requests made in the same event-loop iteration share one pipeline (one round trip)
     instead of taking a connection each. ``on_round_trip`` is called once per round trip to
     Redis (for a metric); ``lease_seconds`` is a lease's lifetime (the module docstring says
-    what it bounds); ``max_keys`` bounds the leases held, least recently used first out.
+    what it bounds); ``max_keys`` bounds the leases held, least recently used first out (a
+    forgotten key's next lease starts small again, so a few thousand busy keys need no more).
 
     Give it a client with a ``socket_timeout`` (without one a black-holed Redis stalls the
     request) and a :class:`~redis.asyncio.BlockingConnectionPool`: redis-py's default pool
@@ -202,7 +203,7 @@ class RedisTokenBucket:
         fallback: LocalTokenBucket | None = None,
         on_round_trip: Callable[[], None] | None = None,
         lease_seconds: float = LEASE_SECONDS,
-        max_keys: int = 100_000,
+        max_keys: int = 10_000,
     ) -> None:
         self._fail_open = fail_open
         self._fallback = fallback if fallback is not None else LocalTokenBucket()

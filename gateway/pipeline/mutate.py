@@ -199,15 +199,17 @@ class Mutator:
         identity: Identity,
         ctx: RequestContext,
     ) -> CIMultiDict[str]:
-        """The headers to send to ``upstream`` (a route rule's), from the stripped ``headers``.
+        """The headers to send to ``upstream`` (a route rule's), from the stripped ``headers``
+        (which this changes: strip made them for this request).
 
         Without the bearer token (see :func:`forwards_bearer`) and ``Host``; with
         ``X-Forwarded-*`` (see :func:`gateway.forwarded.forwarded_headers`), ``X-Request-Id``
         and the identity headers; keygate's own services also get :func:`service_headers`.
         """
-        headers = drop_bearer(
-            headers, forward_bearer=forwards_bearer(self.forward_bearer, upstream)
-        )
+        # Every spelling strip kept ("authorization" has no "-" for a "_" to stand in for) is
+        # found by the case-insensitive lookup; without one there is nothing to drop.
+        if "Authorization" in headers and not forwards_bearer(self.forward_bearer, upstream):
+            headers = drop_bearer(headers, forward_bearer=False)
         headers.popall("Host", None)
         for name, value in forwarded_headers(
             request.headers,

@@ -46,6 +46,32 @@ _NONE, _LENGTH, _CHUNKS, _UNTIL_CLOSE = range(4)
 class Exchange:
     """One request/response on a client connection."""
 
+    __slots__ = (
+        "_added",
+        "_framing",
+        "_head",
+        "_held",
+        "_last_read",
+        "_length_left",
+        "_pool",
+        "_received",
+        "_response",
+        "_reused",
+        "_status",
+        "_task",
+        "_timer",
+        "_unframed",
+        "body_left",
+        "client",
+        "over",
+        "relay",
+        "request",
+        "request_id",
+        "route",
+        "started",
+        "upstream",
+    )
+
     def __init__(self, client: ClientConnection, request: RelayRequest) -> None:
         self.client = client
         self.request = request

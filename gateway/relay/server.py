@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from typing import Any
 
@@ -98,7 +99,7 @@ class Relay:
 class RelaySite(web.BaseSite):
     """The gateway's listening socket, served by the relay (instead of ``web.TCPSite``)."""
 
-    __slots__ = ("_grace", "_host", "_port", "_relay", "_reuse_port", "_sock")
+    __slots__ = ("_grace", "_host", "_port", "_relay", "_reuse_port", "_sock", "_tune_gc")
 
     def __init__(
         self,
@@ -109,9 +110,11 @@ class RelaySite(web.BaseSite):
         reuse_port: bool = False,
         sock: socket.socket | None = None,
         grace: float = 10.0,
+        tune_gc: bool = False,
     ) -> None:
         super().__init__(runner)
         self._grace = grace
+        self._tune_gc = tune_gc
         self._host = host
         self._port = port
         self._reuse_port = reuse_port
@@ -124,7 +127,17 @@ class RelaySite(web.BaseSite):
         return f"http://{self._host}:{self._port}"
 
     async def start(self) -> None:
-        """Listen."""
+        """Listen.
+
+        With ``tune_gc`` (a gateway process of its own) it also tunes the garbage collector for
+        a process that does little but relay: what startup built is frozen out of collections,
+        and the youngest generation is collected after 50,000 allocations instead of 700 (the
+        relay makes a few dozen short-lived objects per request and no cycles on the way;
+        collections were 6 % of its CPU under load).
+        """
+        if self._tune_gc:
+            gc.freeze()
+            gc.set_threshold(50_000, *gc.get_threshold()[1:])
         await super().start()
         loop = asyncio.get_running_loop()
         runner = self._runner
