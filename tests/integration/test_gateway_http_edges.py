@@ -67,6 +67,28 @@ def uploaded(body: bytes) -> dict[str, object]:
     return {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
 
 
+async def test_a_refusal_in_a_pipeline_keeps_the_others_in_order(
+    stack: Stack, caller: Caller
+) -> None:
+    """A refused request between two good ones gets its problem answer in its place; the
+    requests around it are forwarded and answered in order on the same connection."""
+    forged = ("Authorization", f"Bearer {generate_token()[0]}")
+    async with raw_connection(port(stack)) as conn:
+        await conn.send(
+            get("/pipe/before", caller.authorization)
+            + get("/pipe/refused", forged)
+            + get("/pipe/../after")
+            + get("/pipe/after", caller.authorization)
+        )
+        before, refused, ambiguous, after = [await conn.response() for _ in range(4)]
+    assert echoed(before)["path"] == "/pipe/before"
+    assert refused.status == 401 and json.loads(refused.body)["reason"] == "invalid_token"
+    assert ambiguous.status == 400 and json.loads(ambiguous.body)["reason"] == "ambiguous_path"
+    assert echoed(after)["path"] == "/pipe/after"
+    paths = [request.raw_path for request in stack.upstream.requests]
+    assert "/pipe/refused" not in paths and paths[-2:] == ["/pipe/before", "/pipe/after"]
+
+
 async def test_pipelined_gets_are_answered_in_order(stack: Stack, caller: Caller) -> None:
     """Three GETs written at once get three complete responses, in order, each for its path."""
     paths = ["/pipe/one", "/pipe/two?n=2", "/pipe/three"]
