@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import get_args
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -49,7 +50,7 @@ from gateway.pipeline.mutate import IdentityHeaderNames
 from gateway.proxy import ROUTE_KEY, Pipeline
 from gateway.revocations import RevocationListener
 from gateway.settings import GatewaySettings, SessionMode
-from gateway.token_cache import L1Cache
+from gateway.token_cache import L1Cache, Lookup
 from gateway.usage import UsageRecorder
 from keygate_core.envconfig import SettingsError
 from keygate_core.logs import request_id_var
@@ -231,11 +232,10 @@ def _authenticators(app: web.Application) -> list[Authenticator]:
         settings.internal_secret,
         settings.introspector_timeout_ms / 1000,
     )
+    lookups = {result: metrics_.labels(metrics_.l1_lookups, result) for result in get_args(Lookup)}
     chain: list[Authenticator] = [
         BearerAuthenticator(
-            client,
-            app[L1],
-            on_lookup=lambda result: metrics_.count(metrics_.l1_lookups, result),
+            client, app[L1], on_lookup=lambda result: metrics_.batch.count(lookups[result])
         )
     ]
     if settings.session_mode is SessionMode.UPSTREAM:

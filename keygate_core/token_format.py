@@ -70,8 +70,17 @@ def encode_base62(value: int, width: int) -> str:
 
 
 def checksum(body: str) -> str:
-    """The 6-character checksum of ``kg_<public_id>_<secret>``."""
-    return encode_base62(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
+    """The 6-character checksum of ``kg_<public_id>_<secret>``: its CRC-32 in base62.
+
+    Checked on every bearer request, so written for its one width (62**6 > 2**32) rather than
+    through :func:`encode_base62`, at less than half the cost.
+    """
+    value = zlib.crc32(body.encode("ascii"))
+    digits = []
+    for _ in range(CHECKSUM_LENGTH):
+        value, rem = divmod(value, 62)
+        digits.append(ALPHABET[rem])
+    return "".join(reversed(digits))
 
 
 def _random_base62(length: int) -> str:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("keygate.gateway")
 
 _NO_BODY_STATUS = frozenset({204, 304})
+#: Methods a request may be sent again with (RFC 9110 §9.2.2), like nginx's retries.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 #: Request-body bytes held while the upstream connection opens, before the client is paused.
 _HELD_BODY = 256 * 1024
 #: A response head longer than this is the upstream's fault: 502.
@@ -301,9 +303,9 @@ class Exchange:
         if self.over:
             return
         if self._response is None:
-            if self._reused and self.request.body_length == 0 and not self._received:
-                # A kept-alive connection the upstream had closed: nothing was answered, and a
-                # request without a body can go again as it was, on a fresh connection.
+            if self._reused and self._repeatable() and not self._received:
+                # A kept-alive connection the upstream had closed: nothing was answered, and an
+                # idempotent request without a body can go again as it was, on a new connection.
                 self._reused = False
                 assert self._pool is not None
                 self._pool.connect(self._connected, self._unreachable)
@@ -315,6 +317,9 @@ class Exchange:
             self._done(reusable=False)
         else:
             self._cut()
+
+    def _repeatable(self) -> bool:
+        return self.request.body_length == 0 and self.request.method in _IDEMPOTENT
 
     # -- endings ----------------------------------------------------------------------------
 

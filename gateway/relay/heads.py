@@ -31,20 +31,11 @@ _TEXT = ("utf-8", "surrogateescape")
 class _HeadReader:
     """httptools' callbacks for one head: the target (or reason) and the fields, as bytes."""
 
-    __slots__ = ("fields", "keep_alive", "parser", "target", "version")
+    __slots__ = ("fields", "target")
 
     def __init__(self) -> None:
         self.target = b""
         self.fields: list[tuple[bytes, bytes]] = []
-        self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
-        self.keep_alive = False
-        self.version = ""
-
-    def on_headers_complete(self) -> None:
-        # Read here: once a body-less message is complete, llhttp forgets these.
-        assert self.parser is not None
-        self.keep_alive = self.parser.should_keep_alive()
-        self.version = self.parser.get_http_version()
 
     def on_url(self, url: bytes) -> None:
         self.target += url
@@ -125,21 +116,26 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
     paths, chunked or other framing, ``Upgrade``, ``Expect``, a second ``Host``, or a head
     llhttp refuses (aiohttp then gives the 400)."""
     reader = _HeadReader()
-    parser = reader.parser = httptools.HttpRequestParser(reader)
     try:
+        parser = httptools.HttpRequestParser(reader)
         parser.feed_data(head)
     except (httptools.HttpParserError, httptools.HttpParserUpgrade):
         return None
     target = reader.target
+    # llhttp has checked the request line; it ends in the version.
+    line_end = head.index(b"\r\n")
+    version = head[line_end - 3 : line_end]
     if (
-        reader.version not in ("1.1", "1.0")
+        version not in (b"1.1", b"1.0")
         or not target.startswith(b"/")
         or target.startswith(_RESERVED)
         or b"#" in target
     ):
         return None
+    http10 = version == b"1.0"
     length = 0
     hosts = 0
+    connection: list[bytes] = []
     pairs = []
     for name, value in reader.fields:
         lower = name.lower()
@@ -149,19 +145,21 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
             length = int(value)  # llhttp accepts digits only, and one value
         elif lower == b"host":
             hosts += 1
-        pairs.append(
-            (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
-        )
-    if hosts > 1 or (hosts == 0 and reader.version == "1.1"):
+        elif lower == b"connection":
+            connection.extend(token.strip().lower() for token in value.split(b","))
+        pairs.append((name.decode(*_TEXT), value.decode(*_TEXT)))
+    if hosts > 1 or (hosts == 0 and not http10):
         return None
+    # RFC 9112 §9.3: HTTP/1.1 stays open unless told "close"; HTTP/1.0 only when asked.
+    keep_alive = b"keep-alive" in connection if http10 else b"close" not in connection
     return RelayRequest(
         parser.get_method().decode("ascii"),
         target.decode("utf-8", "surrogateescape"),
         CIMultiDictProxy(CIMultiDict(pairs)),
         remote,
         length,
-        reader.keep_alive,
-        reader.version == "1.0",
+        keep_alive,
+        http10,
     )
 
 
@@ -177,13 +175,20 @@ class _ResponseReader(_HeadReader):
     """httptools' callbacks for a response: its head, then (when chunked) its body, decoded
     and framed again as chunks of the relay's own."""
 
-    __slots__ = ("complete", "framed", "parts")
+    __slots__ = ("complete", "framed", "keep_alive", "parser", "parts")
 
     def __init__(self) -> None:
         super().__init__()
         self.parts: list[bytes] = []
         self.complete = False
         self.framed = True
+        self.parser: httptools.HttpResponseParser | None = None
+        self.keep_alive = False
+
+    def on_headers_complete(self) -> None:
+        # Read here: once a body-less answer is complete, llhttp forgets it.
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self.parts.append(b"%x\r\n%b\r\n" % (len(body), body) if self.framed else body)
