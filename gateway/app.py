@@ -105,9 +105,8 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
         request_id_var.reset(token)
 
 
-_RESERVED_ROUTES = frozenset(
-    f"{RESERVED}{name}" for name in ("healthz", "readyz", "metrics", "auth")
-)
+_RESERVED_NAMES = ("healthz", "readyz", "metrics", "auth")
+_RESERVED_ROUTES = frozenset(f"{RESERVED}{name}" for name in _RESERVED_NAMES)
 
 
 def _reserved_route(path: str) -> str:

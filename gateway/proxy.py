@@ -3,11 +3,9 @@
 Each stage lives in :mod:`gateway.pipeline`; this module only sequences them, and answers the
 forward-auth question (``/_keygate/auth``) with the same stages minus the forwarding.
 
-Two servers drive it. The relay (:mod:`gateway.relay`) calls the steps one by one and stays off
-the event loop's task machinery while no step needs I/O: :meth:`Pipeline.decide_now` answers a
-warm token or an open route at once, or says where it stopped, and :meth:`Pipeline.finish`
-carries on from there with I/O. aiohttp (:func:`Pipeline.handle`, for what the relay hands
-over) runs the same steps in one coroutine.
+The relay (:mod:`gateway.relay`) calls the steps one by one, without a task while no step
+needs I/O: :meth:`Pipeline.decide_now` answers or says where it stopped, and
+:meth:`Pipeline.finish` carries on with I/O. aiohttp runs the same steps (:meth:`Pipeline.handle`).
 """
 
 from __future__ import annotations
@@ -61,8 +59,7 @@ _ANONYMOUS = Identity.anonymous()
 
 @dataclass(frozen=True, slots=True)
 class Unfinished:
-    """Where :meth:`Pipeline.decide_now` stopped: the identity is still unknown (``None``), or
-    it is known and only the limiter's answer is missing."""
+    """Where :meth:`Pipeline.decide_now` stopped: before the identity (``None``), or after."""
 
     rule: RouteRule
     identity: Identity | None
@@ -103,13 +100,9 @@ class Pipeline:
             settings.forward_bearer,
             settings.trusted_proxies,
         )
-        # The counters every admitted request adds to, looked up once.
-        metrics = self.metrics
-        self._authenticated = {
-            method: metrics.labels(metrics.auth_decisions, method.value, "ok")
-            for method in AuthMethod
-        }
-        self._allowed = metrics.labels(metrics.ratelimit_decisions, "allowed")
+        m = self.metrics  # the counters every admitted request adds to, looked up once:
+        self._authenticated = {a: m.labels(m.auth_decisions, a.value, "ok") for a in AuthMethod}
+        self._allowed = m.labels(m.ratelimit_decisions, "allowed")
         # Where each kind of route rule's upstream lives; any other value is the rule's own URL.
         self._bases = {
             APP: settings.upstream_url,
