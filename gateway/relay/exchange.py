@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
-from gateway.errors import GatewayError, bad_gateway
+from gateway.errors import GatewayError, bad_gateway, gateway_timeout
 from gateway.proxy import Outbound, Unfinished
 from gateway.relay.answer import Answering
 from gateway.relay.heads import request_head
@@ -112,7 +112,9 @@ class Exchange(Answering):
     def _unreachable(self, exc: BaseException) -> None:
         if self.over:
             return
-        if isinstance(exc, (OSError, TimeoutError)):
+        if isinstance(exc, TimeoutError):  # before OSError: asyncio's is both, connect's too
+            self._answer_upstream_error(gateway_timeout())
+        elif isinstance(exc, OSError):
             self._answer_upstream_error(bad_gateway())
         else:
             self.fail(exc)
