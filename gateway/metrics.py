@@ -110,10 +110,6 @@ class GatewayMetrics:
             self.l1_entries.set(len(cache))
             await asyncio.sleep(every_seconds)
 
-    def count(self, metric: Counter, *values: str) -> None:
-        """Add one to ``metric{values}`` at the end of this loop turn (the request path)."""
-        self.batch.count(self.labels(metric, *values))
-
     def observe(self, metric: Histogram, seconds: float, *values: str) -> None:
         """Observe ``seconds`` in ``metric{values}`` at the end of this loop turn."""
         self.batch.observe(self.labels(metric, *values), seconds)

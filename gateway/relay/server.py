@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import gc
 import socket
-from typing import Any
 
 from aiohttp import web
 
@@ -44,7 +43,8 @@ class Relay:
         self.pipeline: Pipeline = app[PIPELINE]
         self.metrics: GatewayMetrics = app[METRICS]
         self.timeout: float = app[SETTINGS].upstream_timeout_seconds
-        self.slow_path: Any = server  # aiohttp's protocol factory (web_server.Server)
+        #: aiohttp's protocol factory: what a handed-over connection is given to.
+        self.slow_path: web.Server = server
         self.connections: set[ClientConnection] = set()
         self._all_closed: asyncio.Event | None = None
         self._pools: dict[str, UpstreamPool] = {}
