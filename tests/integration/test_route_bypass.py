@@ -132,3 +132,20 @@ async def test_a_target_not_starting_with_a_slash_is_never_forwarded(
         responses = await exchange(stack.gateway.port, data)
         assert all(400 <= r.status < 500 for r in responses), (method, target, responses)
     assert stack.upstream.requests == []
+
+
+@pytest.mark.parametrize("data_path", sorted(PATHS))
+@pytest.mark.parametrize(
+    "target",
+    ["/API/platform/internal/whoami", "/api/Platform/Internal/api-tokens", "/Settings/api-keys"],
+)
+async def test_case_variants_of_keygate_paths_never_reach_the_app(
+    stack: Stack, data_path: str, target: str
+) -> None:
+    """With a token, a case variant of keygate's own paths goes to keygate's service (which
+    routes case-sensitively and does not serve it), never to the application."""
+    alice = await stack.introspector.user("alice@example.com")
+    token = await stack.token_for(alice)
+    status = await send(stack, target, data_path, Authorization=f"Bearer {token}")
+    assert status != 200
+    assert stack.upstream.requests == []
