@@ -67,9 +67,9 @@ class RouteRule:
         ``workspace_group``; a prefix ending in ``/`` or ``{workspace}`` ends at a segment
         boundary, so ``/x/`` also covers ``/x``. Letter case is ignored unless
         :attr:`case_sensitive`."""
-        head, slash, tail = self.prefix.rpartition("/")
+        head, _, tail = self.prefix.rpartition("/")
         bounded = tail in ("", PLACEHOLDER)
-        text = head if tail == "" and slash else self.prefix
+        text = head if tail == "" else self.prefix
         body = f"(?P<{workspace_group}>{_SEGMENT})".join(
             re.escape(part) for part in text.split(PLACEHOLDER)
         )
