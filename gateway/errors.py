@@ -144,3 +144,13 @@ def gateway_timeout() -> GatewayError:
 def bad_path(detail: str) -> GatewayError:
     """400: a path whose meaning depends on who decodes it."""
     return GatewayError(400, "ambiguous_path", "Bad request", detail)
+
+
+def missing_original_path(names: tuple[str, ...]) -> GatewayError:
+    """400: a forward-auth request that does not say which path it asks about."""
+    return GatewayError(
+        400,
+        "missing_original_path",
+        "Bad request",
+        f"send the protected request's path in {', '.join(names[:-1])} or {names[-1]}",
+    )

@@ -279,8 +279,9 @@ class Pipeline:
     async def forward_auth(self, request: web.Request) -> web.Response:
         """``/_keygate/auth``: 200 + identity headers, or the refusal, for nginx/Traefik/Envoy.
 
-        The protected request's path comes from ``X-Original-URI`` (nginx) or
-        ``X-Forwarded-Uri`` (Traefik); without either, the policy of ``/`` applies.
+        The protected request's path comes from ``X-Original-URI`` (nginx),
+        ``X-Forwarded-Uri`` (Traefik) or ``X-Envoy-Original-Path`` (Envoy); without any of
+        them the answer is 400, never the policy of ``/``. It is matched as proxied paths are.
         """
         raw_path = original_path(request.headers)
         ctx = self.context(request)

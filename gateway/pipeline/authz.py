@@ -1,8 +1,11 @@
 """Authorization: route rules decide where a request goes and what it needs.
 
 Rules come from an optional TOML file (``KEYGATE_ROUTES_FILE``) and are checked when loaded,
-not per request. The longest matching prefix wins. keygate's own API prefix always routes to the
-introspector with authentication required, whatever the file says::
+not per request. The longest matching prefix wins. A rule matches every letter case of its
+prefix unless it says ``case_sensitive = true`` (Express, ASP.NET and IIS route ``/ADMIN/`` to
+``/admin/``), a prefix ending in ``/`` also covers the bare path, and ``{workspace}`` is exactly
+one segment. keygate's own API prefix always routes to the introspector with authentication
+required, whatever the file says::
 
     [[route]]
     prefix = "/api/workspaces/{workspace}/"   # {workspace} binds the path segment
@@ -10,12 +13,12 @@ introspector with authentication required, whatever the file says::
     auth = "required"                         # required | optional | none
     scope = "WORKSPACE"                       # minimum token scope (sessions are not limited)
     # workspace_header = "X-Workspace-Id"     # or bind the workspace to a request header
+    # case_sensitive = true                   # match /Admin/ only as written
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -31,7 +34,9 @@ ADMIN_UI = "admin_ui"
 APP = "app"
 #: keygate's management API, served by the introspector.
 API_PREFIX = f"{headers.API_PREFIX}/"
-_PLACEHOLDER = re.compile(r"\{workspace\}")
+PLACEHOLDER = "{workspace}"
+# One path segment: not empty, no ``/``, and no ``;`` (refused before matching anyway).
+_SEGMENT = "[^/;]+"
 
 
 class AuthPolicy(enum.Enum):
@@ -55,13 +60,20 @@ class RouteRule:
     auth: AuthPolicy = AuthPolicy.OPTIONAL
     scope: str | None = None
     workspace_header: str | None = None
+    case_sensitive: bool = False
 
-    @functools.cached_property
-    def pattern(self) -> re.Pattern[str]:
-        """The prefix as a regex; ``{workspace}`` captures one path segment (built once)."""
-        parts = _PLACEHOLDER.split(self.prefix)
-        body = "(?P<workspace>[^/]+)".join(re.escape(p) for p in parts)
-        return re.compile("^" + body)
+    def regex(self, *, capture: bool) -> str:
+        """The prefix as a regex: ``{workspace}`` is one segment (the group ``workspace`` when
+        ``capture``); a prefix ending in ``/`` or ``{workspace}`` ends at a segment boundary,
+        so ``/x/`` also covers ``/x``. Letter case is ignored unless :attr:`case_sensitive`."""
+        head, _, tail = self.prefix.rpartition("/")
+        bounded = tail in ("", PLACEHOLDER)
+        text = head if tail == "" else self.prefix
+        segment = f"(?P<workspace>{_SEGMENT})" if capture else _SEGMENT
+        body = segment.join(re.escape(part) for part in text.split(PLACEHOLDER))
+        if bounded:
+            body += "(?:/|$)"
+        return body if self.case_sensitive else f"(?i:{body})"
 
 
 DEFAULT_RULE = RouteRule(prefix="/")
@@ -73,32 +85,47 @@ ADMIN_UI_PREFIXES = (
     "/_keygate/logout",
     "/_keygate/static/",
 )
+#: keygate's own paths. Their servers route case-sensitively, but a case variant must not
+#: reach the app under a weaker policy either: it gets the built-in rule (and a 404 there).
 BUILT_IN_RULES = (
     API_RULE,
     *(RouteRule(prefix=p, upstream=ADMIN_UI, auth=AuthPolicy.OPTIONAL) for p in ADMIN_UI_PREFIXES),
 )
+_RESERVED = tuple(r.prefix.lower() for r in BUILT_IN_RULES)
 
 
 class RouteTable:
-    """Rules by prefix; :meth:`match` finds the most specific one."""
+    """Rules by prefix; :meth:`match` finds the most specific one with one regex match (and a
+    second for the rule's ``{workspace}``, if it has one)."""
 
     def __init__(self, rules: list[RouteRule]) -> None:
-        # keygate's own rules cannot be shadowed by a file rule for the same prefixes.
-        reserved = (API_PREFIX, *ADMIN_UI_PREFIXES)
-        own = [r for r in rules if not r.prefix.startswith(reserved)]
-        self.rules = sorted([*BUILT_IN_RULES, *own], key=lambda r: len(r.prefix), reverse=True)
+        # keygate's own rules cannot be shadowed by a file rule for the same prefixes, in any
+        # letter case. They are tried first: a longer file rule with {workspace} could match.
+        own = [r for r in rules if not r.prefix.lower().startswith(_RESERVED)]
+        # Longest prefix first; of two equally long, the case-sensitive one (it names exactly
+        # this spelling). The order is the alternation's: the first alternative that matches wins.
+        own.sort(key=lambda r: (len(r.prefix), r.case_sensitive), reverse=True)
+        self.rules = [*BUILT_IN_RULES, *own]
+        # Each alternative ends in an empty group whose number says which rule matched. Groups
+        # around the alternatives would make sre save them at every branch: 400 rules took
+        # 0.5 ms a path that way, and take 20 µs like this.
+        self._pattern = re.compile("|".join(f"{r.regex(capture=False)}()" for r in self.rules))
+        self._found = [
+            (rule, re.compile(rule.regex(capture=True)) if PLACEHOLDER in rule.prefix else None)
+            for rule in self.rules
+        ]
 
     def match(self, path: str) -> tuple[RouteRule, str | None]:
-        """The rule for ``path`` and the workspace bound by its path, if any."""
-        for builtin in BUILT_IN_RULES:
-            # Checked first: a longer file rule with {workspace} could otherwise match here.
-            if path.startswith(builtin.prefix):
-                return builtin, None
-        for rule in self.rules:
-            found = rule.pattern.match(path)
-            if found:
-                return rule, found.groupdict().get("workspace")
-        return DEFAULT_RULE, None
+        """The rule for ``path`` (decoded) and the workspace bound by its path, if any."""
+        found = self._pattern.match(path)
+        if found is None:
+            return DEFAULT_RULE, None
+        rule, binding = self._found[(found.lastindex or 1) - 1]
+        if binding is None:
+            return rule, None
+        bound = binding.match(path)
+        assert bound is not None  # the same regex, with a group
+        return rule, bound.group("workspace")
 
     @classmethod
     def load(cls, path: str) -> RouteTable:
@@ -115,11 +142,15 @@ class RouteTable:
         rules = data.get("route", [])
         if not isinstance(rules, list):
             raise RouteError("'route' must be an array of tables: write each rule as [[route]]")
-        return cls([_rule(i, raw) for i, raw in enumerate(rules, start=1)])
+        parsed = [_rule(i, raw) for i, raw in enumerate(rules, start=1)]
+        _refuse_repeats(parsed)
+        return cls(parsed)
 
 
-_KEYS = {"prefix", "upstream", "auth", "scope", "workspace_header"}
+_KEYS = {"prefix", "upstream", "auth", "scope", "workspace_header", "case_sensitive"}
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+# {workspace} stands for a whole segment: after a / and before a / or the end.
+_WHOLE_SEGMENT = re.compile(r"(?<=/)\{workspace\}(?=/|$)")
 
 
 def _rule(index: int, raw: object) -> RouteRule:
@@ -129,9 +160,7 @@ def _rule(index: int, raw: object) -> RouteRule:
     unknown = set(raw) - _KEYS
     if unknown:
         raise RouteError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    prefix = raw.get("prefix")
-    if not isinstance(prefix, str) or not prefix.startswith("/"):
-        raise RouteError(f"{where}: 'prefix' must be a path starting with /")
+    prefix = _prefix(where, raw.get("prefix"))
     try:
         auth = AuthPolicy(raw.get("auth", "optional"))
     except ValueError:
@@ -148,7 +177,34 @@ def _rule(index: int, raw: object) -> RouteRule:
     header = raw.get("workspace_header")
     if header is not None and not (isinstance(header, str) and _HEADER_NAME.fullmatch(header)):
         raise RouteError(f"{where}: 'workspace_header' must be a header name")
-    return RouteRule(prefix, upstream, auth, scope, header)
+    case_sensitive = raw.get("case_sensitive", False)
+    if not isinstance(case_sensitive, bool):
+        raise RouteError(f"{where}: 'case_sensitive' must be true or false (unquoted)")
+    return RouteRule(prefix, upstream, auth, scope, header, case_sensitive)
+
+
+def _prefix(where: str, prefix: object) -> str:
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        raise RouteError(f"{where}: 'prefix' must be a path starting with /")
+    if ";" in prefix:
+        raise RouteError(f"{where}: 'prefix' cannot contain ; (paths with ; are refused)")
+    placeholders = prefix.count(PLACEHOLDER)
+    if placeholders > 1 or placeholders != len(_WHOLE_SEGMENT.findall(prefix)):
+        raise RouteError(f"{where}: 'prefix' may hold one {PLACEHOLDER}, as a whole segment")
+    return prefix
+
+
+def _refuse_repeats(rules: list[RouteRule]) -> None:
+    """Two rules that match the same paths leave the choice to file order: refused."""
+    seen: dict[tuple[str, bool], int] = {}
+    for index, rule in enumerate(rules, start=1):
+        key = (rule.prefix if rule.case_sensitive else rule.prefix.lower(), rule.case_sensitive)
+        if key in seen:
+            raise RouteError(
+                f"route #{index}: 'prefix' {rule.prefix!r} matches the same paths as "
+                f"route #{seen[key]}"
+            )
+        seen[key] = index
 
 
 def authorize(identity: Identity, rule: RouteRule, workspace: str | None) -> None:

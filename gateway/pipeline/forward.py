@@ -16,14 +16,20 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway.errors import bad_gateway, gateway_timeout
+from gateway.errors import bad_gateway, bad_path, gateway_timeout
 from gateway.pipeline.strip import HOP_BY_HOP
 
 CHUNK = 64 * 1024
 
 
 def upstream_url(base: str, raw_path: str) -> URL:
-    """``base`` joined with the client's raw path and query, not re-encoded."""
+    """``base`` joined with the client's raw path and query, not re-encoded.
+
+    Only an origin-form target (``/…``) is joined: ``http://app`` + ``evil.com:443`` would be
+    another host. Strip refuses the others first; this keeps it true if that ever changes.
+    """
+    if not raw_path.startswith("/"):
+        raise bad_path("the request target must start with /")
     return URL(base.rstrip("/") + raw_path, encoded=True)
 
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.errors import bad_path
+from gateway.errors import bad_path, missing_original_path
 from keygate_core import headers as wire
 
 if TYPE_CHECKING:
@@ -55,9 +55,11 @@ GATEWAY_WRITTEN = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", w
 
 # Encoded slashes, backslashes, NULs and dot segments mean different paths to different
 # decoders; a policy decided on one reading must not be applied to another. So do a literal
-# backslash (a slash to Windows-style servers) and a dot segment with ;parameters (a dot
-# segment to Java servlet containers: /public/..;/private).
-_AMBIGUOUS = re.compile(r"%2f|%5c|%00|%2e|\\|(^|/)\.\.?(/|;|$)|//", re.IGNORECASE)
+# backslash (a slash to Windows-style servers) and a ;parameter in any segment: servlet
+# containers drop it (/admin;x=1/users is /admin/users to Tomcat, Jetty and Undertow, and
+# /public/..;/private a dot segment), other servers keep it. Encoded too, as some decode first.
+_AMBIGUOUS = re.compile(r"%2f|%5c|%00|%2e|%3b|;|\\|(^|/)\.\.?(/|$)|//", re.IGNORECASE)
+_PARAMETER = re.compile(r";|%3b", re.IGNORECASE)
 # Still percent-encoded after one decoding: an application that decodes again reads another
 # path (/public/%252e%252e/private is /public/../private to it).
 _ENCODED_TWICE = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
@@ -156,29 +158,38 @@ def is_ambiguous(raw_path: str) -> bool:
 
 
 def unambiguous_path(target: str, what: str = "the path") -> str:
-    """The raw path of a request target (query dropped, ``/`` when empty).
+    """The raw path of a request target (query dropped).
 
-    Raises 400 ``ambiguous_path`` when it :func:`is_ambiguous`; ``what`` names the path in the
-    error's detail.
+    Raises 400 ``ambiguous_path`` when it does not start with ``/`` (absolute-, authority- and
+    asterisk-form targets are never joined to an upstream URL) or when it :func:`is_ambiguous`;
+    ``what`` names the path in the error's detail.
     """
-    raw_path = target.split("?", 1)[0] or "/"
+    raw_path = target.split("?", 1)[0]
+    if not raw_path.startswith("/"):
+        raise bad_path(f"{what} must start with /")
     if is_ambiguous(raw_path):
+        if _PARAMETER.search(raw_path):
+            raise bad_path(f"{what} contains a ; parameter")
         raise bad_path(f"{what} contains encoded slashes or dot segments")
     return raw_path
 
 
-def original_path(headers: CIMultiDictProxy[str]) -> str:
-    """The raw path a forward-auth request asks about: ``X-Original-URI`` (nginx) or
-    ``X-Forwarded-Uri`` (Traefik), ``/`` without either.
+#: Where forward-auth proxies put the protected request's path: nginx, Traefik, Envoy.
+ORIGINAL_PATH_HEADERS = ("X-Original-URI", "X-Forwarded-Uri", "X-Envoy-Original-Path")
+_DISAGREE = f"{', '.join(ORIGINAL_PATH_HEADERS[:-1])} and {ORIGINAL_PATH_HEADERS[-1]} disagree"
 
-    Raises 400 ``ambiguous_path`` when the two disagree (each proxy passes the *other* header
-    through from the client, so two answers mean someone is lying) or the path is ambiguous.
+
+def original_path(headers: CIMultiDictProxy[str]) -> str:
+    """The raw path a forward-auth request asks about: ``X-Original-URI`` (nginx),
+    ``X-Forwarded-Uri`` (Traefik) or ``X-Envoy-Original-Path`` (Envoy).
+
+    Raises 400 ``missing_original_path`` without any of them (deciding for ``/`` would fail
+    open), and 400 ``ambiguous_path`` when they disagree (each proxy passes the *others* through
+    from the client, so two answers mean someone is lying) or the path is ambiguous.
     """
-    claimed = {
-        value
-        for name in ("X-Original-URI", "X-Forwarded-Uri")
-        for value in headers.getall(name, [])
-    }
+    claimed = {value for name in ORIGINAL_PATH_HEADERS for value in headers.getall(name, [])}
+    if not claimed:
+        raise missing_original_path(ORIGINAL_PATH_HEADERS)
     if len(claimed) > 1:
-        raise bad_path("X-Original-URI and X-Forwarded-Uri disagree")
-    return unambiguous_path(claimed.pop() if claimed else "/", "the original path")
+        raise bad_path(_DISAGREE)
+    return unambiguous_path(claimed.pop(), "the original path")

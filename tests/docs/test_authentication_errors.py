@@ -142,7 +142,7 @@ async def insufficient_scope(live: Live, extra: Extra) -> list[Answer]:
 
 async def rate_limited(live: Live, extra: Extra) -> list[Answer]:
     """At the default limit a burst of 600 passes, then the bucket is empty."""
-    headers = {"Authorization": f"Bearer {live.token}"}
+    headers = {"Authorization": f"Bearer {live.token}", "X-Original-URI": "/"}
     gateway = live.stack.gateway
     started = time.monotonic()
     allowed = 0

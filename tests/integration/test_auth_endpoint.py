@@ -38,22 +38,40 @@ async def test_auth_endpoint_answers_200_with_identity(stack: Stack) -> None:
 @pytest.mark.parametrize(
     ("headers", "status", "challenge"),
     [
-        ({}, 200, None),
+        ({"X-Original-URI": "/"}, 200, None),
         ({"X-Original-URI": "/dashboard", "Cookie": "sid=abc"}, 200, None),
+        ({"X-Envoy-Original-Path": "/dashboard"}, 200, None),
         ({"X-Original-URI": f"{API}/whoami"}, 401, REALM),
         ({"X-Forwarded-Uri": f"{API}/whoami"}, 401, REALM),
-        ({"Authorization": f"Bearer {generate_token()[0]}"}, 401, TOKEN_CHALLENGE),
-        ({"Authorization": "Bearer a b"}, 400, f'{REALM}, error="invalid_request"'),
+        ({"X-Envoy-Original-Path": f"{API}/whoami"}, 401, REALM),
+        ({"X-Original-URI": "/API/Platform/Internal/whoami"}, 401, REALM),
+        (
+            {"X-Original-URI": "/", "Authorization": f"Bearer {generate_token()[0]}"},
+            401,
+            TOKEN_CHALLENGE,
+        ),
+        (
+            {"X-Original-URI": "/", "Authorization": "Bearer a b"},
+            400,
+            f'{REALM}, error="invalid_request"',
+        ),
         ({"X-Original-URI": f"{API}%2e%2e/x"}, 400, None),
+        ({"X-Original-URI": "/dashboard;x=1"}, 400, None),
+        ({}, 400, None),
     ],
     ids=[
         "no-token-optional",
         "cookie-optional",
+        "envoy-optional",
         "no-token-required-nginx",
         "no-token-required-traefik",
+        "no-token-required-envoy",
+        "no-token-required-other-case",
         "bad-token",
         "malformed-bearer",
         "ambiguous-path",
+        "path-parameter",
+        "no-path-header",
     ],
 )
 async def test_auth_endpoint_decisions(
@@ -76,7 +94,11 @@ async def test_auth_endpoint_never_echoes_client_identity(stack: Stack) -> None:
     """Identity headers a client sends to /_keygate/auth are not vouched for in the answer."""
     response = await stack.gateway.get(
         AUTH,
-        headers={"X-Keygate-User-Id": SPOOFED, "X-Keygate-Auth-Method": "token"},
+        headers={
+            "X-Original-URI": "/",
+            "X-Keygate-User-Id": SPOOFED,
+            "X-Keygate-Auth-Method": "token",
+        },
     )
     assert response.status == 200
     assert "X-Keygate-User-Id" not in response.headers
@@ -84,12 +106,21 @@ async def test_auth_endpoint_never_echoes_client_identity(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["/%70rivate/report", "/api/platform/%69nternal/whoami"], ids=["file-rule", "api-rule"]
+    "uri",
+    [
+        "/%70rivate/report",
+        "/api/platform/%69nternal/whoami",
+        "/PRIVATE/report",
+        "/Private",
+        "/%50rivate/report",
+    ],
+    ids=["file-rule", "api-rule", "upper-case", "bare-prefix-mixed-case", "encoded-upper-case"],
 )
 async def test_auth_endpoint_decides_on_the_decoded_path(
     start_stack: StartStack, tmp_path: Path, uri: str
 ) -> None:
-    """A percent-encoded spelling of a protected path gets that path's policy (401)."""
+    """A percent-encoded, case-changed or bare spelling of a protected path gets that path's
+    policy (401), as a proxied request would."""
     routes = tmp_path / "routes.toml"
     routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
@@ -114,3 +145,32 @@ async def test_auth_endpoint_refuses_conflicting_original_paths(
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
     response = await stack.gateway.get(AUTH, headers=headers)
     assert response.status == 400
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing_original_path"),
+        ({"X-Original-URL": "/private/report"}, "missing_original_path"),
+        ({"X-Forwarded-Uri": "/private;jsessionid=x/report"}, "ambiguous_path"),
+        ({"X-Original-URI": "/public/", "X-Envoy-Original-Path": "/private/r"}, "ambiguous_path"),
+    ],
+    ids=["no-header", "unread-header", "path-parameter", "envoy-disagrees"],
+)
+async def test_auth_endpoint_never_decides_for_a_path_it_was_not_given(
+    start_stack: StartStack, tmp_path: Path, headers: dict[str, str], reason: str
+) -> None:
+    """Without a path header, or with a ; parameter, the answer is a 400 problem, not the
+    policy of `/` (security review finding 12)."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
+    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
+    response = await stack.gateway.get(AUTH, headers=headers)
+    assert response.status == 400
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["reason"] == reason
+    if reason == "missing_original_path":
+        for name in ("X-Original-URI", "X-Forwarded-Uri", "X-Envoy-Original-Path"):
+            assert name in problem["detail"]
+    assert "X-Keygate-Auth-Method" not in response.headers

@@ -157,8 +157,9 @@ async def test_nginx_passes_the_request_body_to_the_app_only(
         ("/dashboard", "Bearer kg_abc", 401, TOKEN_CHALLENGE, "invalid_token"),
         ("/dashboard", "Bearer a b", 400, f'{REALM}, error="invalid_request"', "invalid_request"),
         ("/docs/%2e%2e/private/report", None, 400, None, "ambiguous_path"),
+        ("/private;jsessionid=x/report", None, 400, None, "ambiguous_path"),
     ],
-    ids=["unknown-token", "malformed-token", "malformed-header", "ambiguous-path"],
+    ids=["unknown-token", "malformed-token", "malformed-header", "ambiguous-path", "parameter"],
 )
 async def test_nginx_refuses_before_the_app(
     stack: Stack,
@@ -188,6 +189,8 @@ async def test_nginx_refuses_before_the_app(
     ("path", "with_token", "status", "challenge", "reason"),
     [
         ("/private/report", False, 401, REALM, "unauthenticated"),
+        ("/PRIVATE/report", False, 401, REALM, "unauthenticated"),
+        ("/Private", False, 401, REALM, "unauthenticated"),
         (
             "/org-reports/q3",
             True,
@@ -196,7 +199,7 @@ async def test_nginx_refuses_before_the_app(
             "insufficient_scope",
         ),
     ],
-    ids=["required-without-token", "scope-too-small"],
+    ids=["required-without-token", "other-case", "bare-prefix", "scope-too-small"],
 )
 async def test_nginx_applies_route_policy_of_the_original_uri(
     start_stack: StartStack,

@@ -265,10 +265,11 @@ async def test_file_cannot_open_keygate_api(routed: Routed) -> None:
     [
         ('[[route]]\nprefix = "/x/"\nauht = "required"\n', "unknown key 'auht'"),
         ('[[route]]\nprefix = "/x/"\nscope = "ROOT"\n', "'scope'"),
+        ('[[route]]\nprefix = "/x/"\ncase_sensitive = "no"\n', "route #1: 'case_sensitive'"),
         ('[[route]]\nprefix = "/x/\n', "cannot read routes file"),
         (None, "cannot read routes file"),
     ],
-    ids=["unknown-key", "bad-scope", "bad-toml", "missing-file"],
+    ids=["unknown-key", "bad-scope", "bad-case-sensitive", "bad-toml", "missing-file"],
 )
 def test_bad_routes_file_refuses_to_start(tmp_path: Path, text: str | None, fragment: str) -> None:
     """create_app raises a SettingsError naming KEYGATE_ROUTES_FILE and the problem."""

@@ -3,9 +3,11 @@ upstream application will believe applies.
 
 The gateway decides on the percent-decoded path and forwards the raw path byte for byte. An
 application may read that raw path in other ways: resolve dot segments, decode once or twice,
-treat ``\\`` as ``/``, drop ``;parameters`` (Java servlet containers), collapse ``//``. For every
-request the gateway lets through, each of those readings must select the same route rule as the
-gateway did; otherwise an anonymous caller could reach ``/private/`` through ``/public/``.
+treat ``\\`` as ``/``, drop ``;parameters`` (Java servlet containers), collapse ``//``, ignore
+letter case (Express, ASP.NET, IIS) or serve ``/private`` as ``/private/``. For every request
+the gateway lets through, each of those readings must select the same route rule as the gateway
+did, and bind the same ``{workspace}``; otherwise an anonymous caller could reach ``/private/``
+through ``/public/``, ``/PRIVATE/`` or ``/private;a=b/``.
 """
 
 from __future__ import annotations
@@ -50,11 +52,22 @@ SEGMENTS = [
     "..;a=b",
     ".;",
     "x;a=b",
+    "private;a=b",
+    "private;",
+    "PRIVATE;x",
     "%3b",
+    "private%3bx",
     "..%3b",
     "%70rivate",
     "%2570rivate",
     "pri%76ate",
+    "PRIVATE",
+    "Private",
+    "pRiVaTe",
+    "%50rivate",
+    "%50RIVATE",
+    "ws",
+    "WS",
     "%00",
     "%2500",
     "%20",
@@ -85,6 +98,10 @@ def _strip_parameters(raw: str) -> str:
     return "/".join(segment.split(";", 1)[0] for segment in raw.split("/"))
 
 
+def _as_directory(path: str) -> str:
+    return path if path.endswith("/") else path + "/"
+
+
 #: How an application behind the gateway might read the raw path it receives.
 READINGS: dict[str, Callable[[str], str]] = {
     "rfc3986": remove_dot_segments,
@@ -92,10 +109,41 @@ READINGS: dict[str, Callable[[str], str]] = {
     "decoded-twice": lambda raw: normalise(unquote(unquote(raw))),
     "backslash-is-slash": lambda raw: normalise(unquote(raw).replace("\\", "/")),
     "path-parameters": lambda raw: normalise(unquote(_strip_parameters(raw))),
+    "case-insensitive": lambda raw: normalise(unquote(raw)).lower(),
+    "bare-is-directory": lambda raw: _as_directory(normalise(unquote(raw))),
 }
+#: Readings that fold case: they route like the gateway but keep the segment's own letters
+#: (Express's req.params), so only the rule is compared, not the workspace value.
+CASE_FOLDING = frozenset({"case-insensitive"})
+
+#: The hostile-path routes plus a workspace rule whose binding must not depend on the reading.
+ROUTES = (
+    PRIVATE_AND_PUBLIC_ROUTES
+    + """
+[[route]]
+prefix = "/ws/{workspace}/"
+scope = "WORKSPACE"
+"""
+)
 
 #: Ordinary segments, so that many generated paths are forwarded and their readings compared.
-PLAIN = ["public", "private", "x", "a.b", "...", "%41", "%C3%A9", "100%25", "~u", "a;b=c"]
+PLAIN = [
+    "public",
+    "private",
+    "x",
+    "a.b",
+    "...",
+    "%41",
+    "%C3%A9",
+    "100%25",
+    "~u",
+    "a;b=c",
+    "PRIVATE",
+    "Public",
+    "ws",
+    "ws-a",
+    "Ws-B",
+]
 
 paths = st.lists(
     st.one_of(st.sampled_from(SEGMENTS), st.sampled_from(PLAIN)), min_size=1, max_size=5
@@ -136,10 +184,12 @@ class PathProbe:
             return
         self.outcomes["forwarded"] += 1
         assert forwarded[0].raw_path == path, "the upstream must get the raw path as sent"
-        applied, _ = self.table.match(unquote(path))
+        applied, workspace = self.table.match(unquote(path))
         assert applied.auth.value != "required", (path, applied)
         for name, read in READINGS.items():
-            believed, _ = self.table.match(read(path))
+            believed, bound = self.table.match(read(path))
+            if name not in CASE_FOLDING:
+                assert bound == workspace, (path, name, read(path), bound, workspace)
             assert believed == applied, (
                 f"{path!r} was forwarded under {applied.prefix!r} ({applied.auth.value}), but "
                 f"an application reading it as {name} sees {read(path)!r}, "
@@ -154,7 +204,7 @@ async def test_path_tricks_never_change_the_route_policy(
     # 400 generated paths and the known tricks below, sent anonymously: agreement means that
     # nothing reaches /private/ unauthenticated.
     routes_file = tmp_path / "routes.toml"
-    routes_file.write_text(PRIVATE_AND_PUBLIC_ROUTES, encoding="utf-8")
+    routes_file.write_text(ROUTES, encoding="utf-8")
     stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes_file))
     probe = PathProbe(stack, RouteTable.load(str(routes_file)))
 
@@ -176,6 +226,15 @@ async def test_path_tricks_never_change_the_route_policy(
     @example(path="/public//../private/x")
     @example(path="/%70rivate/x")
     @example(path="/%2570rivate/x")
+    @example(path="/PRIVATE/x")
+    @example(path="/%50rivate/x")
+    @example(path="/private;a=b/x")
+    @example(path="/private%3ba=b/x")
+    @example(path="/private")
+    @example(path="/Private")
+    @example(path="/ws/ws-b")
+    @example(path="/WS/ws-b/x")
+    @example(path="/ws/ws-a;x/private")
     def check(path: str) -> None:
         probe.check(path)
 

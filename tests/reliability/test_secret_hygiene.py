@@ -128,7 +128,12 @@ class FullRun:
         ):
             await call("use", "GET", "/x", headers=bearer(token))
             await call("whoami", "GET", f"{API}/whoami", headers=bearer(token))
-            await call("forward-auth", "GET", "/_keygate/auth", headers=bearer(token))
+            await call(
+                "forward-auth",
+                "GET",
+                "/_keygate/auth",
+                headers={**bearer(token), "X-Original-URI": "/x"},
+            )
         await call("list", "GET", f"{API}/api-tokens", headers=bearer(api))
         await call("audit", "GET", f"{API}/audit-events", headers=bearer(self.cli_token))
         for _ in range(4):
