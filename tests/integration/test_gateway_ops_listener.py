@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from tests.harness.servers import free_port, wait_for_port
+from tests.harness.servers import ServerUnavailable, free_port, wait_for_port
 from tests.harness.stack import process_env
 from tests.integration.test_gateway_workers import KEYGATE, _children, _get, _listening, _totals
 
@@ -28,6 +28,7 @@ class OpsGateway:
     port: int
     ops_port: int
     introspector_health_calls: list[float]
+    process: subprocess.Popen[bytes]
 
 
 async def _counting_introspector(calls: list[float]) -> tuple[web.AppRunner, int]:
@@ -48,7 +49,12 @@ def _wait_until_listening(
     process: subprocess.Popen[bytes], ports: tuple[int, ...], workers: int
 ) -> None:
     for port in ports:
-        wait_for_port(port, 30)
+        try:
+            wait_for_port(port, 30)
+        except ServerUnavailable:
+            process.kill()
+            _, stderr = process.communicate(timeout=30)
+            raise AssertionError(f"gateway not listening: {stderr.decode()[-2000:]}") from None
     deadline = time.monotonic() + 10
     while workers > 1 and time.monotonic() < deadline:
         children = _children(process.pid)
@@ -85,7 +91,7 @@ async def _gateway(
     try:
         ports = (port, ops_port) if ops_port else (port,)
         await asyncio.to_thread(_wait_until_listening, process, ports, workers)
-        yield OpsGateway(port, ops_port or port, calls)
+        yield OpsGateway(port, ops_port or port, calls, process)
     finally:
         process.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -154,3 +160,12 @@ async def test_a_readyz_burst_on_the_public_port_is_not_amplified(
 ) -> None:
     """By default readyz is on the public port; a burst there still costs one check a second."""
     await _readyz_burst(plain_gateway, 1)
+
+
+async def test_sigterm_stops_the_ops_listener_with_the_gateway(ops_gateway: OpsGateway) -> None:
+    """SIGTERM stops every worker and its ops listener; the gateway exits 0."""
+    ops_gateway.process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.to_thread(ops_gateway.process.communicate, None, 30)
+    assert ops_gateway.process.returncode == 0, stderr.decode()[-2000:]
+    with pytest.raises(ServerUnavailable):
+        wait_for_port(ops_gateway.ops_port, 0.2)
