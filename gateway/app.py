@@ -34,8 +34,10 @@ from gateway.appkeys import (
     USAGE,
 )
 from gateway.errors import GatewayError
+from gateway.forwarded import warn_without_trusted_proxies
 from gateway.introspection_client import IntrospectionClient
 from gateway.metrics import GatewayMetrics
+from gateway.ops import RESERVED, add_ops_routes, ops_listener
 from gateway.pipeline.authn import (
     Authenticator,
     BearerAuthenticator,
@@ -54,15 +56,11 @@ from gateway.token_cache import L1Cache, Lookup
 from gateway.usage import UsageRecorder
 from keygate_core.envconfig import SettingsError
 from keygate_core.logs import request_id_var
-from keygate_core.probes import draining_response, readiness_response, redis_check
 from keygate_core.problems import http_exception_problem, internal_error, render_problem
-from keygate_core.serving import draining
 from keygate_core.shared_settings import check_internal_secret
-from keygate_core.version import VERSION
 
 log = logging.getLogger("keygate.gateway")
 
-RESERVED = "/_keygate/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -112,35 +110,6 @@ _RESERVED_ROUTES = frozenset(f"{RESERVED}{name}" for name in _RESERVED_NAMES)
 def _reserved_route(path: str) -> str:
     # Only known paths become label values: clients must not be able to mint new series.
     return path if path in _RESERVED_ROUTES else "unmatched"
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Shallow: the process answers, with the version it runs."""
-    return web.json_response({"status": "ok", "version": VERSION})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """Deep: the introspector and Redis both answer (503 once the gateway is stopping)."""
-    app = request.app
-    if draining(app):
-        return draining_response()
-    checks: dict[str, str] = {}
-    try:
-        async with app[INTERNAL_HTTP].get(
-            app[SETTINGS].introspector_url.rstrip("/") + "/healthz",
-            timeout=aiohttp.ClientTimeout(total=1),
-        ) as response:
-            checks["introspector"] = "ok" if response.status == 200 else "unavailable"
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        checks["introspector"] = "unavailable"
-    checks["redis"] = await redis_check(app[REDIS])
-    return readiness_response(checks)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition."""
-    request.app[METRICS].l1_entries.set(len(request.app[L1]))
-    return request.app[METRICS].render(request)
 
 
 async def forward_auth(request: web.Request) -> web.Response:
@@ -200,6 +169,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     Opens nothing of its own; the clients it uses close in :func:`_clients`.
     """
     settings = app[SETTINGS]
+    warn_without_trusted_proxies(settings.host, settings.trusted_proxies)
     app[L1] = L1Cache(settings.l1_cache_size, settings.l1_cache_ttl_seconds)
     limiter = RedisTokenBucket(
         app[REDIS],
@@ -287,10 +257,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
         app[HEADER_NAMES] = IdentityHeaderNames(**(settings.identity_headers or {}))
     except ValueError as exc:
         raise SettingsError("KEYGATE_IDENTITY_HEADERS", str(exc)) from None
-    app.cleanup_ctx.extend((_clients, _pipeline, _background))
-    app.router.add_get(f"{RESERVED}healthz", healthz)
-    app.router.add_get(f"{RESERVED}readyz", readyz)
-    app.router.add_get(f"{RESERVED}metrics", metrics)
+    app.cleanup_ctx.extend((_clients, _pipeline, _background, ops_listener))
+    add_ops_routes(app)
     app.router.add_route("*", f"{RESERVED}auth", forward_auth)
     # The admin UI's login pages live under the reserved prefix but are served by the UI.
     for path in ("/_keygate/login", "/_keygate/logout", "/_keygate/static/{tail:.*}"):

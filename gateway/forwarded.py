@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -18,6 +19,10 @@ Headers = CIMultiDictProxy[str] | CIMultiDict[str]
 
 #: Sent as X-Forwarded-For when the peer has no IP address (a Unix socket), as RFC 7239 does.
 UNKNOWN_PEER = "unknown"
+
+log = logging.getLogger("keygate.gateway")
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -123,3 +128,44 @@ def client_address(existing: Headers, *, peer_ip: str, trusted_proxies: Sequence
             return str(hop)
         nearest = hop
     return str(nearest)
+
+
+class ForwardingTrust:
+    """Whether a request's peer is a trusted proxy, noticing when it is not but sent
+    ``X-Forwarded-For`` anyway: behind a proxy that is missing from ``KEYGATE_TRUSTED_PROXIES``
+    every client shares the proxy's address, and per-address limits hit all of them at once.
+    Each such request calls ``on_ignored``; the first one in a process is also logged."""
+
+    def __init__(self, trusted_proxies: Sequence[Network], on_ignored: Callable[[], None]) -> None:
+        self._trusted = tuple(trusted_proxies)
+        self._on_ignored = on_ignored
+        self._warned = False
+
+    def believed(self, headers: Headers, peer_ip: str) -> bool:
+        """Whether the peer's forwarding headers are believed."""
+        if is_trusted(parse_address(peer_ip), self._trusted):
+            return True
+        if "X-Forwarded-For" in headers:
+            self._on_ignored()
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "X-Forwarded-For ignored: the peer is not in KEYGATE_TRUSTED_PROXIES. Behind "
+                    "a proxy or ingress every client then shares its address; add its range",
+                    extra={"peer": peer_ip},
+                )
+        return False
+
+
+def warn_without_trusted_proxies(host: str, trusted_proxies: Sequence[Network]) -> bool:
+    """Log a warning (and say so) when the gateway listens beyond loopback and believes no
+    proxy: the usual deployment behind an ingress, where the ingress must be trusted."""
+    if trusted_proxies or host in _LOOPBACK_HOSTS:
+        return False
+    log.warning(
+        "KEYGATE_TRUSTED_PROXIES is empty: every client is identified by its direct peer. "
+        "Behind a proxy, load balancer or ingress, set it to that proxy's addresses, or all "
+        "clients share one address for per-address limits and the audit log",
+        extra={"host": host},
+    )
+    return True

@@ -82,6 +82,12 @@ class GatewayMetrics:
             # Summed over the workers that are running; a stopped worker's cache is gone.
             multiprocess_mode="livesum",
         )
+        self.forwarded_ignored = Counter(
+            "keygate_gateway_forwarded_for_ignored_total",
+            "Requests whose X-Forwarded-For was ignored: the peer is not in "
+            "KEYGATE_TRUSTED_PROXIES.",
+            registry=r,
+        )
         for result in ("allowed", "limited"):
             self.ratelimit_decisions.labels(result)
         for kind in ("unreachable", "timeout"):
@@ -99,6 +105,10 @@ class GatewayMetrics:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return cast(M, child)
+
+    def forwarded_ignored_count(self) -> None:
+        """Count one request whose X-Forwarded-For was ignored (batched, as on the data path)."""
+        self.batch.count(self.forwarded_ignored)
 
     async def track_l1_entries(self, cache: Sized, every_seconds: float = 1.0) -> None:
         """With several workers, keep ``l1_entries`` at ``len(cache)`` until cancelled: a scrape

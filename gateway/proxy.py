@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.errors import SESSION_UNAVAILABLE, GatewayError, duplicate_header, rate_limited
-from gateway.forwarded import client_address, is_trusted, parse_address
+from gateway.forwarded import ForwardingTrust, client_address
 from gateway.identity import LATER, AuthMethod, Identity, RequestContext
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.authn import Authenticator, authenticate, authenticate_now
@@ -101,6 +101,7 @@ class Pipeline:
             settings.trusted_proxies,
         )
         m = self.metrics  # the counters every admitted request adds to, looked up once:
+        self._forwarding = ForwardingTrust(settings.trusted_proxies, m.forwarded_ignored_count)
         self._authenticated = {a: m.labels(m.auth_decisions, a.value, "ok") for a in AuthMethod}
         self._allowed = m.labels(m.ratelimit_decisions, "allowed")
         # Where each kind of route rule's upstream lives; any other value is the rule's own URL.
@@ -132,9 +133,7 @@ class Pipeline:
         """Strip: refuse an ambiguous path, and the headers without what the client may not
         send (other spellings of "who is the client" are believed from trusted proxies only)."""
         unambiguous_path(request.raw_path)
-        trusted_peer = is_trusted(
-            parse_address(request.remote or ""), self.settings.trusted_proxies
-        )
+        trusted_peer = self._forwarding.believed(request.headers, request.remote or "")
         return strip_inbound(
             request.headers,
             self._strip_for_trusted if trusted_peer else self._strip_for_untrusted,

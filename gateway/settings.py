@@ -76,6 +76,21 @@ class GatewaySettings:
         "Gateway processes sharing the port, each with its own event loop, L1 cache and metrics.",
         parse=int_between(1, 64),
     )
+    ops_host: str = setting(
+        "KEYGATE_GATEWAY_OPS_HOST",
+        "127.0.0.1",
+        "Address of the ops listener (KEYGATE_GATEWAY_OPS_PORT); `0.0.0.0` for a Prometheus "
+        "outside the pod or container.",
+        parse=non_empty,
+    )
+    ops_port: int | None = setting(
+        "KEYGATE_GATEWAY_OPS_PORT",
+        None,
+        "TCP port of a listener of its own for `/_keygate/metrics` and `/_keygate/readyz`; "
+        "once set, the public port answers 404 for both (`/_keygate/healthz` stays on both).",
+        parse=int_between(1, 65535),
+        default_text="(unset: served on the public port)",
+    )
     upstream_url: str = setting(
         "KEYGATE_UPSTREAM_URL",
         "http://127.0.0.1:3000",
@@ -179,6 +194,8 @@ class GatewaySettings:
     )
 
     def __post_init__(self) -> None:
+        if self.ops_port is not None and self.ops_port == self.port:
+            raise SettingsError("KEYGATE_GATEWAY_OPS_PORT", "must differ from KEYGATE_GATEWAY_PORT")
         if self.session_mode is SessionMode.UPSTREAM and not self.session_check_url:
             raise SettingsError(
                 "KEYGATE_SESSION_CHECK_URL", "required when KEYGATE_SESSION_AUTHENTICATOR=upstream"

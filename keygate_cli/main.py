@@ -96,6 +96,12 @@ def _add_demo_commands(commands: Commands) -> None:
         ("upstream", 3000),
     ):
         demo.add_argument(f"--{service}-port", type=int, default=port, metavar="PORT")
+    demo.add_argument(
+        "--seed-external-database",
+        action="store_true",
+        help="seed the demo people (published passwords) into the database "
+        "KEYGATE_DATABASE_URL names; without it the demo refuses to use that database",
+    )
     demo_upstream = commands.add_parser(
         "demo-upstream",
         help="serve the demo app that shows the identity headers it receives",

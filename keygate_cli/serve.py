@@ -128,6 +128,7 @@ def run_demo(args: argparse.Namespace) -> int:
             introspector_port=args.introspector_port,
             admin_ui_port=args.admin_ui_port,
             upstream_port=args.upstream_port,
+            seed_external_database=args.seed_external_database,
         )
     )
 

@@ -189,16 +189,29 @@ class PostgresServer(ServerProcess):
 
 
 class RedisServer(ServerProcess):
-    """A private redis-server; it keeps nothing on disk unless ``durable``."""
+    """A private redis-server; it keeps nothing on disk unless ``durable``. With a
+    ``password`` it requires AUTH (given in a config file of mode 0600, not on the command
+    line)."""
 
-    def __init__(self, base_dir: Path, *, durable: bool = False) -> None:
+    def __init__(self, base_dir: Path, *, durable: bool = False, password: str = "") -> None:
         binary = shutil.which("redis-server") or shutil.which("valkey-server")
         if binary is None:
             raise ServerUnavailable("no redis-server found; run `make servers`")
         self.binary = binary
         self.base_dir = base_dir
         self.durable = durable
+        self.password = password
         self.port = free_port()
+
+    def _config_file(self) -> list[str]:
+        """The config file argument (requirepass) when there is a password."""
+        if not self.password:
+            return []
+        path = self.base_dir / "redis.conf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"requirepass {self.password}\n")
+        return [str(path)]
 
     def start(self) -> None:
         """Start (or restart after :meth:`stop`) on the same port; empty unless durable."""
@@ -207,6 +220,7 @@ class RedisServer(ServerProcess):
         self.proc = subprocess.Popen(
             [
                 self.binary,
+                *self._config_file(),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -240,5 +254,6 @@ class RedisServer(ServerProcess):
         self._reap()
 
     def url(self, db: int = 0) -> str:
-        """A connection URL for logical database ``db``."""
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        """A connection URL for logical database ``db`` (with the password, if any)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"

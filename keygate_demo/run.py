@@ -5,7 +5,9 @@ Redis run from the machine's binaries with their data in the demo's folder (git-
 ``.keygate/demo`` by default), so a second run finds everything the first one made. Then the
 database is migrated, the demo people, workspace and a fresh token are seeded, and the
 introspector, the admin UI, a demo upstream app and the gateway start as child processes, each
-logging to a file in the folder. The banner says where everything is.
+logging to a file in the folder. The banner says where everything is. A database of your own
+is migrated and seeded only with ``--seed-external-database``: the demo people's passwords are
+published, so the demo refuses to write them anywhere it did not create.
 
 Ctrl-C (or SIGTERM) stops the services in order — the gateway first, the databases last — and
 waits for each; a service that dies on its own stops the demo with its log's last lines (the
@@ -47,6 +49,8 @@ class DemoOptions:
     introspector_port: int = 8081
     admin_ui_port: int = 8082
     upstream_port: int = 3000
+    #: Seed the demo people into the database KEYGATE_DATABASE_URL names (refused otherwise).
+    seed_external_database: bool = False
 
 
 class _Stop(Exception):
@@ -196,8 +200,26 @@ def _start(stack: DemoStack, options: DemoOptions) -> Seeded:
     return seeded
 
 
+def _refuse_external_database(options: DemoOptions) -> str | None:
+    """Why the demo must not start: it would write people with published passwords into a
+    database it did not create, unless the operator said that database is a throwaway."""
+    if not os.environ.get("KEYGATE_DATABASE_URL") or options.seed_external_database:
+        return None
+    return (
+        "KEYGATE_DATABASE_URL names a database the demo did not create, and the demo would "
+        f"write people with published passwords into it ({ADMIN.email}, an organisation "
+        "admin). Unset KEYGATE_DATABASE_URL to use the demo's own Postgres, or, if that "
+        "database is a throwaway, pass --seed-external-database "
+        "(make demo DEMO_FLAGS=--seed-external-database)."
+    )
+
+
 def run(options: DemoOptions) -> int:
     """Start the demo, print the banner, and wait for Ctrl-C; the exit code."""
+    refused = _refuse_external_database(options)
+    if refused:
+        print(f"keygate demo: {refused}", file=sys.stderr)
+        return 1
     busy = _busy_ports(options)
     if busy:
         print(

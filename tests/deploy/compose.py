@@ -162,7 +162,11 @@ def services(compose: dict[str, Any]) -> dict[str, Service]:
 
 
 #: What an operator would generate for the blanks .env.example leaves.
-EXAMPLE_SECRETS = {"KEYGATE_INTERNAL_SECRET": "a" * 64, "POSTGRES_PASSWORD": "b" * 48}
+EXAMPLE_SECRETS = {
+    "KEYGATE_INTERNAL_SECRET": "a" * 64,
+    "POSTGRES_PASSWORD": "b" * 48,
+    "REDIS_PASSWORD": "c" * 48,
+}
 
 
 def filled_in_env(**secrets: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from graphlib import TopologicalSorter
+from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from tests.deploy.compose import (
     read_env_file,
     reference_defaults,
     references,
+    services,
 )
 from tests.deploy.dockerfile import stages
 from tests.deploy.keygate_services import (
@@ -110,9 +112,12 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
         assert test and test[0] in {"CMD", "CMD-SHELL"}, service.name
         if service.command and service.command[0] in HEALTH_PATHS:
             url = f"http://127.0.0.1:{_listen_port(service)}"
-            deep = HEALTH_PATHS[service.command[0]]["deep"]
+            # The gateway's is shallow, as its Kubernetes probes: it keeps serving cookie traffic
+            # and cached tokens while a dependency is down (and its readyz is on the ops port).
+            depth = "shallow" if service.command[0] == "gateway" else "deep"
+            path = HEALTH_PATHS[service.command[0]][depth]
             assert test[:3] == ["CMD", "python", "-c"], service.name
-            assert f"'{url}{deep}'" in test[3], (service.name, test)
+            assert f"'{url}{path}'" in test[3], (service.name, test)
         elif service.builds_keygate:
             assert f"'http://127.0.0.1:{_listen_port(service)}/" in test[3], service.name
 
@@ -226,3 +231,57 @@ def test_only_the_gateway_is_published_and_on_loopback_by_default() -> None:
     host, _, container = str(mapping).rpartition(":")
     assert int(container) == _listen_port(found["gateway"])
     assert host == "127.0.0.1:8080"
+
+
+def test_redis_requires_auth_and_every_client_sends_the_password() -> None:
+    """Redis runs with requirepass from .env; every KEYGATE_REDIS_URL and the healthcheck use it."""
+    found = example_services()
+    password = EXAMPLE_SECRETS["REDIS_PASSWORD"]
+    redis = found["redis"]
+    assert redis.command[:1] == ["redis-server"]
+    assert redis.command[redis.command.index("--requirepass") + 1] == password
+    assert redis.environment["REDISCLI_AUTH"] == password
+    clients = [s for s in found.values() if "KEYGATE_REDIS_URL" in s.environment]
+    assert {s.name for s in clients} == {"introspector", "gateway"}
+    for service in clients:
+        assert urlsplit(service.environment["KEYGATE_REDIS_URL"]).password == password
+
+
+def _networks(service: Service) -> set[str]:
+    return set(service.spec.get("networks", ["default"]))
+
+
+def test_the_app_cannot_reach_redis_or_postgres() -> None:
+    """The application shares no network with Redis or Postgres, which sit on an internal one."""
+    found = example_services()
+    compose = load_compose(filled_in_env(**EXAMPLE_SECRETS))
+    app_networks = _networks(found["demo-upstream"])
+    for server in ("redis", "postgres"):
+        assert not app_networks & _networks(found[server]), server
+        for network in _networks(found[server]):
+            assert compose["networks"][network].get("internal") is True, network
+    assert app_networks <= _networks(found["gateway"])
+
+
+def test_gateway_trusts_exactly_the_app_networks_gateway_address() -> None:
+    """X-Forwarded-For is believed from the address a host proxy reaches the published port from:
+    the app network's gateway, inside that network's subnet; from nothing else."""
+    compose = load_compose(filled_in_env(**EXAMPLE_SECRETS))
+    gateway = services(compose)["gateway"]
+    settings = load_settings(SETTINGS_BY_COMMAND["gateway"], _container_env(gateway))
+    networks = gateway.spec["networks"]
+    published_on = [n for n in networks if not compose["networks"][n].get("internal")]
+    (network,) = published_on
+    (pool,) = compose["networks"][network]["ipam"]["config"]
+    (trusted,) = settings.trusted_proxies
+    assert trusted == ip_network(pool["gateway"]) and trusted.subnet_of(ip_network(pool["subnet"]))
+    assert trusted.num_addresses == 1
+
+
+def test_metrics_and_readiness_are_on_an_unpublished_ops_port() -> None:
+    """The gateway serves metrics and readyz on its ops port, exposed but never published."""
+    gateway = example_services()["gateway"]
+    settings = load_settings(SETTINGS_BY_COMMAND["gateway"], _container_env(gateway))
+    assert settings.ops_port is not None and settings.ops_port != settings.port
+    assert str(settings.ops_port) in map(str, gateway.spec["expose"])
+    assert all(not str(m).endswith(f":{settings.ops_port}") for m in gateway.spec["ports"])

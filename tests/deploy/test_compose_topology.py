@@ -133,6 +133,9 @@ def _native_environments(
         if service.command[0] in SETTINGS_BY_COMMAND:
             host_var, port_var = listen_variables(SETTINGS_BY_COMMAND[service.command[0]])
             env[host_var], env[port_var] = "127.0.0.1", str(native_ports[name])
+            if "KEYGATE_GATEWAY_OPS_PORT" in env:  # never 0.0.0.0 and a fixed port on this machine
+                env["KEYGATE_GATEWAY_OPS_HOST"] = "127.0.0.1"
+                env["KEYGATE_GATEWAY_OPS_PORT"] = str(free_port())
         environments[name] = {**base, **env}
     return environments, container_ports
 
@@ -165,6 +168,7 @@ async def topology(
             filled_in_env(
                 KEYGATE_INTERNAL_SECRET=secrets.token_hex(32),
                 POSTGRES_PASSWORD=secrets.token_hex(24),
+                REDIS_PASSWORD=secrets.token_hex(24),
             )
         )
     )

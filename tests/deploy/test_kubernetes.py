@@ -103,6 +103,7 @@ def test_postgres_and_redis_are_external_and_secrets_are_not_committed() -> None
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "NetworkPolicy",
         "Job",
     }
     assert {_command(c) for _, c in _containers()} == set(SETTINGS_BY_COMMAND)
@@ -172,8 +173,9 @@ def test_each_container_gets_only_its_settings_with_secrets_by_reference() -> No
         if command != "migrate":
             assert set(env.secret_refs) == secret & declared(settings_cls), workload
         settings = _settings(container)
+        listening = {"http": settings.port, "ops": getattr(settings, "ops_port", None)}
         for port in container.get("ports", []):
-            assert settings.port == port["containerPort"], workload
+            assert listening[port["name"]] == port["containerPort"], workload
 
 
 def test_containers_are_locked_down_and_sized() -> None:
@@ -226,10 +228,12 @@ def test_scrape_annotations_name_the_metrics_endpoint() -> None:
         if command not in HEALTH_PATHS:
             assert "prometheus.io/scrape" not in annotations
             continue
-        (port,) = container["ports"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        # The gateway serves metrics on its ops port (KEYGATE_GATEWAY_OPS_PORT), not the public one.
+        port = ports.get("ops", ports["http"])
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/path"] == HEALTH_PATHS[command]["metrics"]
-        assert annotations["prometheus.io/port"] == str(port["containerPort"])
+        assert annotations["prometheus.io/port"] == str(port)
 
 
 async def test_every_probe_answers_200_on_the_running_service(
@@ -253,3 +257,40 @@ async def test_every_probe_answers_200_on_the_running_service(
                     assert response.status == 200, f"{command} {path}: {response.status}"
                     checked += 1
     assert checked >= 5
+
+
+def _gateway_container() -> dict[str, Any]:
+    (container,) = pod_spec(of_kind("Deployment")["keygate-gateway"])["containers"]
+    return container
+
+
+def test_gateway_believes_forwarded_for_only_from_the_ingress_controller() -> None:
+    """KEYGATE_TRUSTED_PROXIES is set (the ingress is a trusted proxy), and a NetworkPolicy lets
+    only the ingress controller's namespace reach the client port, so no other pod can spoof."""
+    settings = _settings(_gateway_container())
+    assert settings.trusted_proxies, "behind an Ingress every client would share its address"
+    gateway = of_kind("Deployment")["keygate-gateway"]
+    (policy,) = (
+        p
+        for p in of_kind("NetworkPolicy").values()
+        if selects(p["spec"]["podSelector"]["matchLabels"], pod_labels(gateway))
+    )
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    sources_by_port: dict[str, list[Any]] = {}
+    for rule in policy["spec"]["ingress"]:
+        for port in rule["ports"]:
+            sources_by_port.setdefault(port["port"], []).append(rule.get("from"))
+    (http_sources,) = sources_by_port["http"]
+    (source,) = http_sources
+    assert set(source) == {"namespaceSelector"}, "the client port is for the ingress only"
+    assert source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+    assert set(sources_by_port) == {"http", "ops"}
+
+
+def test_metrics_and_readiness_are_on_the_ops_port() -> None:
+    """The gateway's ops listener is on, on its own container port, and that is what is scraped."""
+    container = _gateway_container()
+    settings = _settings(container)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert settings.ops_port == ports["ops"] != settings.port == ports["http"]
+    assert settings.ops_host == "0.0.0.0"  # noqa: S104 - the kubelet and Prometheus scrape the pod IP

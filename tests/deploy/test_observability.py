@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from keygate_core.token_format import generate_token, parse_token
-from tests.deploy.compose import filled_in_env, load_compose, services
+from tests.deploy.compose import EXAMPLE_SECRETS, filled_in_env, load_compose, services
 from tests.deploy.keygate_services import HEALTH_PATHS
 from tests.deploy.manifests import of_kind
 from tests.deploy.queries import (
@@ -236,16 +236,18 @@ def test_scrape_config_matches_the_rules_the_compose_file_and_kubernetes() -> No
     config = scrape_config()
     assert config["rule_files"] == [ALERTS.name]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    compose = services(
-        load_compose(filled_in_env(KEYGATE_INTERNAL_SECRET="x", POSTGRES_PASSWORD="y"))
-    )
+    compose = services(load_compose(filled_in_env(**EXAMPLE_SECRETS)))
     for job in jobs.values():
         (static,) = job["static_configs"]
         (target,) = static["targets"]
         host, _, port = target.partition(":")
         command = compose[host].command[0]
         assert job["metrics_path"] == HEALTH_PATHS[command]["metrics"], job["job_name"]
-        assert f"'http://127.0.0.1:{port}/" in compose[host].healthcheck[-1]
+        ops_port = compose[host].environment.get("KEYGATE_GATEWAY_OPS_PORT")
+        if ops_port:  # metrics on the gateway's ops listener, not its published port
+            assert port == ops_port and ops_port in map(str, compose[host].spec["expose"])
+        else:
+            assert f"'http://127.0.0.1:{port}/" in compose[host].healthcheck[-1]
     assert set(jobs) <= set(of_kind("Service"))
     selected = set()
     for query in alert_queries():

@@ -25,7 +25,9 @@ PODMAN_COMPOSE = str(Path(sys.executable).with_name("podman-compose"))
 
 
 def _config(variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYGATE_", "POSTGRES_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KEYGATE_", "POSTGRES_", "REDIS_"))
+    }
     env.update(variables, CONTAINERS_CONF=str(HERE / "containers.conf"))
     return subprocess.run(
         [PODMAN_COMPOSE, "--file", str(COMPOSE_FILE), "config"],
