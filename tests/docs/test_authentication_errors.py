@@ -19,6 +19,9 @@ import pytest
 from multidict import CIMultiDict
 
 from gateway.settings import GatewaySettings
+from introspector import tokens
+from introspector.models import Actor
+from introspector.settings import Edition
 from keygate_core.token_format import generate_token
 from tests.docs.live import Live
 from tests.docs.markdown_blocks import REFERENCE, section_text, table_rows
@@ -165,8 +168,13 @@ async def rate_limited(live: Live, extra: Extra) -> list[Answer]:
 
 
 async def too_many_attempts(live: Live, extra: Extra) -> list[Answer]:
-    """Ten wrong secrets for a cold token id; the eleventh try is throttled for the minute."""
-    public_id = live.token[3:15]
+    """Ten wrong secrets for a token id without a fast verifier (made before verifiers existed,
+    never used since); the eleventh try is throttled for the minute."""
+    ki = live.stack.introspector
+    created = await tokens.create_token(
+        ki.db, ki.hasher, Actor.operator(), owner=live.user, name="old", edition=Edition.COMMUNITY
+    )
+    public_id = created.record.public_id
     answers = []
     for _ in range(11):
         wrong, _ = generate_token(public_id)

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import aiohttp
+import redis.asyncio as aioredis
 
+from introspector import tokens
+from introspector.appkeys import REDIS
+from introspector.models import Actor, User
+from introspector.settings import Edition
 from keygate_core.token_format import generate_token, parse_token
 from tests.harness.figures import Figures
 from tests.harness.fixtures import Spawn
-from tests.harness.stack import StartIntrospector, StartStack, introspector_env
+from tests.harness.stack import Introspector, StartIntrospector, StartStack, introspector_env
 from tests.reliability.loadgen import load_from_another_process
 from tests.reliability.loop_lag import LagProbe, frozen_heap, probing
 from tests.reliability.measure import Outcome, percentile, sample, send_all
@@ -32,6 +38,7 @@ FLOOD = ATTACK_RATE * FLOOD_SECONDS
 VALID_RATE = 50
 LAG_BOUND = 0.050
 ARGON2 = "keygate_argon2_verify_duration_seconds_count"
+PASSWORD = "correct horse battery staple"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -167,7 +174,10 @@ async def test_floods_of_unknown_ids_and_wrong_secrets(
     ki = stack.introspector
     alice = await ki.user("alice@example.com")
     valid = [await stack.token_for(alice, name=f"valid {i}") for i in range(2)]
-    victims = [await stack.token_for(alice, name=f"victim {i}") for i in range(6)]
+    # Victims without a fast verifier (as from before verifiers): their wrong secrets need
+    # argon2, which is what the gates cap. A token with a verifier costs no argon2 at all (see
+    # test_a_cold_owner_passes_while_its_public_id_is_hammered).
+    victims = [await legacy_token(ki, alice, f"victim {i}") for i in range(6)]
     for token in valid:
         assert (await stack.gateway.get("/x", headers=bearer(token))).status == 200
     base = str(stack.gateway.make_url("")).rstrip("/")
@@ -217,7 +227,7 @@ async def test_concurrent_wrong_secrets_and_passwords_stop_at_the_limit(
     # concurrent attempt through the check.
     ki = await start_introspector()
     alice = await ki.user("alice@example.com")
-    victims = [(await ki.create_ok(alice, name=f"victim {i}"))["token"] for i in range(10)]
+    victims = [await legacy_token(ki, alice, f"victim {i}") for i in range(10)]
     before = sample(await ki.metrics(), ARGON2)
     answers = await asyncio.gather(
         *(ki.introspect(tamper(victims[i % 10]), "198.51.100.7") for i in range(100))
@@ -250,3 +260,69 @@ async def test_concurrent_wrong_secrets_and_passwords_stop_at_the_limit(
         passwords_sent=40,
         password_checks=login_statuses[401],
     )
+
+
+async def legacy_token(ki: Introspector, owner: User, name: str) -> str:
+    """A token as created before fast verifiers existed: argon2 hash only, no verifier."""
+    created = await tokens.create_token(
+        ki.db, ki.hasher, Actor.operator(), owner=owner, name=name, edition=Edition.COMMUNITY
+    )
+    return created.plaintext
+
+
+def cold(ki: Introspector, token: str) -> Awaitable[int]:
+    """Drop ``token``'s Redis cache entry, as its TTL would."""
+    redis: aioredis.Redis = ki.client.app[REDIS]
+    return redis.delete(f"kg:tok:{{{parse_token(token).public_id}}}")
+
+
+async def test_a_cold_owner_passes_while_its_public_id_is_hammered(
+    start_introspector: StartIntrospector,
+) -> None:
+    """Wrong secrets for a public id, from many addresses, never refuse its cold owner."""
+    # Before: 10 counted failures locked the token id for a minute, the right secret included,
+    # whenever its cache entry had lapsed. Now the fast verifier answers before any counter:
+    # for a new token, and for an old one once a successful argon2 verify has back-filled it.
+    ki = await start_introspector()
+    alice = await ki.user("alice@example.com")
+    new = (await ki.create_ok(alice, name="new"))["token"]
+    old = await legacy_token(ki, alice, "from before verifiers")
+    assert (await ki.introspect_json(old, "198.51.100.1"))["active"]  # back-fills its verifier
+    before = sample(await ki.metrics(), ARGON2)
+    for victim in (new, old):
+        await cold(ki, victim)
+        answers = [await ki.introspect(tamper(victim), f"203.0.113.{i + 1}") for i in range(40)]
+        assert Counter(a.status for a in answers) == {200: 40}
+        assert not any([(await a.json())["active"] for a in answers])
+        await cold(ki, victim)
+        assert (await ki.introspect_json(victim, "198.51.100.2"))["active"]
+    # With a verifier, neither the wrong secrets nor the right one ran argon2.
+    assert sample(await ki.metrics(), ARGON2) - before == 0
+
+
+async def test_failures_behind_a_shared_address_refuse_nobody_elses_secret(
+    start_introspector: StartIntrospector,
+) -> None:
+    """30 wrong secrets from an ingress address; cold tokens and logins behind it still pass."""
+    # Everyone behind one ingress or NAT shares its address. Before, 30 failures a minute from
+    # it returned 429 to every cold token and every sign-in behind it.
+    shared = "10.244.0.7"
+    ki = await start_introspector()
+    mallory = await ki.user("mallory@example.com")
+    alice = await ki.user("alice@example.com")
+    await ki.db.execute(
+        "UPDATE users SET password_hash = $1 WHERE id = $2", ki.hasher.hash(PASSWORD), alice.id
+    )
+    decoys = [await legacy_token(ki, mallory, f"decoy {i}") for i in range(3)]
+    wrong = [await ki.introspect(tamper(decoys[i % 3]), shared) for i in range(40)]
+    assert Counter(a.status for a in wrong) == {200: ADDRESS_LIMIT, 429: 40 - ADDRESS_LIMIT}
+
+    token = (await ki.create_ok(alice))["token"]
+    await cold(ki, token)
+    assert (await ki.introspect_json(token, shared))["active"]
+    response = await ki.client.post(
+        "/sessions",
+        json={"email": "alice@example.com", "password": PASSWORD},
+        headers={**ki.headers(), "X-Keygate-Client-Address": shared},
+    )
+    assert response.status == 201, await response.text()
