@@ -167,3 +167,42 @@ async def test_an_ipv6_64_and_an_ipv4_mapped_address_are_one_address(
     assert Counter(v4) == {401: 29}
     assert await login(ki, "y@example.com", "wrong", "::ffff:198.51.100.9") == 401
     assert await login(ki, "z@example.com", "wrong", "198.51.100.9") == 429
+
+
+ROTATED = "rotated-internal-secret-0123456789ab"
+
+
+async def active_after_rotation(ki: Introspector, token: str, address: str = "") -> bool:
+    """``active`` from the introspector that runs with the rotated internal secret."""
+    headers = {"X-Keygate-Internal-Secret": ROTATED}
+    if address:
+        headers["X-Keygate-Client-Address"] = address
+    response = await ki.client.post("/introspect", data={"token": token}, headers=headers)
+    assert response.status == 200, await response.text()
+    active: bool = (await response.json())["active"]
+    return active
+
+
+async def test_after_a_secret_rotation_verifiers_are_refreshed_by_one_argon2_check(
+    start_introspector: StartIntrospector, redis_client: aioredis.Redis
+) -> None:
+    """A verifier made under the old internal secret falls back to argon2 once, then is renewed."""
+    before_rotation = await start_introspector()
+    alice = await before_rotation.user("alice@example.com")
+    token = (await before_rotation.create_ok(alice))["token"]
+    assert (await before_rotation.introspect_json(token))["active"]  # cached under the old key
+
+    ki = await start_introspector(KEYGATE_INTERNAL_SECRET=ROTATED)
+    old_key_id = await ki.db.fetchval("SELECT secret_verifier_key_id FROM api_token")
+    argon2 = sample(await ki.metrics(), ARGON2)
+    # The old cache entry is a plain miss (not a rejected one); argon2 runs once and renews.
+    assert await active_after_rotation(ki, token)
+    assert sample(await ki.metrics(), ARGON2) - argon2 == 1
+    assert sample(await ki.metrics(), "keygate_cache_entries_rejected_total") == 0
+    assert await ki.db.fetchval("SELECT secret_verifier_key_id FROM api_token") != old_key_id
+    await redis_client.delete(cache_key(token))
+    for i in range(20):
+        assert not await active_after_rotation(ki, forge(token), f"203.0.113.{i + 1}")
+    await redis_client.delete(cache_key(token))
+    assert await active_after_rotation(ki, token)
+    assert sample(await ki.metrics(), ARGON2) - argon2 == 1
