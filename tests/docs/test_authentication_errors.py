@@ -19,10 +19,7 @@ import pytest
 from multidict import CIMultiDict
 
 from gateway.settings import GatewaySettings
-from introspector import tokens
-from introspector.models import Actor
-from introspector.settings import Edition
-from keygate_core.token_format import generate_token
+from keygate_core.token_format import generate_token, parse_token
 from tests.docs.live import Live
 from tests.docs.markdown_blocks import REFERENCE, section_text, table_rows
 from tests.harness.servers import free_port
@@ -170,11 +167,7 @@ async def rate_limited(live: Live, extra: Extra) -> list[Answer]:
 async def too_many_attempts(live: Live, extra: Extra) -> list[Answer]:
     """Ten wrong secrets for a token id without a fast verifier (made before verifiers existed,
     never used since); the eleventh try is throttled for the minute."""
-    ki = live.stack.introspector
-    created = await tokens.create_token(
-        ki.db, ki.hasher, Actor.operator(), owner=live.user, name="old", edition=Edition.COMMUNITY
-    )
-    public_id = created.record.public_id
+    public_id = parse_token(await live.stack.introspector.legacy_token(live.user)).public_id
     answers = []
     for _ in range(11):
         wrong, _ = generate_token(public_id)

@@ -10,9 +10,6 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from introspector import tokens
-from introspector.models import Actor, User
-from introspector.settings import Edition
 from keygate_core.token_format import generate_token, parse_token
 from tests.harness.servers import PostgresServer, RedisServer
 from tests.harness.stack import Introspector, StartIntrospector
@@ -156,26 +153,13 @@ async def test_redis_down_still_answers_correctly(
     assert (await introspector.introspect_json(good["token"]))["active"] is True
 
 
-async def legacy_token(introspector: Introspector, owner: User, name: str) -> str:
-    """A token without a fast verifier (as made before verifiers existed): only argon2 knows it."""
-    created = await tokens.create_token(
-        introspector.db,
-        introspector.hasher,
-        Actor.operator(),
-        owner=owner,
-        name=name,
-        edition=Edition.COMMUNITY,
-    )
-    return created.plaintext
-
-
 async def test_argon2_is_throttled_per_token_id_but_a_verifier_is_never(
     start_introspector: StartIntrospector,
 ) -> None:
     """After N wrong secrets for an id, its argon2 verifications get 429; verifier checks never."""
     introspector = await start_introspector(KEYGATE_FAILED_VERIFY_LIMIT_PER_TOKEN="3")
     alice = await introspector.user("alice@example.com")
-    legacy = await legacy_token(introspector, alice, "legacy")
+    legacy = await introspector.legacy_token(alice, "legacy")
     for _ in range(3):
         assert await introspector.introspect_json(tamper(legacy), "198.51.100.7") == INACTIVE
     # An id with no verifier needs argon2, which is now throttled (a documented residue: only
@@ -196,7 +180,7 @@ async def test_wrong_secrets_are_throttled_per_address(
     """One address spraying wrong secrets across many ids is cut off; others are not."""
     introspector = await start_introspector(KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS="3")
     alice = await introspector.user("alice@example.com")
-    victims = [await legacy_token(introspector, alice, f"t{i}") for i in range(5)]
+    victims = [await introspector.legacy_token(alice, f"t{i}") for i in range(5)]
     for victim in victims[:3]:
         assert await introspector.introspect_json(tamper(victim), "192.0.2.1") == INACTIVE
     assert (await introspector.introspect(tamper(victims[3]), "192.0.2.1")).status == 429

@@ -17,10 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 import redis.asyncio as aioredis
 
-from introspector import tokens
 from introspector.appkeys import REDIS
-from introspector.models import Actor, User
-from introspector.settings import Edition
 from keygate_core.token_format import generate_token, parse_token
 from tests.harness.figures import Figures
 from tests.harness.fixtures import Spawn
@@ -177,7 +174,7 @@ async def test_floods_of_unknown_ids_and_wrong_secrets(
     # Victims without a fast verifier (as from before verifiers): their wrong secrets need
     # argon2, which is what the gates cap. A token with a verifier costs no argon2 at all (see
     # test_a_cold_owner_passes_while_its_public_id_is_hammered).
-    victims = [await legacy_token(ki, alice, f"victim {i}") for i in range(6)]
+    victims = [await ki.legacy_token(alice, f"victim {i}") for i in range(6)]
     for token in valid:
         assert (await stack.gateway.get("/x", headers=bearer(token))).status == 200
     base = str(stack.gateway.make_url("")).rstrip("/")
@@ -227,7 +224,7 @@ async def test_concurrent_wrong_secrets_and_passwords_stop_at_the_limit(
     # concurrent attempt through the check.
     ki = await start_introspector()
     alice = await ki.user("alice@example.com")
-    victims = [await legacy_token(ki, alice, f"victim {i}") for i in range(10)]
+    victims = [await ki.legacy_token(alice, f"victim {i}") for i in range(10)]
     before = sample(await ki.metrics(), ARGON2)
     answers = await asyncio.gather(
         *(ki.introspect(tamper(victims[i % 10]), "198.51.100.7") for i in range(100))
@@ -262,14 +259,6 @@ async def test_concurrent_wrong_secrets_and_passwords_stop_at_the_limit(
     )
 
 
-async def legacy_token(ki: Introspector, owner: User, name: str) -> str:
-    """A token as created before fast verifiers existed: argon2 hash only, no verifier."""
-    created = await tokens.create_token(
-        ki.db, ki.hasher, Actor.operator(), owner=owner, name=name, edition=Edition.COMMUNITY
-    )
-    return created.plaintext
-
-
 def cold(ki: Introspector, token: str) -> Awaitable[int]:
     """Drop ``token``'s Redis cache entry, as its TTL would."""
     redis: aioredis.Redis = ki.client.app[REDIS]
@@ -286,7 +275,7 @@ async def test_a_cold_owner_passes_while_its_public_id_is_hammered(
     ki = await start_introspector()
     alice = await ki.user("alice@example.com")
     new = (await ki.create_ok(alice, name="new"))["token"]
-    old = await legacy_token(ki, alice, "from before verifiers")
+    old = await ki.legacy_token(alice, "from before verifiers")
     assert (await ki.introspect_json(old, "198.51.100.1"))["active"]  # back-fills its verifier
     before = sample(await ki.metrics(), ARGON2)
     for victim in (new, old):
@@ -313,7 +302,7 @@ async def test_failures_behind_a_shared_address_refuse_nobody_elses_secret(
     await ki.db.execute(
         "UPDATE users SET password_hash = $1 WHERE id = $2", ki.hasher.hash(PASSWORD), alice.id
     )
-    decoys = [await legacy_token(ki, mallory, f"decoy {i}") for i in range(3)]
+    decoys = [await ki.legacy_token(mallory, f"decoy {i}") for i in range(3)]
     wrong = [await ki.introspect(tamper(decoys[i % 3]), shared) for i in range(40)]
     assert Counter(a.status for a in wrong) == {200: ADDRESS_LIMIT, 429: 40 - ADDRESS_LIMIT}
 
