@@ -12,39 +12,28 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable
-from dataclasses import dataclass
 
-import aiohttp
 import redis.asyncio as aioredis
 
 from introspector.appkeys import REDIS
-from keygate_core.token_format import generate_token, parse_token
+from keygate_core.token_format import parse_token
 from tests.harness.figures import Figures
 from tests.harness.fixtures import Spawn
 from tests.harness.stack import Introspector, StartIntrospector, StartStack, introspector_env
-from tests.reliability.loadgen import load_from_another_process
-from tests.reliability.loop_lag import LagProbe, frozen_heap, probing
-from tests.reliability.measure import Outcome, percentile, sample, send_all
+from tests.reliability.flood import (
+    ARGON2,
+    FLOOD,
+    argon2_runs,
+    bearer,
+    flood,
+    flood_figures,
+    tamper,
+)
+from tests.reliability.measure import percentile, sample, send_all
 
 ADDRESS_LIMIT = 30  # keygate's default KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS
-#: Each attack stream sends this many requests per second for FLOOD_SECONDS, not waiting for
-#: answers; real token owners meanwhile send VALID_RATE requests per second.
-ATTACK_RATE = 60
-FLOOD_SECONDS = 4
-FLOOD = ATTACK_RATE * FLOOD_SECONDS
-VALID_RATE = 50
 LAG_BOUND = 0.050
-ARGON2 = "keygate_argon2_verify_duration_seconds_count"
 PASSWORD = "correct horse battery staple"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def tamper(token: str) -> str:
-    """The same token id with another well-formed secret."""
-    return generate_token(parse_token(token).public_id)[0]
 
 
 def flood_introspector_env(database_url: str, redis_url: str) -> dict[str, str]:
@@ -59,95 +48,6 @@ def flood_introspector_env(database_url: str, redis_url: str) -> dict[str, str]:
         KEYGATE_ARGON2_MAX_CONCURRENCY="1",
         KEYGATE_LOG_LEVEL="warning",
     )
-
-
-async def argon2_runs(introspector_url: str) -> float:
-    """How many argon2 verifications the introspector has run so far."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(introspector_url + "/metrics") as response,
-    ):
-        return sample(await response.text(), ARGON2)
-
-
-def valid_stream(valid: list[str], seconds: float) -> dict[str, object]:
-    """The real token owners' requests, VALID_RATE a second for ``seconds``."""
-    count = int(VALID_RATE * seconds)
-    requests = [["/x", bearer(valid[i % 2])] for i in range(count)]
-    return {"kind": "valid", "rate": VALID_RATE, "requests": requests}
-
-
-@dataclass
-class Flood:
-    """What the flood phase recorded, with the gateway's loop lag probed throughout."""
-
-    #: Valid traffic alone, before the attack.
-    baseline: list[Outcome]
-    #: The attack streams ("unknown", "wrong") and the valid traffic beside them.
-    outcomes: list[Outcome]
-    probe: LagProbe
-    #: argon2 verifications the attack caused.
-    argon2: float
-
-    def of(self, kind: str) -> list[Outcome]:
-        return [o for o in self.outcomes if o.kind == kind]
-
-    def attack_window(self) -> tuple[float, float]:
-        """From the first attack request's start to the last one's end."""
-        attack = [o for o in self.outcomes if o.kind != "valid"]
-        return min(o.started for o in attack), max(o.finished for o in attack)
-
-
-async def flood(base: str, introspector_url: str, valid: list[str], victims: list[str]) -> Flood:
-    """2 s of valid traffic alone, then FLOOD_SECONDS of both attack streams beside it."""
-    with frozen_heap():
-        async with probing() as probe:
-            baseline = await load_from_another_process(
-                {"base_url": base, "streams": [valid_stream(valid, 2)]}
-            )
-            before = await argon2_runs(introspector_url)
-            unknown = [["/x", bearer(generate_token()[0])] for _ in range(FLOOD)]
-            wrong = [["/x", bearer(tamper(victims[i % len(victims)]))] for i in range(FLOOD)]
-            outcomes = await load_from_another_process(
-                {
-                    "base_url": base,
-                    "streams": [
-                        {"kind": "unknown", "rate": ATTACK_RATE, "requests": unknown},
-                        {"kind": "wrong", "rate": ATTACK_RATE, "requests": wrong},
-                        valid_stream(valid, FLOOD_SECONDS),
-                    ],
-                }
-            )
-    argon2 = await argon2_runs(introspector_url) - before
-    return Flood(baseline, outcomes, probe, argon2)
-
-
-def flood_figures(
-    flood: Flood, during: list[Outcome], wrong_statuses: Counter[int]
-) -> dict[str, float]:
-    """The numbers docs/reliability.md reports for the flood."""
-    attack_start, attack_end = flood.attack_window()
-    baseline_start = min(o.started for o in flood.baseline)
-    baseline_end = max(o.finished for o in flood.baseline)
-    lag = flood.probe.between(attack_start, attack_end)
-    base_lag = flood.probe.between(baseline_start, baseline_end)
-    baseline = [o.elapsed for o in flood.baseline]
-    flooded = [o.elapsed for o in during]
-    return {
-        "unknown": FLOOD,
-        "wrong": FLOOD,
-        "wrong_429": wrong_statuses[429],
-        "argon2_runs": int(flood.argon2),
-        "lag_p50_ms": percentile(lag, 50) * 1000,
-        "lag_p99_ms": percentile(lag, 99) * 1000,
-        "lag_max_ms": max(lag) * 1000,
-        "baseline_lag_p99_ms": percentile(base_lag, 99) * 1000,
-        "valid_p50_ms": percentile(baseline, 50) * 1000,
-        "valid_p50_flood_ms": percentile(flooded, 50) * 1000,
-        "valid_p95_ms": percentile(baseline, 95) * 1000,
-        "valid_p95_flood_ms": percentile(flooded, 95) * 1000,
-        "attack_s": attack_end - attack_start,
-    }
 
 
 async def test_floods_of_unknown_ids_and_wrong_secrets(
