@@ -9,6 +9,7 @@ anchor: a cache entry whose claims were changed is not believed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 
@@ -206,3 +207,27 @@ async def test_after_a_secret_rotation_verifiers_are_refreshed_by_one_argon2_che
     await redis_client.delete(cache_key(token))
     assert await active_after_rotation(ki, token)
     assert sample(await ki.metrics(), ARGON2) - argon2 == 1
+
+
+async def test_sign_ins_waiting_for_argon2_hold_no_database_connection(
+    start_introspector: StartIntrospector,
+) -> None:
+    """With one pool connection, a burst of sign-ins queued for argon2 does not stall a lookup."""
+    # Before, each sign-in held a pool connection while it queued for an argon2 slot, so an
+    # introspection needing Postgres waited for every sign-in ahead of it.
+    ki = await start_introspector(
+        KEYGATE_DATABASE_POOL_SIZE="1", KEYGATE_ARGON2_MAX_CONCURRENCY="1"
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    logins = [
+        asyncio.create_task(login(ki, f"u{i}@example.com", "wrong", f"203.0.113.{i + 1}"))
+        for i in range(20)
+    ]
+    await asyncio.sleep(0.05)  # the sign-ins are queued
+    asked = loop.time()
+    assert await ki.introspect_json(generate_token()[0]) == {"active": False}
+    lookup = loop.time() - asked
+    assert set(await asyncio.gather(*logins)) == {401}
+    total = loop.time() - started
+    assert lookup < total / 3, (lookup, total)
