@@ -46,6 +46,10 @@ def parse_address(text: str) -> Address | None:
 @functools.lru_cache(maxsize=4096)
 def _text(address: Address) -> str:
     # str() of an address is slow enough to show in profiles; the same few peers come back.
+    # An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) is that IPv4 address, so
+    # per-client keys downstream do not tell ``::ffff:a.b.c.d`` from ``a.b.c.d``.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
     return str(address)
 
 
@@ -107,7 +111,8 @@ def forwarded_headers(
 
 
 def client_address(existing: Headers, *, peer_ip: str, trusted_proxies: Sequence[Network]) -> str:
-    """The address per-client limits apply to, normalised (``str(ip_address)``).
+    """The address per-client limits apply to, normalised (``str(ip_address)``, IPv4-mapped
+    IPv6 as IPv4).
 
     The direct peer, unless it is a trusted proxy; then the right-most ``X-Forwarded-For``
     entry outside every trusted network. Walking stops at an entry that is not an address —
@@ -125,9 +130,9 @@ def client_address(existing: Headers, *, peer_ip: str, trusted_proxies: Sequence
         if hop is None:
             break
         if not is_trusted(hop, trusted_proxies):
-            return str(hop)
+            return _text(hop)
         nearest = hop
-    return str(nearest)
+    return _text(nearest)
 
 
 class ForwardingTrust:

@@ -27,8 +27,8 @@ from introspector.appkeys import (
     SESSIONS,
     SETTINGS,
 )
-from introspector.attempts import FailedAttempts
-from introspector.cache import TokenCache, derive_hmac_key
+from introspector.attempts import AttemptLimits, FailedAttempts
+from introspector.cache import TokenCache, derive_cache_mac
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
 from introspector.errors import KeygateError, Unauthenticated, Unavailable
 from introspector.hashing import SecretHasher
@@ -116,21 +116,28 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
     cache = TokenCache(
         app[REDIS],
-        derive_hmac_key(settings.internal_secret),
+        derive_cache_mac(settings.internal_secret),
         settings.cache_ttl_seconds,
         settings.negative_cache_ttl_seconds,
+        on_rejected=metrics.cache_rejected.inc,
     )
     app[ATTEMPTS] = FailedAttempts(
         app[REDIS],
-        per_token=settings.failed_verify_limit_per_token,
-        per_address=settings.failed_verify_limit_per_address,
+        AttemptLimits(
+            per_token=settings.failed_verify_limit_per_token,
+            per_address=settings.failed_verify_limit_per_address,
+            login_per_account_address=settings.failed_login_limit_per_account_address,
+            login_per_account=settings.failed_login_limit_per_account,
+            logins_per_address=settings.login_limit_per_address,
+            ipv6_prefix=settings.client_ipv6_prefix,
+        ),
     )
     app[LAST_USED] = LastUsedRecorder(app[POOL])
     app[ANNOUNCER] = RevocationAnnouncer(
         app[POOL], app[REDIS], cache, on_deferred=metrics.revocations_pending.inc
     )
     app[SESSIONS] = SessionStore(
-        app[REDIS], app[HASHER], app[ATTEMPTS], settings.session_ttl_seconds
+        app[POOL], app[REDIS], app[HASHER], app[ATTEMPTS], settings.session_ttl_seconds
     )
     app[INTROSPECTOR] = TokenIntrospector(
         app[POOL], cache, app[ATTEMPTS], app[HASHER], app[LAST_USED], metrics

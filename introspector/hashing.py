@@ -3,6 +3,10 @@
 argon2 is deliberately slow (tens of milliseconds at OWASP's m=19 MiB, t=2), so verification runs
 in a small thread pool — argon2-cffi releases the GIL while hashing — behind a semaphore that caps
 how many run at once. Callers that exceed the cap queue instead of starving the loop.
+
+Token secrets also get a fast keyed verifier (:attr:`SecretHasher.token_verifier`): a token
+secret is 256 random bits, so argon2 is not what protects it; argon2 stays the storage hash, and
+the verifier is the extra lane that recognises the right secret without argon2's cost or gates.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from introspector.keyed_mac import TOKEN_VERIFIER, KeyedMac
 from introspector.settings import IntrospectorSettings
 
 
@@ -29,8 +34,16 @@ class Argon2Params:
 class SecretHasher:
     """Hashes and verifies secrets with argon2id; owns the verification thread pool."""
 
-    def __init__(self, params: Argon2Params, max_concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        params: Argon2Params,
+        max_concurrency: int = 2,
+        token_verifier: KeyedMac | None = None,
+    ) -> None:
         self.params = params
+        #: MACs token secrets for the fast verifier column; ``None``: tokens get no verifier
+        #: (then their first successful argon2 verification in the introspector adds one).
+        self.token_verifier = token_verifier
         self._hasher = PasswordHasher(
             time_cost=params.time_cost,
             memory_cost=params.memory_kib,
@@ -50,7 +63,12 @@ class SecretHasher:
         params = Argon2Params(
             settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
         )
-        return cls(params, settings.argon2_max_concurrency)
+        verifier = (
+            KeyedMac.derive(settings.internal_secret, TOKEN_VERIFIER)
+            if settings.internal_secret
+            else None
+        )
+        return cls(params, settings.argon2_max_concurrency, verifier)
 
     def hash(self, secret: str) -> str:
         """The encoded ``$argon2id$...`` hash of ``secret`` (blocking; use :meth:`hash_async`)."""

@@ -3,8 +3,14 @@
 1. Parse: malformed tokens are refused without any I/O.
 2. Redis: an active entry answers by HMAC comparison (right or wrong secret, no argon2); an
    inactive entry answers at once. Redis trouble is not fatal: we carry on to Postgres.
-3. Postgres + argon2 (the cold path): gated by the failed-attempt counters, verified off the
-   event loop, the result cached for the next request.
+3. Postgres (the cold path): the row's fast keyed verifier answers when it was made under the
+   current key — right or wrong, no argon2 and no counter. Only a row without a current
+   verifier (older than verifiers, or from before a rotation of the internal secret) needs
+   argon2, gated by the failed-attempt counters and verified off the event loop; a success
+   writes the verifier (and a rehash) with a compare-and-set. The result is cached.
+
+So the counters only ever stop argon2 work: nobody's failures refuse a secret the verifier
+recognises.
 
 Postgres trouble raises (the caller answers 503) — it never turns into "inactive".
 """
@@ -35,7 +41,8 @@ log = logging.getLogger("keygate.introspection")
 
 _LOOKUP = """
     SELECT t.id, t.public_id, t.user_id, u.email, t.workspace_id, t.scope::text AS scope,
-           t.rate_limit, t.created_at, t.expires_at, t.revoked_at, t.token_hash
+           t.rate_limit, t.created_at, t.expires_at, t.revoked_at, t.token_hash,
+           t.secret_verifier, t.secret_verifier_key_id
     FROM api_token t JOIN users u ON u.id = t.user_id
     WHERE t.public_id = $1
 """
@@ -125,22 +132,13 @@ class TokenIntrospector:
             await self._remember(parts.public_id, "expired")
             return IntrospectionResult.inactive("expired")
 
-        async with self._attempts.gate(parts.public_id, client_address) as blocked_by:
-            if blocked_by is not None:
-                self._metrics.verify_throttled.labels(blocked_by).inc()
-                raise TooManyAttempts(
-                    "too many failed authentication attempts; try again in a minute",
-                    retry_after=60,
-                )
-            verified = await timed(
-                self._metrics.argon2_duration,
-                self._hasher.verify_async(row["token_hash"], parts.secret),
-            )
-            if not verified:
-                await self._attempts.record_failure(parts.public_id, client_address)
-                return IntrospectionResult.inactive("invalid")
-        if self._hasher.needs_rehash(row["token_hash"]):
-            await self._rehash(row["id"], row["token_hash"], parts.secret)
+        verified = self._fast_verify(row, parts.secret)
+        if verified is None:
+            verified = await self._verify_slowly(row, parts, client_address)
+        elif verified and self._hasher.needs_rehash(row["token_hash"]):
+            await self._refresh(row, parts.secret)
+        if not verified:
+            return IntrospectionResult.inactive("invalid")
 
         result = IntrospectionResult(
             active=True,
@@ -166,15 +164,56 @@ class TokenIntrospector:
         except (RedisError, OSError):
             self._metrics.cache_error.inc()
 
-    async def _rehash(self, token_id: UUID, old_hash: str, secret: str) -> None:
-        """Re-hash with the current argon2 parameters (compare-and-set on the old hash)."""
-        new_hash = await self._hasher.hash_async(secret)
+    def _fast_verify(self, row: asyncpg.Record, secret: str) -> bool | None:
+        """The row's verifier's answer, or ``None`` when it has none made under the current key."""
+        verifier = self._hasher.token_verifier
+        if verifier is None or row["secret_verifier_key_id"] != verifier.key_id:
+            return None
+        return verifier.verify(row["secret_verifier"], secret)
+
+    async def _verify_slowly(
+        self, row: asyncpg.Record, parts: ParsedToken, client_address: str | None
+    ) -> bool:
+        """argon2 behind the failed-attempt gate; on success, write what the row lacks."""
+        limits = self._attempts.for_token(parts.public_id, client_address)
+        async with self._attempts.gate(limits) as blocked_by:
+            if blocked_by is not None:
+                self._metrics.verify_throttled.labels(blocked_by).inc()
+                raise TooManyAttempts(
+                    "too many failed authentication attempts; try again in a minute",
+                    retry_after=60,
+                )
+            verified = await timed(
+                self._metrics.argon2_duration,
+                self._hasher.verify_async(row["token_hash"], parts.secret),
+            )
+            if not verified:
+                await self._attempts.record(limits)
+                return False
+        await self._refresh(row, parts.secret)
+        return True
+
+    async def _refresh(self, row: asyncpg.Record, secret: str) -> None:
+        """Re-hash with the current argon2 parameters when they changed, and (re)write the fast
+        verifier — a compare-and-set on the hash just verified, so a concurrent change wins."""
+        old_hash = row["token_hash"]
+        new_hash = old_hash
+        if self._hasher.needs_rehash(old_hash):
+            new_hash = await self._hasher.hash_async(secret)
+        verifier = self._hasher.token_verifier
+        if new_hash == old_hash and verifier is None:
+            return
         async with self._pool.acquire() as conn:
             await conn.execute(
-                "UPDATE api_token SET token_hash = $3 WHERE id = $1 AND token_hash = $2",
-                token_id,
+                "UPDATE api_token SET token_hash = $3, "
+                "secret_verifier = coalesce($4, secret_verifier), "
+                "secret_verifier_key_id = coalesce($5, secret_verifier_key_id) "
+                "WHERE id = $1 AND token_hash = $2",
+                row["id"],
                 old_hash,
                 new_hash,
+                None if verifier is None else verifier.sign(secret),
+                None if verifier is None else verifier.key_id,
             )
 
     def _finish(

@@ -51,6 +51,11 @@ class IntrospectorMetrics:
             "keygate_introspection_cache_error_total",
             "Redis cache operations that failed (the answer came from Postgres instead).",
         )
+        self.cache_rejected = counter(
+            "keygate_cache_entries_rejected_total",
+            "Redis cache entries ignored because their MAC did not hold (written by someone "
+            "without keygate's key); each is treated as a miss.",
+        )
         self.verify_throttled = counter(
             "keygate_argon2_throttled_total",
             "Uncached verifications refused because of too many wrong secrets.",

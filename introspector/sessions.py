@@ -4,6 +4,11 @@ A session id is 256 random bits, shown only to the browser (in the ``kg_session`
 holds ``kg:sess:{<sha256(id)>}`` → ``{"userId", "email", "createdAt"}`` with the session's TTL,
 so even a Redis dump yields no usable cookie. The gateway's ``local`` authenticator reads the
 same key. Every login mints a new id (no fixation); logout deletes the record server-side.
+
+Sign-ins are gated (see :mod:`introspector.attempts`) per (e-mail, address) pair, per e-mail
+with a much higher budget, and per address for every attempt: wrong passwords from one address
+never lock the owner out at another. The password is verified without holding a Postgres
+connection, so sign-ins queuing for argon2 never starve the pool.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from introspector.attempts import FailedAttempts
-from introspector.db import Connection
 from introspector.errors import KeygateError, TooManyAttempts, Unavailable
 from introspector.hashing import SecretHasher
 from introspector.users import normalise_email
@@ -48,11 +53,13 @@ class SessionStore:
 
     def __init__(
         self,
+        pool: asyncpg.Pool,
         redis: aioredis.Redis,
         hasher: SecretHasher,
         attempts: FailedAttempts,
         ttl_seconds: int,
     ) -> None:
+        self._pool = pool
         self._redis = redis
         self._hasher = hasher
         self._attempts = attempts
@@ -60,28 +67,31 @@ class SessionStore:
         # Verified when the e-mail is unknown, so both paths cost one argon2 run.
         self._decoy = hasher.hash(secrets.token_urlsafe(16))
 
-    async def login(
-        self, conn: Connection, email: str, password: str, address: str | None
-    ) -> NewSession:
+    async def login(self, email: str, password: str, address: str | None) -> NewSession:
         """Check the password and open a session, or raise InvalidCredentials / TooManyAttempts."""
         try:
             email = normalise_email(email)
         except KeygateError:
             raise InvalidCredentials("incorrect e-mail or password") from None
-        subject = "login:" + hashlib.sha256(email.encode()).hexdigest()[:32]
-        async with self._attempts.gate(subject, address) as blocked_by:
+        account = hashlib.sha256(email.encode()).hexdigest()[:32]
+        failures, rate = self._attempts.for_login(account, address)
+        gated = failures if rate is None else [*failures, rate]
+        async with self._attempts.gate(gated) as blocked_by:
             if blocked_by is not None:
-                raise TooManyAttempts("too many failed sign-ins; wait a minute", retry_after=60)
-            row = await conn.fetchrow(
-                "SELECT id, email, password_hash FROM users WHERE email = $1", email
-            )
+                raise TooManyAttempts("too many sign-in attempts; wait a minute", retry_after=60)
+            async with self._pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "SELECT id, email, password_hash FROM users WHERE email = $1", email
+                )
             stored = (
                 row["password_hash"] if row is not None and row["password_hash"] else self._decoy
             )
             matches = await self._hasher.verify_async(stored, password)
             if row is None or row["password_hash"] is None or not matches:
-                await self._attempts.record_failure(subject, address)
+                await self._attempts.record(gated)
                 raise InvalidCredentials("incorrect e-mail or password")
+            if rate is not None:
+                await self._attempts.record([rate])
         session_id = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         record = {"userId": str(row["id"]), "email": row["email"], "createdAt": now.isoformat()}

@@ -111,16 +111,43 @@ class IntrospectorSettings:
     failed_verify_limit_per_token: int = setting(
         "KEYGATE_FAILED_VERIFY_LIMIT_PER_TOKEN",
         10,
-        "Wrong-secret attempts per token id per minute before argon2 is no longer run for it "
-        "(the right secret, once cached, still works).",
+        "Wrong-secret argon2 verifications per token id per minute; past it, tokens without a "
+        "current fast verifier get 429 (a secret the verifier recognises always passes).",
         parse=int_between(1, 100000),
     )
     failed_verify_limit_per_address: int = setting(
         "KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS",
         30,
-        "Wrong-secret attempts per client address per minute before further uncached "
-        "attempts from it get 429.",
+        "Wrong-secret argon2 verifications per client address per minute; past it, further "
+        "argon2 verifications from it get 429 (a secret the verifier recognises always passes).",
         parse=int_between(1, 100000),
+    )
+    failed_login_limit_per_account_address: int = setting(
+        "KEYGATE_FAILED_LOGIN_LIMIT_PER_ACCOUNT_ADDRESS",
+        10,
+        "Wrong passwords for one e-mail from one client address per minute before sign-ins "
+        "for it from there get 429.",
+        parse=int_between(1, 100000),
+    )
+    failed_login_limit_per_account: int = setting(
+        "KEYGATE_FAILED_LOGIN_LIMIT_PER_ACCOUNT",
+        100,
+        "Wrong passwords for one e-mail from all addresses per minute (an argon2 budget) before "
+        "sign-ins for it get 429 from everywhere.",
+        parse=int_between(1, 1000000),
+    )
+    login_limit_per_address: int = setting(
+        "KEYGATE_LOGIN_LIMIT_PER_ADDRESS",
+        30,
+        "Sign-in attempts, right or wrong, per client address per minute (each costs argon2).",
+        parse=int_between(1, 100000),
+    )
+    client_ipv6_prefix: int = setting(
+        "KEYGATE_CLIENT_IPV6_PREFIX",
+        64,
+        "Prefix length by which per-address counters group IPv6 clients (one client usually "
+        "holds a whole /64); IPv4-mapped addresses count as their IPv4 address.",
+        parse=int_between(32, 128),
     )
     last_used_flush_seconds: float = setting(
         "KEYGATE_LAST_USED_FLUSH_SECONDS",

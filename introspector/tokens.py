@@ -37,8 +37,9 @@ _SELECT = """
 _INSERT = """
     WITH inserted AS (
         INSERT INTO api_token (public_id, user_id, workspace_id, name, token_hash, scope,
-                               rate_limit, expires_at, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6::token_scope, $7, $8, $9)
+                               rate_limit, expires_at, created_at, secret_verifier,
+                               secret_verifier_key_id)
+        VALUES ($1, $2, $3, $4, $5, $6::token_scope, $7, $8, $9, $11, $12)
         RETURNING *
     )
     SELECT t.id, t.public_id, t.user_id, $10::text AS user_email, t.workspace_id, t.name,
@@ -151,6 +152,7 @@ async def create_token(
     plaintext, parts = generate_token()
     # argon2 runs before the transaction opens: no row lock is held while hashing.
     token_hash = await hasher.hash_async(parts.secret)
+    verifier = hasher.token_verifier
     async with conn.transaction():
         row = await conn.fetchrow(
             _INSERT,
@@ -164,6 +166,8 @@ async def create_token(
             expires_at,
             now,
             owner.email,
+            None if verifier is None else verifier.sign(parts.secret),
+            None if verifier is None else verifier.key_id,
         )
         assert row is not None
         record = _record(row)

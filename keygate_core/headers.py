@@ -59,11 +59,15 @@ def request_id_or_new(value: str | None) -> str:
 
 
 def reported_client_address(headers: Mapping[str, str]) -> str | None:
-    """The normalised IP address in :data:`CLIENT_ADDRESS`, or ``None`` when absent or not an IP."""
+    """The normalised IP address in :data:`CLIENT_ADDRESS` (IPv4-mapped IPv6 as IPv4), or
+    ``None`` when absent or not an IP."""
     reported = headers.get(CLIENT_ADDRESS, "").strip()
     if not reported:
         return None
     try:
-        return str(ipaddress.ip_address(reported))
+        address = ipaddress.ip_address(reported)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)

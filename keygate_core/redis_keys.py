@@ -29,8 +29,18 @@ def failed_token_key(public_id: str) -> str:
 
 
 def failed_address_key(address: str) -> str:
-    """Failed verifications from one client address."""
+    """Failed token verifications from one client address (an IPv6 /64 counts as one)."""
     return f"kg:fail:a:{{{address}}}"
+
+
+def failed_login_key(account: str, address: str | None = None) -> str:
+    """Wrong passwords for one account (a digest of its e-mail), from one address or from all."""
+    return f"kg:fail:l:{{{account}}}" + ("" if address is None else f":{address}")
+
+
+def login_address_key(address: str) -> str:
+    """Sign-in attempts, right or wrong, from one client address."""
+    return f"kg:login:a:{{{address}}}"
 
 
 def session_key(session_id: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from introspector.appkeys import POOL, SESSIONS
+from introspector.appkeys import SESSIONS
 from introspector.caller import client_address
 from introspector.errors import InvalidInput
 from introspector.views.request_body import json_object, optional_str
@@ -19,8 +19,9 @@ async def create_session(request: web.Request) -> web.Response:
         raise InvalidInput("is required", field="email")
     if not password:
         raise InvalidInput("is required", field="password")
-    async with request.app[POOL].acquire() as conn:
-        session = await request.app[SESSIONS].login(conn, email, password, client_address(request))
+    # No pool connection is held here: the store takes one only for its query, never while
+    # the password waits for an argon2 slot.
+    session = await request.app[SESSIONS].login(email, password, client_address(request))
     return web.json_response(
         {
             "sessionId": session.session_id,

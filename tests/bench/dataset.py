@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
-from introspector.cache import TokenCache, derive_hmac_key
+from introspector.cache import TokenCache, derive_cache_mac
 from introspector.hashing import Argon2Params, SecretHasher
 from keygate_core.introspection_result import IntrospectionResult
 from keygate_core.token_format import (
@@ -161,7 +161,7 @@ async def prime_cache(
     for start in range(0, len(tokens), 5000):
         async with redis.pipeline(transaction=False) as pipe:
             # A pipeline queues commands; the cache writes into it as into a client.
-            cache = TokenCache(pipe, derive_hmac_key(internal_secret), ttl_seconds, 10)
+            cache = TokenCache(pipe, derive_cache_mac(internal_secret), ttl_seconds, 10)
             for token in tokens[start : start + 5000]:
                 result = IntrospectionResult(
                     active=True,

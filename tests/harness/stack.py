@@ -17,9 +17,10 @@ import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from introspector import users, workspaces
+from introspector import tokens, users, workspaces
 from introspector.hashing import SecretHasher
 from introspector.models import Actor, Role, User, Workspace
+from introspector.settings import Edition
 from tests.harness.upstream import Upstream
 
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
@@ -88,6 +89,19 @@ class Introspector:
         for member, role in members.items():
             await workspaces.add_member(self.db, Actor.operator(), ws, member, role)
         return ws
+
+    async def legacy_token(self, owner: User, name: str = "legacy") -> str:
+        """A token as made before fast verifiers existed (argon2 hash only): checking it needs
+        argon2, behind the failed-attempt counters, until its first success adds a verifier."""
+        created = await tokens.create_token(
+            self.db,
+            self.hasher,
+            Actor.operator(),
+            owner=owner,
+            name=name,
+            edition=Edition.COMMUNITY,
+        )
+        return created.plaintext
 
     async def create(
         self, user: User, *, token_id: str | None = None, **body: Any

@@ -24,7 +24,7 @@ from asyncpg.pool import PoolConnectionProxy
 from gateway.revocations import RevocationListener
 from gateway.token_cache import L1Cache
 from gateway.usage import UsageRecorder
-from introspector.cache import TokenCache, derive_hmac_key
+from introspector.cache import TokenCache, derive_cache_mac
 from introspector.last_used import LastUsedRecorder
 from introspector.revocation import RevocationAnnouncer
 from keygate_core.background import stop_tasks
@@ -46,7 +46,7 @@ async def _last_used(pool: asyncpg.Pool, redis: aioredis.Redis) -> None:
 
 async def _announcer(pool: asyncpg.Pool, redis: aioredis.Redis) -> None:
     """The revocation announcer's loop."""
-    cache = TokenCache(redis, derive_hmac_key(INTERNAL_SECRET), 60, 5)
+    cache = TokenCache(redis, derive_cache_mac(INTERNAL_SECRET), 60, 5)
     await RevocationAnnouncer(pool, redis, cache).run(0.01)
 
 

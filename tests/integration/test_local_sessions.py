@@ -86,15 +86,35 @@ async def test_wrong_password_unknown_user_and_no_password_look_the_same(
 
 
 async def test_failed_logins_are_throttled(start_stack: StartStack) -> None:
-    """After the per-e-mail limit of wrong passwords, even the right one waits (429)."""
-    stack = await start_stack(introspector_env_extra={"KEYGATE_FAILED_VERIFY_LIMIT_PER_TOKEN": "3"})
+    """After the per-(e-mail, address) limit of wrong passwords, that address waits (429);
+    the owner at another address still signs in."""
+    stack = await start_stack(
+        introspector_env_extra={"KEYGATE_FAILED_LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": "3"}
+    )
     introspector = stack.introspector
     await make_user(introspector, "dev@example.com", "correct horse")
     for _ in range(3):
         assert (await login(introspector, "dev@example.com", "nope nope")).status == 401
-    throttled = await login(introspector, "dev@example.com", "correct horse", "192.0.2.99")
+    throttled = await login(introspector, "dev@example.com", "correct horse")
     assert throttled.status == 429
     assert throttled.headers["Retry-After"] == "60"
+    assert (
+        await login(introspector, "dev@example.com", "correct horse", "192.0.2.99")
+    ).status == 201
+
+
+async def test_the_per_account_budget_stops_a_distributed_guess(start_stack: StartStack) -> None:
+    """Wrong passwords for one e-mail from many addresses stop at the per-account budget."""
+    stack = await start_stack(
+        introspector_env_extra={"KEYGATE_FAILED_LOGIN_LIMIT_PER_ACCOUNT": "5"}
+    )
+    introspector = stack.introspector
+    await make_user(introspector, "dev@example.com", "correct horse")
+    statuses = [
+        (await login(introspector, "dev@example.com", "nope nope", f"198.51.100.{i}")).status
+        for i in range(1, 8)
+    ]
+    assert statuses == [401] * 5 + [429] * 2
 
 
 async def test_gateway_honours_and_forgets_local_sessions(start_stack: StartStack) -> None:

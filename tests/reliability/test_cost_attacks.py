@@ -11,36 +11,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Awaitable
 
-import aiohttp
+import redis.asyncio as aioredis
 
-from keygate_core.token_format import generate_token, parse_token
+from introspector.appkeys import REDIS
+from keygate_core.token_format import parse_token
 from tests.harness.figures import Figures
 from tests.harness.fixtures import Spawn
-from tests.harness.stack import StartIntrospector, StartStack, introspector_env
-from tests.reliability.loadgen import load_from_another_process
-from tests.reliability.loop_lag import LagProbe, frozen_heap, probing
-from tests.reliability.measure import Outcome, percentile, sample, send_all
+from tests.harness.stack import Introspector, StartIntrospector, StartStack, introspector_env
+from tests.reliability.flood import (
+    ARGON2,
+    FLOOD,
+    argon2_runs,
+    bearer,
+    flood,
+    flood_figures,
+    tamper,
+)
+from tests.reliability.measure import percentile, sample, send_all
 
 ADDRESS_LIMIT = 30  # keygate's default KEYGATE_FAILED_VERIFY_LIMIT_PER_ADDRESS
-#: Each attack stream sends this many requests per second for FLOOD_SECONDS, not waiting for
-#: answers; real token owners meanwhile send VALID_RATE requests per second.
-ATTACK_RATE = 60
-FLOOD_SECONDS = 4
-FLOOD = ATTACK_RATE * FLOOD_SECONDS
-VALID_RATE = 50
 LAG_BOUND = 0.050
-ARGON2 = "keygate_argon2_verify_duration_seconds_count"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def tamper(token: str) -> str:
-    """The same token id with another well-formed secret."""
-    return generate_token(parse_token(token).public_id)[0]
+PASSWORD = "correct horse battery staple"
 
 
 def flood_introspector_env(database_url: str, redis_url: str) -> dict[str, str]:
@@ -55,95 +48,6 @@ def flood_introspector_env(database_url: str, redis_url: str) -> dict[str, str]:
         KEYGATE_ARGON2_MAX_CONCURRENCY="1",
         KEYGATE_LOG_LEVEL="warning",
     )
-
-
-async def argon2_runs(introspector_url: str) -> float:
-    """How many argon2 verifications the introspector has run so far."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(introspector_url + "/metrics") as response,
-    ):
-        return sample(await response.text(), ARGON2)
-
-
-def valid_stream(valid: list[str], seconds: float) -> dict[str, object]:
-    """The real token owners' requests, VALID_RATE a second for ``seconds``."""
-    count = int(VALID_RATE * seconds)
-    requests = [["/x", bearer(valid[i % 2])] for i in range(count)]
-    return {"kind": "valid", "rate": VALID_RATE, "requests": requests}
-
-
-@dataclass
-class Flood:
-    """What the flood phase recorded, with the gateway's loop lag probed throughout."""
-
-    #: Valid traffic alone, before the attack.
-    baseline: list[Outcome]
-    #: The attack streams ("unknown", "wrong") and the valid traffic beside them.
-    outcomes: list[Outcome]
-    probe: LagProbe
-    #: argon2 verifications the attack caused.
-    argon2: float
-
-    def of(self, kind: str) -> list[Outcome]:
-        return [o for o in self.outcomes if o.kind == kind]
-
-    def attack_window(self) -> tuple[float, float]:
-        """From the first attack request's start to the last one's end."""
-        attack = [o for o in self.outcomes if o.kind != "valid"]
-        return min(o.started for o in attack), max(o.finished for o in attack)
-
-
-async def flood(base: str, introspector_url: str, valid: list[str], victims: list[str]) -> Flood:
-    """2 s of valid traffic alone, then FLOOD_SECONDS of both attack streams beside it."""
-    with frozen_heap():
-        async with probing() as probe:
-            baseline = await load_from_another_process(
-                {"base_url": base, "streams": [valid_stream(valid, 2)]}
-            )
-            before = await argon2_runs(introspector_url)
-            unknown = [["/x", bearer(generate_token()[0])] for _ in range(FLOOD)]
-            wrong = [["/x", bearer(tamper(victims[i % len(victims)]))] for i in range(FLOOD)]
-            outcomes = await load_from_another_process(
-                {
-                    "base_url": base,
-                    "streams": [
-                        {"kind": "unknown", "rate": ATTACK_RATE, "requests": unknown},
-                        {"kind": "wrong", "rate": ATTACK_RATE, "requests": wrong},
-                        valid_stream(valid, FLOOD_SECONDS),
-                    ],
-                }
-            )
-    argon2 = await argon2_runs(introspector_url) - before
-    return Flood(baseline, outcomes, probe, argon2)
-
-
-def flood_figures(
-    flood: Flood, during: list[Outcome], wrong_statuses: Counter[int]
-) -> dict[str, float]:
-    """The numbers docs/reliability.md reports for the flood."""
-    attack_start, attack_end = flood.attack_window()
-    baseline_start = min(o.started for o in flood.baseline)
-    baseline_end = max(o.finished for o in flood.baseline)
-    lag = flood.probe.between(attack_start, attack_end)
-    base_lag = flood.probe.between(baseline_start, baseline_end)
-    baseline = [o.elapsed for o in flood.baseline]
-    flooded = [o.elapsed for o in during]
-    return {
-        "unknown": FLOOD,
-        "wrong": FLOOD,
-        "wrong_429": wrong_statuses[429],
-        "argon2_runs": int(flood.argon2),
-        "lag_p50_ms": percentile(lag, 50) * 1000,
-        "lag_p99_ms": percentile(lag, 99) * 1000,
-        "lag_max_ms": max(lag) * 1000,
-        "baseline_lag_p99_ms": percentile(base_lag, 99) * 1000,
-        "valid_p50_ms": percentile(baseline, 50) * 1000,
-        "valid_p50_flood_ms": percentile(flooded, 50) * 1000,
-        "valid_p95_ms": percentile(baseline, 95) * 1000,
-        "valid_p95_flood_ms": percentile(flooded, 95) * 1000,
-        "attack_s": attack_end - attack_start,
-    }
 
 
 async def test_floods_of_unknown_ids_and_wrong_secrets(
@@ -167,7 +71,10 @@ async def test_floods_of_unknown_ids_and_wrong_secrets(
     ki = stack.introspector
     alice = await ki.user("alice@example.com")
     valid = [await stack.token_for(alice, name=f"valid {i}") for i in range(2)]
-    victims = [await stack.token_for(alice, name=f"victim {i}") for i in range(6)]
+    # Victims without a fast verifier (as from before verifiers): their wrong secrets need
+    # argon2, which is what the gates cap. A token with a verifier costs no argon2 at all (see
+    # test_a_cold_owner_passes_while_its_public_id_is_hammered).
+    victims = [await ki.legacy_token(alice, f"victim {i}") for i in range(6)]
     for token in valid:
         assert (await stack.gateway.get("/x", headers=bearer(token))).status == 200
     base = str(stack.gateway.make_url("")).rstrip("/")
@@ -217,7 +124,7 @@ async def test_concurrent_wrong_secrets_and_passwords_stop_at_the_limit(
     # concurrent attempt through the check.
     ki = await start_introspector()
     alice = await ki.user("alice@example.com")
-    victims = [(await ki.create_ok(alice, name=f"victim {i}"))["token"] for i in range(10)]
+    victims = [await ki.legacy_token(alice, f"victim {i}") for i in range(10)]
     before = sample(await ki.metrics(), ARGON2)
     answers = await asyncio.gather(
         *(ki.introspect(tamper(victims[i % 10]), "198.51.100.7") for i in range(100))
@@ -250,3 +157,61 @@ async def test_concurrent_wrong_secrets_and_passwords_stop_at_the_limit(
         passwords_sent=40,
         password_checks=login_statuses[401],
     )
+
+
+def cold(ki: Introspector, token: str) -> Awaitable[int]:
+    """Drop ``token``'s Redis cache entry, as its TTL would."""
+    redis: aioredis.Redis = ki.client.app[REDIS]
+    return redis.delete(f"kg:tok:{{{parse_token(token).public_id}}}")
+
+
+async def test_a_cold_owner_passes_while_its_public_id_is_hammered(
+    start_introspector: StartIntrospector,
+) -> None:
+    """Wrong secrets for a public id, from many addresses, never refuse its cold owner."""
+    # Before: 10 counted failures locked the token id for a minute, the right secret included,
+    # whenever its cache entry had lapsed. Now the fast verifier answers before any counter:
+    # for a new token, and for an old one once a successful argon2 verify has back-filled it.
+    ki = await start_introspector()
+    alice = await ki.user("alice@example.com")
+    new = (await ki.create_ok(alice, name="new"))["token"]
+    old = await ki.legacy_token(alice, "from before verifiers")
+    assert (await ki.introspect_json(old, "198.51.100.1"))["active"]  # back-fills its verifier
+    before = sample(await ki.metrics(), ARGON2)
+    for victim in (new, old):
+        await cold(ki, victim)
+        answers = [await ki.introspect(tamper(victim), f"203.0.113.{i + 1}") for i in range(40)]
+        assert Counter(a.status for a in answers) == {200: 40}
+        assert not any([(await a.json())["active"] for a in answers])
+        await cold(ki, victim)
+        assert (await ki.introspect_json(victim, "198.51.100.2"))["active"]
+    # With a verifier, neither the wrong secrets nor the right one ran argon2.
+    assert sample(await ki.metrics(), ARGON2) - before == 0
+
+
+async def test_failures_behind_a_shared_address_refuse_nobody_elses_secret(
+    start_introspector: StartIntrospector,
+) -> None:
+    """30 wrong secrets from an ingress address; cold tokens and logins behind it still pass."""
+    # Everyone behind one ingress or NAT shares its address. Before, 30 failures a minute from
+    # it returned 429 to every cold token and every sign-in behind it.
+    shared = "10.244.0.7"
+    ki = await start_introspector()
+    mallory = await ki.user("mallory@example.com")
+    alice = await ki.user("alice@example.com")
+    await ki.db.execute(
+        "UPDATE users SET password_hash = $1 WHERE id = $2", ki.hasher.hash(PASSWORD), alice.id
+    )
+    decoys = [await ki.legacy_token(mallory, f"decoy {i}") for i in range(3)]
+    wrong = [await ki.introspect(tamper(decoys[i % 3]), shared) for i in range(40)]
+    assert Counter(a.status for a in wrong) == {200: ADDRESS_LIMIT, 429: 40 - ADDRESS_LIMIT}
+
+    token = (await ki.create_ok(alice))["token"]
+    await cold(ki, token)
+    assert (await ki.introspect_json(token, shared))["active"]
+    response = await ki.client.post(
+        "/sessions",
+        json={"email": "alice@example.com", "password": PASSWORD},
+        headers={**ki.headers(), "X-Keygate-Client-Address": shared},
+    )
+    assert response.status == 201, await response.text()

@@ -24,6 +24,7 @@ import pytest
 
 from gateway.token_cache import L1Cache
 from introspector.cache import CacheEntry, TokenCache
+from introspector.keyed_mac import KeyedMac
 from keygate_core.introspection_result import IntrospectionResult
 from keygate_core.token_format import (
     ALPHABET,
@@ -106,7 +107,7 @@ def test_secret_comparisons_take_as_long_for_near_and_far_misses(figures: Figure
     assert l1.lookup(parts)[1] is active and l1.lookup(probes[near[0]])[1] is None
     gateway = interleaved_medians(lambda s: l1.lookup(probes[s])[1], near, far, rng)
 
-    cache = TokenCache(None, b"k" * 32, 60, 10)  # type: ignore[arg-type]  # no Redis needed
+    cache = TokenCache(None, KeyedMac(b"k" * 32), 60, 10)  # type: ignore[arg-type]  # no Redis needed
     entry = CacheEntry(state="active", mac=cache.mac(parts.secret), claims={})
     assert cache.matches(entry, parts.secret) and not cache.matches(entry, near[0])
     introspector = interleaved_medians(lambda s: cache.matches(entry, s), near, far, rng)

@@ -72,6 +72,7 @@ def test_keygate_services_drop_malformed_request_ids(value: str | None) -> None:
         ("203.0.113.7", "203.0.113.7"),
         (" 203.0.113.7 ", "203.0.113.7"),
         ("2001:DB8::1", "2001:db8::1"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
         ("", None),
         ("not-an-address", None),
         ("203.0.113.7:443", None),

@@ -113,6 +113,8 @@ def test_untrusted_clients_cannot_influence_forwarded_headers(
         (["198.51.100.1"], "::ffff:10.0.0.2", "198.51.100.1"),
         (["198.51.100.1"], "", ""),
         ([], "2001:DB8::5", "2001:db8::5"),
+        ([], "::ffff:203.0.113.9", "203.0.113.9"),
+        (["::ffff:198.51.100.4"], "10.0.0.2", "198.51.100.4"),
     ],
     ids=[
         "untrusted-peer-ignores-xff",
@@ -128,6 +130,8 @@ def test_untrusted_clients_cannot_influence_forwarded_headers(
         "ipv4-mapped-peer",
         "unix-socket-peer",
         "untrusted-ipv6-peer-normalised",
+        "ipv4-mapped-untrusted-peer-is-ipv4",
+        "ipv4-mapped-hop-is-ipv4",
     ],
 )
 def test_client_address_is_the_first_untrusted_hop(
