@@ -217,6 +217,14 @@ class IntrospectorClient:
         problem = _problem(text)
         reason = problem.get("reason")
         field = problem.get("field")
+        if status == 401 and reason == wire.INTERNAL_SECRET_REFUSED:
+            # Our own misconfiguration, not the person's credentials: never "wrong password".
+            log.error(
+                "the introspector refused the admin UI's internal secret: "
+                "KEYGATE_INTERNAL_SECRET differs between the two services",
+                extra={"path": path},
+            )
+            raise ApiError(503, wire.INTERNAL_SECRET_REFUSED, retry_after=30)
         raise ApiError(
             status,
             reason if isinstance(reason, str) else "unexpected_response",

@@ -83,6 +83,7 @@ class IntrospectorSettings:
         parse=int_between(0, 65535),
     )
     internal_secret: str = shared.internal_secret()
+    internal_secret_previous: str = shared.internal_secret_previous()
     cache_ttl_seconds: int = setting(
         "KEYGATE_CACHE_TTL_SECONDS",
         60,

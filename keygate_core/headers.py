@@ -16,6 +16,9 @@ from collections.abc import Mapping
 
 #: The shared secret that proves a request came through the gateway.
 INTERNAL_SECRET = "X-Keygate-Internal-Secret"
+#: The problem reason the introspector answers a request without an accepted internal secret
+#: with, so the admin UI can tell a misconfigured secret from a person's wrong password.
+INTERNAL_SECRET_REFUSED = "internal_secret_refused"
 #: The end client's address as the gateway determined it (never the TCP peer).
 CLIENT_ADDRESS = "X-Keygate-Client-Address"
 #: ``upstream`` when the protected app's session check vouched for the person: ``USER_ID`` is
