@@ -24,6 +24,9 @@ CLIENT_ADDRESS = "X-Keygate-Client-Address"
 #: ``upstream`` when the protected app's session check vouched for the person: ``USER_ID`` is
 #: then the app's user id, not keygate's.
 IDENTITY_SOURCE = "X-Keygate-Identity-Source"
+#: ``true`` when the app's session check said it verified the e-mail (``emailVerified: true``);
+#: only then may the introspector link the person to an existing keygate user by e-mail.
+EMAIL_VERIFIED = "X-Keygate-Email-Verified"
 
 # The identity headers keygate's own services read. Their names are fixed; the names the
 # protected app sees are configurable (KEYGATE_IDENTITY_HEADERS) and default to these.

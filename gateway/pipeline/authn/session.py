@@ -114,6 +114,7 @@ class UpstreamSessionAuthenticator:
             token_scope=None,
             auth_method=AuthMethod.SESSION,
             external=True,
+            email_verified=body.get("emailVerified") is True,
         )
 
 
