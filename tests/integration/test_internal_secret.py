@@ -14,7 +14,8 @@ from admin_ui.settings import AdminUISettings
 from introspector import users
 from introspector.models import Actor
 from keygate_cli.settings import load_settings
-from tests.harness.stack import API, INTERNAL_SECRET, StartIntrospector
+from keygate_core.token_format import generate_token
+from tests.harness.stack import API, INTERNAL_SECRET, StartIntrospector, StartStack
 
 NEW_SECRET = "new-internal-secret-0123456789abcdef0123"
 OTHER_SECRET = "some-other-secret-0123456789abcdef01234"
@@ -126,3 +127,17 @@ async def test_forms_signed_before_a_rotation_still_submit(
         "/_keygate/logout", data={"csrf": "0" * 64}, headers=headers, allow_redirects=False
     )
     assert forged.status == 403
+
+
+async def test_a_gateway_with_another_secret_answers_503_and_says_why(
+    start_stack: StartStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bearer requests get 503 (never 401) and the log names KEYGATE_INTERNAL_SECRET, once."""
+    stack = await start_stack(introspector_env_extra={"KEYGATE_INTERNAL_SECRET": OTHER_SECRET})
+    token, _ = generate_token()
+    caplog.set_level(logging.ERROR, logger="keygate.gateway")
+    for _ in range(3):
+        response = await stack.gateway.get("/x", headers={"Authorization": f"Bearer {token}"})
+        assert response.status == 503, await response.text()
+    named = [r for r in caplog.records if "KEYGATE_INTERNAL_SECRET" in r.getMessage()]
+    assert len(named) == 1
