@@ -68,6 +68,8 @@ class Caller:
     request_id: str | None = None
     #: Signed in to the protected app: ``user_id`` is the app's, vouched for with ``email``.
     app_session_email: str | None = None
+    #: The app's session check said it verified that e-mail.
+    app_session_email_verified: bool = False
 
     def headers(self) -> dict[str, str]:
         """Identity and tracing headers for the introspector."""
@@ -75,6 +77,8 @@ class Caller:
         if self.app_session_email is not None:
             headers[wire.IDENTITY_SOURCE] = "upstream"
             headers[wire.EMAIL] = quote(self.app_session_email, safe="@._+-")
+            if self.app_session_email_verified:
+                headers[wire.EMAIL_VERIFIED] = "true"
         if self.client_address:
             headers[wire.CLIENT_ADDRESS] = self.client_address
         if self.request_id:
@@ -217,6 +221,14 @@ class IntrospectorClient:
         problem = _problem(text)
         reason = problem.get("reason")
         field = problem.get("field")
+        if status == 401 and reason == wire.INTERNAL_SECRET_REFUSED:
+            # Our own misconfiguration, not the person's credentials: never "wrong password".
+            log.error(
+                "the introspector refused the admin UI's internal secret: "
+                "KEYGATE_INTERNAL_SECRET differs between the two services",
+                extra={"path": path},
+            )
+            raise ApiError(503, wire.INTERNAL_SECRET_REFUSED, retry_after=30)
         raise ApiError(
             status,
             reason if isinstance(reason, str) else "unexpected_response",

@@ -7,6 +7,8 @@ sentence per status, so a new reason never shows raw JSON.
 
 from __future__ import annotations
 
+from keygate_core.headers import INTERNAL_SECRET_REFUSED
+
 #: (reason, field) → sentence; ``None`` as field matches any field.
 _BY_REASON: dict[tuple[str, str | None], str] = {
     ("invalid_request", "name"): (
@@ -27,6 +29,14 @@ _BY_REASON: dict[tuple[str, str | None], str] = {
     ("not_found", None): "That API key does not exist, or it is not yours to manage.",
     ("invalid_credentials", None): "Incorrect e-mail or password.",
     ("unauthenticated", None): "Your session has ended. Please sign in again.",
+    ("conflict", "email"): (
+        "Your e-mail address belongs to a keygate account that is not linked to your account "
+        "of the app. Ask an administrator to link them."
+    ),
+    (INTERNAL_SECRET_REFUSED, None): (
+        "keygate is temporarily unavailable because of a configuration problem on our side. "
+        "Please try again later."
+    ),
 }
 
 _BY_STATUS = {

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from admin_ui import csrf, timefmt
 from admin_ui.api_client import IntrospectorClient
-from admin_ui.appkeys import ASSET_URLS, CLIENT, CSRF_KEY, HTTP, NONCES, SETTINGS
+from admin_ui.appkeys import ASSET_URLS, CLIENT, CSRF_KEYS, HTTP, NONCES, SETTINGS
 from admin_ui.audit_text import detail_text
 from admin_ui.middlewares import (
     app_session_cookie,
@@ -81,22 +81,20 @@ def create_app(settings: AdminUISettings) -> web.Application:
     """The admin UI application for ``settings``."""
     # The guard's precondition, not settings validation: with an empty secret the guard below
     # lets every caller in (and a short one is guessable), so no caller can build an open app.
-    check_internal_secret(settings.internal_secret)
+    secrets = check_internal_secret(settings.internal_secret, settings.internal_secret_previous)
     app = web.Application(
         middlewares=[
             security_headers,
             request_context(log),
-            internal_secret_guard(
-                settings.internal_secret, is_open=is_static, refuse=refuse_without_secret
-            ),
+            internal_secret_guard(secrets, is_open=is_static, refuse=refuse_without_secret),
             app_session_cookie,
             render_errors,
         ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
-    app[CSRF_KEY] = csrf.derive_key(settings.internal_secret)
-    app[NONCES] = NonceStore(settings.internal_secret)
+    app[CSRF_KEYS] = csrf.derive_keys(secrets)
+    app[NONCES] = NonceStore(settings.internal_secret, previous=settings.internal_secret_previous)
     app.cleanup_ctx.append(_introspector_client)
     _templates(app)
 

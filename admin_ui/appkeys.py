@@ -13,6 +13,8 @@ SETTINGS = web.AppKey("settings", AdminUISettings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 CLIENT = web.AppKey("client", IntrospectorClient)
 NONCES = web.AppKey("nonces", NonceStore)
-CSRF_KEY = web.AppKey("csrf_key", bytes)
+#: Form-token keys: pages sign with the first; forms verify with any (the previous secret's
+#: too, so forms rendered before a rotation still submit).
+CSRF_KEYS = web.AppKey("csrf_keys", tuple[bytes, ...])
 #: Static asset name → URL with its content hash, computed once at start-up.
 ASSET_URLS = web.AppKey("asset_urls", dict[str, str])

@@ -23,6 +23,8 @@ import hmac
 import secrets
 from collections.abc import Mapping
 
+from keygate_core.internal_secret import InternalSecrets
+
 #: Cookie of the login form's double-submit token.
 LOGIN_COOKIE = "kg_csrf"
 #: Cookie whose random value stands in for ``kg_session`` for people with an app session.
@@ -43,6 +45,11 @@ class CsrfRejected(Exception):
 def derive_key(internal_secret: str) -> bytes:
     """The CSRF key: a label-bound HMAC of the shared secret, so it is used for nothing else."""
     return hmac.new(internal_secret.encode(), _KEY_LABEL, hashlib.sha256).digest()
+
+
+def derive_keys(secrets: InternalSecrets) -> tuple[bytes, ...]:
+    """The CSRF key of each accepted internal secret, the current one's first."""
+    return secrets.derive(_KEY_LABEL)
 
 
 def session_token(key: bytes, session_id: str) -> str:

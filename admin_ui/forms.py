@@ -8,7 +8,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from admin_ui import csrf
-from admin_ui.appkeys import CSRF_KEY
+from admin_ui.appkeys import CSRF_KEYS
 from admin_ui.errors import CsrfFailed
 from admin_ui.identity import Viewer
 
@@ -41,7 +41,8 @@ async def session_form(request: web.Request, viewer: Viewer | str) -> Form:
     _check_origin(request)
     form = await request.post()
     presented = text(form, csrf.FIELD, limit=128)
-    if not csrf.verify_session_token(request.app[CSRF_KEY], session_id, presented):
+    keys = request.app[CSRF_KEYS]
+    if not any(csrf.verify_session_token(key, session_id, presented) for key in keys):
         log.warning("form refused", extra={"reason": "bad_csrf_token", "path": request.path})
         raise CsrfFailed("bad_csrf_token")
     return form

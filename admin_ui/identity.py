@@ -73,7 +73,11 @@ def viewer(request: web.Request) -> Viewer | None:
         if not basis:
             return None
         caller = Caller(
-            user_id, client_address(request), request_id(request), app_session_email=email
+            user_id,
+            client_address(request),
+            request_id(request),
+            app_session_email=email,
+            app_session_email_verified=request.headers.get(wire.EMAIL_VERIFIED) == "true",
         )
         return Viewer(
             user_id=user_id,

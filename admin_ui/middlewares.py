@@ -100,7 +100,11 @@ async def app_session_cookie(request: web.Request, handler: Handler) -> web.Stre
 
 async def refuse_without_secret(request: web.Request) -> web.StreamResponse:
     """The page for a request that did not come through the gateway."""
-    log.warning("request without the internal secret refused")
+    log.warning(
+        "request without an accepted internal secret refused: it did not come through the "
+        "gateway, or the gateway's KEYGATE_INTERNAL_SECRET differs from the admin UI's",
+        extra={"path": request.path},
+    )
     return render(
         request,
         "error.html",

@@ -19,6 +19,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from keygate_core.internal_secret import InternalSecrets
+
 _LABEL = b"keygate/admin-ui/nonce/v1"
 
 
@@ -37,11 +39,13 @@ class NonceStore:
         self,
         secret: str,
         *,
+        previous: str = "",
         ttl_seconds: float = 3600,
         capacity: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._key = hmac.new(secret.encode(), _LABEL, hashlib.sha256).digest()
+        # Nonces signed with the previous secret (forms rendered before a rotation) still redeem.
+        self._keys = InternalSecrets(secret, previous).derive(_LABEL)
         self._ttl = ttl_seconds
         self._capacity = capacity
         self._clock = clock
@@ -50,7 +54,7 @@ class NonceStore:
     def issue(self) -> str:
         """A new nonce for one rendering of the create form."""
         body = f"{int(self._clock())}.{secrets.token_urlsafe(16)}"
-        return f"{body}.{self._mac(body)}"
+        return f"{body}.{self._mac(body, self._keys[0])}"
 
     def redeem(self, nonce: str) -> Redemption:
         """Mark ``nonce`` used; say whether this was its first use.
@@ -62,7 +66,9 @@ class NonceStore:
         self._forget_expired(now)
         body, _, mac = nonce.rpartition(".")
         issued_text, _, _ = body.partition(".")
-        if not body or not hmac.compare_digest(self._mac(body).encode(), mac.encode()):
+        if not body or not any(
+            hmac.compare_digest(self._mac(body, key).encode(), mac.encode()) for key in self._keys
+        ):
             return Redemption.INVALID
         try:
             issued = int(issued_text)
@@ -87,5 +93,6 @@ class NonceStore:
                 break
             del self._redeemed[oldest]
 
-    def _mac(self, body: str) -> str:
-        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
+    @staticmethod
+    def _mac(body: str, key: bytes) -> str:
+        return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]

@@ -11,7 +11,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from admin_ui import csrf
-from admin_ui.appkeys import ASSET_URLS, CSRF_KEY
+from admin_ui.appkeys import ASSET_URLS, CSRF_KEYS
 from admin_ui.identity import Viewer
 
 STATIC_ROUTE = "static"
@@ -37,7 +37,7 @@ def session_csrf(request: web.Request, viewer: Viewer | None) -> str:
     """The synchronizer token for the viewer's session forms ('' for anonymous visitors)."""
     if viewer is None:
         return ""
-    return csrf.session_token(request.app[CSRF_KEY], viewer.session_id)
+    return csrf.session_token(request.app[CSRF_KEYS][0], viewer.session_id)
 
 
 def render(

@@ -32,6 +32,7 @@ class AdminUISettings:
     )
     introspector_url: str = shared.introspector_url()
     internal_secret: str = shared.internal_secret()
+    internal_secret_previous: str = shared.internal_secret_previous()
     session_ttl_seconds: int = shared.session_ttl_seconds()
     log_level: LogLevel = shared.log_level()
     shutdown_drain_seconds: float = shared.shutdown_drain_seconds()

@@ -208,13 +208,11 @@ def _authenticators(app: web.Application) -> list[Authenticator]:
         )
     ]
     if settings.session_mode is SessionMode.UPSTREAM:
-        chain.append(
-            UpstreamSessionAuthenticator(
-                app[INTERNAL_HTTP], settings.session_check_url, settings.session_cache_seconds
-            )
-        )
+        check = (settings.session_check_url, settings.session_cache_seconds)
+        chain.append(UpstreamSessionAuthenticator(app[INTERNAL_HTTP], *check))
     if settings.session_mode is SessionMode.LOCAL:
-        chain.append(LocalSessionAuthenticator(app[REDIS]))
+        forged = metrics_.labels(metrics_.auth_decisions, "session", "forged_session").inc
+        chain.append(LocalSessionAuthenticator(app[REDIS], settings.internal_secrets, forged))
     chain.append(PassthroughSessionAuthenticator())
     return chain
 
@@ -245,7 +243,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """The gateway application for ``settings``."""
-    check_internal_secret(settings.internal_secret)
+    check_internal_secret(settings.internal_secret, settings.internal_secret_previous)
     app = web.Application(middlewares=[render_errors])
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()

@@ -34,6 +34,8 @@ class Identity:
     rate_limit: int | None = None
     #: Vouched for by the app's own session check: ``user_id`` is the app's id, not keygate's.
     external: bool = False
+    #: The app's session check said it verified ``email`` (``emailVerified: true``).
+    email_verified: bool = False
 
     @classmethod
     def anonymous(cls) -> Identity:

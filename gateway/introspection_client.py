@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 import aiohttp
 
 from gateway.errors import GatewayError, auth_unavailable, too_many_attempts
 from keygate_core import headers as wire
 from keygate_core.introspection_result import IntrospectionResult
+
+log = logging.getLogger("keygate.gateway")
+#: The misconfiguration is logged at most this often, not once per bearer request.
+_REFUSAL_LOG_SECONDS = 60.0
 
 
 class IntrospectionClient:
@@ -21,6 +27,7 @@ class IntrospectionClient:
         self._url = base_url.rstrip("/") + "/introspect"
         self._secret = secret
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._refusal_logged_at = -_REFUSAL_LOG_SECONDS
 
     async def introspect(
         self, token: str, *, client_address: str | None, request_id: str
@@ -36,6 +43,8 @@ class IntrospectionClient:
             ) as response:
                 if response.status == 429:
                     raise too_many_attempts(int(response.headers.get("Retry-After", "60")))
+                if response.status == 401:
+                    self._log_refused_secret()
                 if response.status != 200:
                     raise auth_unavailable()
                 body = json.loads(await response.read())
@@ -46,3 +55,12 @@ class IntrospectionClient:
         if not isinstance(body, dict):
             raise auth_unavailable()
         return IntrospectionResult.from_rfc7662(body)
+
+    def _log_refused_secret(self) -> None:
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= _REFUSAL_LOG_SECONDS:
+            self._refusal_logged_at = now
+            log.error(
+                "the introspector refused the gateway's internal secret: KEYGATE_INTERNAL_SECRET "
+                "differs between the two services; bearer requests are answered 503"
+            )

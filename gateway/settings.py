@@ -16,6 +16,7 @@ from keygate_core.envconfig import (
     setting,
     url,
 )
+from keygate_core.internal_secret import InternalSecrets
 from keygate_core.shared_settings import LogLevel
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -99,6 +100,7 @@ class GatewaySettings:
     )
     introspector_url: str = shared.introspector_url()
     internal_secret: str = shared.internal_secret()
+    internal_secret_previous: str = shared.internal_secret_previous()
     redis_url: str = shared.redis_url()
     redis_timeout_ms: int = shared.redis_timeout_ms()
     introspector_timeout_ms: int = setting(
@@ -192,6 +194,11 @@ class GatewaySettings:
         parse=header_names,
         default_text="(defaults)",
     )
+
+    @property
+    def internal_secrets(self) -> InternalSecrets:
+        """The internal secret, and the previous one while it rotates."""
+        return InternalSecrets(self.internal_secret, self.internal_secret_previous)
 
     def __post_init__(self) -> None:
         if self.ops_port is not None and self.ops_port == self.port:

@@ -30,7 +30,7 @@ from introspector.appkeys import (
 from introspector.attempts import AttemptLimits, FailedAttempts
 from introspector.cache import TokenCache, derive_cache_mac
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
-from introspector.errors import KeygateError, Unauthenticated, Unavailable
+from introspector.errors import InternalSecretRefused, KeygateError, Unavailable
 from introspector.hashing import SecretHasher
 from introspector.introspection import TokenIntrospector
 from introspector.last_used import LastUsedRecorder
@@ -49,9 +49,11 @@ from introspector.views import (
 )
 from keygate_core import headers
 from keygate_core.background import stop_tasks
+from keygate_core.internal_secret import InternalSecrets
 from keygate_core.logs import request_id_var
 from keygate_core.middlewares import internal_secret_guard, request_context
 from keygate_core.problems import http_exception_problem, internal_error, render_problem
+from keygate_core.session_record import session_record_keys
 from keygate_core.shared_settings import check_internal_secret
 
 log = logging.getLogger("keygate.introspector")
@@ -91,7 +93,8 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 async def _refuse_without_secret(request: web.Request) -> web.StreamResponse:
-    raise Unauthenticated(
+    log.warning("request without an accepted internal secret refused", extra={"path": request.path})
+    raise InternalSecretRefused(
         f"the introspector is internal; callers must send {headers.INTERNAL_SECRET}"
     )
 
@@ -136,8 +139,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[ANNOUNCER] = RevocationAnnouncer(
         app[POOL], app[REDIS], cache, on_deferred=metrics.revocations_pending.inc
     )
+    secrets = InternalSecrets(settings.internal_secret, settings.internal_secret_previous)
     app[SESSIONS] = SessionStore(
-        app[POOL], app[REDIS], app[HASHER], app[ATTEMPTS], settings.session_ttl_seconds
+        app[POOL],
+        app[REDIS],
+        app[HASHER],
+        app[ATTEMPTS],
+        settings.session_ttl_seconds,
+        session_record_keys(secrets)[0],
     )
     app[INTROSPECTOR] = TokenIntrospector(
         app[POOL], cache, app[ATTEMPTS], app[HASHER], app[LAST_USED], metrics
@@ -156,13 +165,13 @@ def create_app(settings: IntrospectorSettings) -> web.Application:
     """The introspector application for ``settings``."""
     # The guard's precondition, not settings validation: with an empty secret the guard below
     # lets every caller in (and a short one is guessable), so no caller can build an open app.
-    check_internal_secret(settings.internal_secret)
+    secrets = check_internal_secret(settings.internal_secret, settings.internal_secret_previous)
     app = web.Application(
         middlewares=[
             request_context(log, observe=_observe, echo_request_id=True),
             render_errors,
             internal_secret_guard(
-                settings.internal_secret,
+                secrets,
                 is_open=OPEN_PATHS.__contains__,
                 refuse=_refuse_without_secret,
             ),

@@ -16,6 +16,7 @@ from uuid import UUID
 from aiohttp import web
 
 from introspector import tokens, users
+from introspector.appkeys import SETTINGS
 from introspector.db import Connection
 from introspector.errors import NotFound, Unauthenticated
 from introspector.models import Actor, ActorKind, TokenRecord, TokenStatus, User
@@ -97,6 +98,8 @@ async def _app_session_caller(request: web.Request, conn: Connection) -> Caller:
         Actor(kind=ActorKind.SESSION, source_ip=source_ip, request_id=request_id),
         external_id=external_id,
         email=email,
+        email_verified=request.headers.get(headers.EMAIL_VERIFIED) == "true",
+        link_by_email=request.app[SETTINGS].link_users_by_email,
     )
     actor = Actor(
         kind=ActorKind.SESSION, user_id=user.id, source_ip=source_ip, request_id=request_id

@@ -7,6 +7,7 @@ stable and machine-readable; the detail is for people and never contains a secre
 
 from __future__ import annotations
 
+from keygate_core.headers import INTERNAL_SECRET_REFUSED
 from keygate_core.problems import Problem
 
 
@@ -72,6 +73,15 @@ class Unauthenticated(KeygateError):
     status = 401
     reason = "unauthenticated"
     title = "Authentication required"
+
+
+class InternalSecretRefused(Unauthenticated):
+    """The caller did not present an accepted internal secret: not the gateway or the admin UI,
+    or one configured with another ``KEYGATE_INTERNAL_SECRET`` (a misconfiguration to report as
+    such, never as a person's wrong password)."""
+
+    reason = INTERNAL_SECRET_REFUSED
+    title = "Internal secret refused"
 
 
 class TooManyAttempts(KeygateError):

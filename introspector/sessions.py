@@ -2,8 +2,10 @@
 
 A session id is 256 random bits, shown only to the browser (in the ``kg_session`` cookie). Redis
 holds ``kg:sess:{<sha256(id)>}`` → ``{"userId", "email", "createdAt"}`` with the session's TTL,
-so even a Redis dump yields no usable cookie. The gateway's ``local`` authenticator reads the
-same key. Every login mints a new id (no fixation); logout deletes the record server-side.
+so even a Redis dump yields no usable cookie. The record is sealed with a MAC
+(:mod:`keygate_core.session_record`), so nobody without the internal secret can write one. The
+gateway's ``local`` authenticator reads the same key. Every login mints a new id (no
+fixation); logout deletes the record server-side.
 
 Sign-ins are gated (see :mod:`introspector.attempts`) per (e-mail, address) pair, per e-mail
 with a much higher budget, and per address for every attempt: wrong passwords from one address
@@ -14,7 +16,6 @@ connection, so sign-ins queuing for argon2 never starve the pool.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from introspector.errors import KeygateError, TooManyAttempts, Unavailable
 from introspector.hashing import SecretHasher
 from introspector.users import normalise_email
 from keygate_core.redis_keys import session_key
+from keygate_core.session_record import seal_session
 
 
 class InvalidCredentials(KeygateError):
@@ -58,9 +60,11 @@ class SessionStore:
         hasher: SecretHasher,
         attempts: FailedAttempts,
         ttl_seconds: int,
+        record_key: bytes,
     ) -> None:
         self._pool = pool
         self._redis = redis
+        self._record_key = record_key
         self._hasher = hasher
         self._attempts = attempts
         self._ttl = ttl_seconds
@@ -95,8 +99,9 @@ class SessionStore:
         session_id = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         record = {"userId": str(row["id"]), "email": row["email"], "createdAt": now.isoformat()}
+        key = session_key(session_id)
         try:
-            await self._redis.set(session_key(session_id), json.dumps(record), ex=self._ttl)
+            await self._redis.set(key, seal_session(self._record_key, key, record), ex=self._ttl)
         except (RedisError, OSError, TimeoutError):
             raise Unavailable("sessions are unavailable right now; try again shortly") from None
         return NewSession(

@@ -83,6 +83,15 @@ class IntrospectorSettings:
         parse=int_between(0, 65535),
     )
     internal_secret: str = shared.internal_secret()
+    internal_secret_previous: str = shared.internal_secret_previous()
+    link_users_by_email: bool = setting(
+        "KEYGATE_LINK_USERS_BY_EMAIL",
+        False,
+        "`upstream` sessions: link a person of the app to an existing keygate user with the same "
+        "e-mail when the session check says `emailVerified: true`. Never links admins or people "
+        "with a local password (use `keygate users link`).",
+        parse=boolean,
+    )
     cache_ttl_seconds: int = setting(
         "KEYGATE_CACHE_TTL_SECONDS",
         60,

@@ -108,16 +108,31 @@ async def memberships(conn: Connection, user_id: UUID) -> list[Membership]:
     return [Membership(r["workspace_id"], r["name"], Role(r["role"])) for r in rows]
 
 
+#: Why an app person whose e-mail an unlinked keygate user has is refused.
+LINK_REQUIRED = (
+    "a keygate account with this e-mail exists but is not linked to your account of the app; "
+    "an operator can link it with `keygate users link`"
+)
+
+
 async def resolve_external(
-    conn: Connection, actor: Actor, *, external_id: str, email: str | None
+    conn: Connection,
+    actor: Actor,
+    *,
+    external_id: str,
+    email: str | None,
+    email_verified: bool = False,
+    link_by_email: bool = False,
 ) -> User:
     """The keygate user behind the protected app's user ``external_id``, made on first sight.
 
-    Used when people sign in to the app and not to keygate (upstream sessions). The app's
-    session check vouches for the id and the e-mail: a known id is that user; otherwise a
-    keygate user with the same e-mail and no app id yet (one an operator created, perhaps as an
-    admin) is linked to it; otherwise a new person is created. Without an e-mail nobody can be
-    created, and an e-mail already linked to another app id is refused.
+    Used when people sign in to the app and not to keygate (upstream sessions). A known id is
+    that user. Otherwise a new person is created with the e-mail the session check vouched
+    for, unless a keygate user already has it: that user is linked to the app's id only with
+    ``link_by_email`` (``KEYGATE_LINK_USERS_BY_EMAIL``), an ``email_verified`` claim, and if they
+    are neither an admin nor hold a local password. Everyone else is refused (409 on
+    ``email``) until an operator links them (:func:`link_external`): an app that lets people
+    pick any e-mail must not hand them an existing keygate account.
     """
     known = await _by_external_id(conn, external_id)
     if known is not None:
@@ -129,13 +144,42 @@ async def resolve_external(
         )
     email = normalise_email(email)
     try:
-        return await _link_or_create(conn, actor, external_id, email)
+        return await _link_or_create(
+            conn, actor, external_id, email, link_by_email and email_verified
+        )
     except asyncpg.UniqueViolationError:
-        # Another request made this person first, or the e-mail is another app user's.
+        # Another request made this person first, or the e-mail was taken meanwhile.
         known = await _by_external_id(conn, external_id)
         if known is not None:
             return known
         raise Conflict("this e-mail belongs to another account of the app", field="email") from None
+
+
+async def link_external(conn: Connection, actor: Actor, *, email: str, external_id: str) -> User:
+    """Link the keygate user with ``email`` to the app's user ``external_id`` (an operator's
+    deliberate act, for admins and people with a password too); audited as
+    ``user.link_external``."""
+    external_id = external_id.strip()
+    if not external_id or len(external_id) > 255:
+        raise InvalidInput("must be 1 to 255 characters", field="externalId")
+    user = await get_user_by_email(conn, email)
+    async with conn.transaction():
+        try:
+            row = await conn.fetchrow(
+                "UPDATE users SET external_id = $1 WHERE id = $2 "
+                "AND (external_id IS NULL OR external_id = $1) "
+                "RETURNING id, email, is_admin, created_at",
+                external_id,
+                user.id,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(
+                "this app id is already linked to another person", field="externalId"
+            ) from None
+        if row is None:
+            raise Conflict("this person is already linked to another app id", field="email")
+        await _audit_link(conn, actor, _user(row), external_id, "operator")
+    return user
 
 
 async def _by_external_id(conn: Connection, external_id: str) -> User | None:
@@ -145,31 +189,57 @@ async def _by_external_id(conn: Connection, external_id: str) -> User | None:
     return None if row is None else _user(row)
 
 
-async def _link_or_create(conn: Connection, actor: Actor, external_id: str, email: str) -> User:
+async def _link_or_create(
+    conn: Connection, actor: Actor, external_id: str, email: str, may_link: bool
+) -> User:
     async with conn.transaction():
-        row = await conn.fetchrow(
-            "UPDATE users SET external_id = $1 WHERE email = $2 AND external_id IS NULL "
-            "RETURNING id, email, is_admin, created_at",
-            external_id,
+        existing = await conn.fetchrow(
+            "SELECT id, external_id, is_admin, password_hash IS NOT NULL AS has_password "
+            "FROM users WHERE email = $1 FOR UPDATE",
             email,
         )
-        action = "user.link_external"
-        if row is None:
+        if existing is None:
             row = await conn.fetchrow(
                 "INSERT INTO users (email, external_id) VALUES ($1, $2) "
                 "RETURNING id, email, is_admin, created_at",
                 email,
                 external_id,
             )
-            action = "user.create_external"
+            assert row is not None
+            user = _user(row)
+            await record_event(
+                conn,
+                actor,
+                "user.create_external",
+                target_type="user",
+                target_id=user.id,
+                details={"email": user.email, "externalId": external_id},
+            )
+            return user
+        if existing["external_id"] is not None:
+            raise Conflict("this e-mail belongs to another account of the app", field="email")
+        if not may_link or existing["is_admin"] or existing["has_password"]:
+            raise Conflict(LINK_REQUIRED, field="email")
+        row = await conn.fetchrow(
+            "UPDATE users SET external_id = $1 WHERE id = $2 "
+            "RETURNING id, email, is_admin, created_at",
+            external_id,
+            existing["id"],
+        )
         assert row is not None
         user = _user(row)
-        await record_event(
-            conn,
-            actor,
-            action,
-            target_type="user",
-            target_id=user.id,
-            details={"email": user.email, "externalId": external_id},
-        )
+        await _audit_link(conn, actor, user, external_id, "verified_email")
     return user
+
+
+async def _audit_link(
+    conn: Connection, actor: Actor, user: User, external_id: str, how: str
+) -> None:
+    await record_event(
+        conn,
+        actor,
+        "user.link_external",
+        target_type="user",
+        target_id=user.id,
+        details={"email": user.email, "externalId": external_id, "linkedBy": how},
+    )

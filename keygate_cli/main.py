@@ -124,6 +124,15 @@ def _add_people_commands(commands: Commands) -> None:
         help="read a password for the local login from standard input",
     )
     create_user.add_argument("--admin", action="store_true", help="make an organisation admin")
+    link_user = users_cmd.add_parser(
+        "link",
+        help="link a person to their account of the app (upstream sessions)",
+        description="Make the keygate user with this e-mail the one the app's session check "
+        "names with this user id. The way to link admins and people with a password, which "
+        "keygate never links by e-mail on its own.",
+    )
+    link_user.add_argument("--email", required=True)
+    link_user.add_argument("--external-id", required=True, help="the app's user id (`userId`)")
 
     ws_cmd = commands.add_parser("workspaces", help="manage workspaces").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -88,6 +88,16 @@ async def users_create(conn: asyncpg.Connection, call: Invocation) -> int:
     return 0
 
 
+async def users_link(conn: asyncpg.Connection, call: Invocation) -> int:
+    """``keygate users link``: make a person the keygate identity of an app account."""
+    args = call.args
+    user = await users.link_external(
+        conn, call.actor, email=args.email, external_id=args.external_id
+    )
+    print(f"{user.email} is now the app's user {args.external_id.strip()}", file=sys.stderr)
+    return 0
+
+
 async def workspaces_create(conn: asyncpg.Connection, call: Invocation) -> int:
     """``keygate workspaces create``: print the new workspace's id."""
     workspace = await workspaces.create_workspace(conn, call.actor, name=call.args.name)
@@ -182,6 +192,7 @@ async def tokens_revoke(conn: asyncpg.Connection, call: Invocation) -> int:
 COMMANDS: dict[tuple[str, str | None], Command] = {
     ("migrate", None): migrate_database,
     ("users", "create"): users_create,
+    ("users", "link"): users_link,
     ("workspaces", "create"): workspaces_create,
     ("workspaces", "add-member"): workspaces_add_member,
     ("tokens", "create"): tokens_create,

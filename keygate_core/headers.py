@@ -16,11 +16,17 @@ from collections.abc import Mapping
 
 #: The shared secret that proves a request came through the gateway.
 INTERNAL_SECRET = "X-Keygate-Internal-Secret"
+#: The problem reason the introspector answers a request without an accepted internal secret
+#: with, so the admin UI can tell a misconfigured secret from a person's wrong password.
+INTERNAL_SECRET_REFUSED = "internal_secret_refused"
 #: The end client's address as the gateway determined it (never the TCP peer).
 CLIENT_ADDRESS = "X-Keygate-Client-Address"
 #: ``upstream`` when the protected app's session check vouched for the person: ``USER_ID`` is
 #: then the app's user id, not keygate's.
 IDENTITY_SOURCE = "X-Keygate-Identity-Source"
+#: ``true`` when the app's session check said it verified the e-mail (``emailVerified: true``);
+#: only then may the introspector link the person to an existing keygate user by e-mail.
+EMAIL_VERIFIED = "X-Keygate-Email-Verified"
 
 # The identity headers keygate's own services read. Their names are fixed; the names the
 # protected app sees are configurable (KEYGATE_IDENTITY_HEADERS) and default to these.

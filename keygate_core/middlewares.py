@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from keygate_core import headers
+from keygate_core.internal_secret import InternalSecrets, presented_matches
 from keygate_core.logs import request_id_var
 
 #: Called once per request with the route's canonical path, the status and the seconds taken.
@@ -67,20 +67,21 @@ def request_context(
 
 
 def internal_secret_guard(
-    secret: str,
+    secrets: InternalSecrets,
     *,
     is_open: Callable[[str], bool],
     refuse: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> Middleware:
-    """Refuse every request to a path not ``is_open`` that lacks ``secret`` in
-    ``X-Keygate-Internal-Secret`` (compared in constant time); ``refuse`` answers it."""
-    expected = secret.encode()
+    """Refuse every request to a path not ``is_open`` that lacks an accepted internal secret
+    (the current one, or the previous one during a rotation) in ``X-Keygate-Internal-Secret``,
+    compared in constant time; ``refuse`` answers it."""
+    accepted = secrets.accepted()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not is_open(request.path):
             presented = request.headers.get(headers.INTERNAL_SECRET, "")
-            if not hmac.compare_digest(presented.encode(), expected):
+            if not presented_matches(presented, accepted):
                 return await refuse(request)
         return await handler(request)
 

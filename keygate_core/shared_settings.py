@@ -18,6 +18,7 @@ from keygate_core.envconfig import (
     setting,
     url,
 )
+from keygate_core.internal_secret import InternalSecrets
 
 
 class LogLevel(enum.Enum):
@@ -58,6 +59,20 @@ def internal_secret() -> Any:
         "Shared secret the gateway presents to the introspector (header "
         "`X-Keygate-Internal-Secret`); at least 32 characters. Required by both services.",
         default_text="(required)",
+        secret=True,
+    )
+
+
+def internal_secret_previous() -> Any:
+    """``KEYGATE_INTERNAL_SECRET_PREVIOUS``."""
+    return setting(
+        "KEYGATE_INTERNAL_SECRET_PREVIOUS",
+        "",
+        "While the internal secret is being rotated: the old one, still accepted from callers "
+        "(and for CSRF tokens, form nonces and session records signed with it) next to "
+        "`KEYGATE_INTERNAL_SECRET`. Only the current one is ever sent. Remove it once every "
+        "service runs with the new secret.",
+        default_text="(unset)",
         secret=True,
     )
 
@@ -105,11 +120,17 @@ def session_ttl_seconds() -> Any:
     )
 
 
-def check_internal_secret(value: str) -> None:
-    """Refuse to serve without a usable shared secret."""
+def check_internal_secret(value: str, previous: str = "") -> InternalSecrets:
+    """Refuse to serve without a usable shared secret; the secrets to accept."""
     if len(value) < 32:
         raise SettingsError(
             "KEYGATE_INTERNAL_SECRET",
             "required by the introspector and the gateway; use at least 32 random "
             "characters (e.g. `openssl rand -hex 32`)",
         )
+    if previous and len(previous) < 32:
+        raise SettingsError(
+            "KEYGATE_INTERNAL_SECRET_PREVIOUS",
+            "when set, the previous internal secret (at least 32 characters)",
+        )
+    return InternalSecrets(value, previous)

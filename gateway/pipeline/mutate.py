@@ -143,6 +143,8 @@ def service_headers(
         headers[wire.CLIENT_ADDRESS] = ctx.client_address
     if identity.external:
         headers[wire.IDENTITY_SOURCE] = "upstream"
+        if identity.email_verified:
+            headers[wire.EMAIL_VERIFIED] = "true"
 
 
 def forwards_bearer(opted_in: bool, upstream: str) -> bool:

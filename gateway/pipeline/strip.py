@@ -148,6 +148,7 @@ def protected_headers(
         wire.INTERNAL_SECRET,
         wire.CLIENT_ADDRESS,
         wire.IDENTITY_SOURCE,
+        wire.EMAIL_VERIFIED,
     )
 
 

@@ -2,12 +2,13 @@
 
 The gateway asks the recording upstream's session check who a cookie belongs to
 (``sid=valid-<app user id>``, e-mail from the ``email`` cookie). keygate knows such people by the
-app's id from then on: the first visit links an existing keygate user with that e-mail (here the
-seeded member and admin) or creates one.
+app's id. The seeded member and admin have passwords (and one is an admin), so keygate never
+links them by e-mail: an operator links them with ``keygate users link`` first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import aiohttp
@@ -26,8 +27,13 @@ def session_mode() -> str:
     return "upstream"
 
 
-async def signed_in_to_the_app(browsing: Browsing, person: Person, app_user_id: str) -> Page:
-    """A browser whose only credential is the app's own session cookie."""
+async def signed_in_to_the_app(
+    ui_stack: UIStack, browsing: Browsing, person: Person, app_user_id: str
+) -> Page:
+    """A browser whose only credential is the app's own session cookie, for a person an
+    operator has linked to that app account."""
+    link = ("users", "link", "--email", person.email, "--external-id", app_user_id)
+    await asyncio.to_thread(ui_stack.cli, *link)
     page = await browsing.new_page()
     await page.context.add_cookies(
         [
@@ -43,7 +49,7 @@ async def test_a_person_signed_in_to_the_app_manages_their_keys(
 ) -> None:
     """Signed in by the app alone, a person sees, creates, uses and revokes their own keys."""
     member = ui_stack.member
-    page = await signed_in_to_the_app(browsing, member, "app-user-42")
+    page = await signed_in_to_the_app(ui_stack, browsing, member, "app-user-42")
     await page.goto(TABLE)
     assert page.url.endswith(TABLE), "sent to keygate's login although the app vouched"
     await expect(page.locator("h1")).to_have_text("API keys")
@@ -55,7 +61,7 @@ async def test_a_person_signed_in_to_the_app_manages_their_keys(
     token = await create_in_dialog(page, "app session key")
     status, body = await ui_stack.whoami(token)
     assert status == 200, body
-    # Linked by e-mail to the keygate user an operator made, not a second person.
+    # The keygate user the operator made and linked, not a second person.
     assert (body["userId"], body["email"]) == (member.id, member.email)
 
     await page.locator("a#reveal-done").click()
@@ -74,11 +80,11 @@ async def test_an_admin_signed_in_to_the_app_sees_everyones_keys(
     ui_stack: UIStack, browsing: Browsing
 ) -> None:
     """Signed in by the app, an admin sees everyone's keys; without an app session, nobody."""
-    member_page = await signed_in_to_the_app(browsing, ui_stack.member, "app-user-42")
+    member_page = await signed_in_to_the_app(ui_stack, browsing, ui_stack.member, "app-user-42")
     await member_page.goto(TABLE)
     await create_in_dialog(member_page, "member's key")
 
-    admin_page = await signed_in_to_the_app(browsing, ui_stack.admin, "app-admin-1")
+    admin_page = await signed_in_to_the_app(ui_stack, browsing, ui_stack.admin, "app-admin-1")
     await admin_page.goto(ADMIN)
     await expect(admin_page.locator("h1")).to_have_text("All API keys")
     await expect(token_rows(admin_page)).to_contain_text("member's key")
@@ -99,7 +105,7 @@ async def test_an_admin_signed_in_to_the_app_sees_everyones_keys(
 async def test_forms_need_the_token_of_this_browser(ui_stack: UIStack, browsing: Browsing) -> None:
     """The app's cookie alone cannot create a key: the form token is bound to this browser."""
     member = ui_stack.member
-    page = await signed_in_to_the_app(browsing, member, "app-user-42")
+    page = await signed_in_to_the_app(ui_stack, browsing, member, "app-user-42")
     await page.goto(TABLE)
     csrf = await page.locator("form#create-form input[name=csrf]").input_value()
     app_cookies = f"sid=valid-app-user-42; email={member.email}"

@@ -174,14 +174,20 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 async def session_check(request: web.Request) -> web.Response:
     """The app's own session check: cookie sid=valid-<user id> is a valid session.
 
-    The e-mail it vouches for is the ``email`` cookie's, else ``cookie@example.com``.
+    The e-mail it vouches for is the ``email`` cookie's, else ``cookie@example.com``; with the
+    cookie ``verified=1`` it also says the app verified that e-mail (``emailVerified: true``).
     """
     await _record(request)
     sid = request.cookies.get("sid", "")
     if not sid.startswith("valid-"):
         return web.json_response({"error": "no session"}, status=401)
-    email = request.cookies.get("email", "cookie@example.com")
-    return web.json_response({"userId": sid.removeprefix("valid-"), "email": email})
+    answer: dict[str, str | bool] = {
+        "userId": sid.removeprefix("valid-"),
+        "email": request.cookies.get("email", "cookie@example.com"),
+    }
+    if request.cookies.get("verified") == "1":
+        answer["emailVerified"] = True
+    return web.json_response(answer)
 
 
 def create_upstream() -> tuple[web.Application, Upstream]:

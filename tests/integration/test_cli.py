@@ -41,6 +41,7 @@ def ok(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
         ["migrate"],
         ["users"],
         ["users", "create"],
+        ["users", "link"],
         ["workspaces", "create"],
         ["workspaces", "add-member"],
         ["tokens"],

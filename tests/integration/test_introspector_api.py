@@ -228,7 +228,7 @@ async def test_without_the_internal_secret_nothing_is_served(
     )
     assert response.status == 401
     body = await response.json()
-    assert body["reason"] == "unauthenticated"
+    assert body["reason"] == "internal_secret_refused"
     assert "items" not in body
 
 

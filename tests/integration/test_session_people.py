@@ -7,9 +7,19 @@ to be such a person from outside.
 
 from __future__ import annotations
 
-from tests.harness.upstream_sessions import Sessions
+import asyncio
+
+import pytest
+
+from introspector import users
+from introspector.models import Actor
+from tests.harness.stack import API
+from tests.harness.ui_stack import KEYGATE
+from tests.harness.upstream_sessions import Sessions, StartSessions
 
 WHOAMI = "/api/platform/internal/whoami"
+#: The introspector opted in to linking existing people by a verified e-mail.
+LINKING = {"KEYGATE_LINK_USERS_BY_EMAIL": "true"}
 
 
 async def test_a_person_of_the_app_is_known_to_keygate_by_the_apps_id(sessions: Sessions) -> None:
@@ -22,12 +32,87 @@ async def test_a_person_of_the_app_is_known_to_keygate_by_the_apps_id(sessions: 
     assert (await again.json())["userId"] == me["userId"]
 
 
-async def test_an_existing_keygate_user_is_linked_by_email(sessions: Sessions) -> None:
-    """An app person whose e-mail a keygate user already has becomes that user, not a new one."""
-    existing = await sessions.stack.introspector.user("ops@example.com", admin=True)
-    response = await sessions.get(WHOAMI, Cookie="sid=valid-app-9; email=ops@example.com")
+async def test_an_admin_is_never_taken_over_by_an_app_account_with_their_email(
+    start_sessions: StartSessions,
+) -> None:
+    """Even opted in and "verified", an app user claiming an admin's e-mail gets no admin power."""
+    sessions = await start_sessions(introspector_env_extra=LINKING)
+    ki = sessions.stack.introspector
+    admin = await ki.user("ops@example.com", admin=True)
+    attacker = "sid=valid-attacker; email=Ops@Example.com; verified=1"
+    whoami = await sessions.get(WHOAMI, Cookie=attacker)
+    assert whoami.status == 409, await whoami.text()
+    assert (await whoami.json())["field"] == "email"
+    minted = await sessions.stack.gateway.post(
+        f"{API}/api-tokens", json={"name": "x"}, headers={"Cookie": attacker}
+    )
+    assert minted.status == 409, await minted.text()
+    external = await ki.db.fetchval("SELECT external_id FROM users WHERE id = $1", admin.id)
+    assert external is None
+    assert await ki.db.fetchval("SELECT count(*) FROM api_token") == 0
+    assert await ki.db.fetchval("SELECT count(*) FROM users") == 1
+
+
+@pytest.mark.parametrize(
+    ("opt_in", "verified", "password", "linked"),
+    [
+        (False, True, None, False),
+        (True, False, None, False),
+        (True, True, "correct horse", False),
+        (True, True, None, True),
+    ],
+    ids=["not opted in", "e-mail not verified", "has a password", "opted in and verified"],
+)
+async def test_an_existing_person_is_linked_only_when_opted_in_verified_and_plain(
+    start_sessions: StartSessions,
+    opt_in: bool,
+    verified: bool,
+    password: str | None,
+    linked: bool,
+) -> None:
+    """Linking by e-mail needs the opt-in, `emailVerified: true` and a person without password."""
+    sessions = await start_sessions(introspector_env_extra=LINKING if opt_in else {})
+    ki = sessions.stack.introspector
+    existing = await users.create_user(
+        ki.db, ki.hasher, Actor.operator(), email="dev@example.com", password=password
+    )
+    cookie = "sid=valid-app-9; email=dev@example.com" + ("; verified=1" if verified else "")
+    response = await sessions.get(WHOAMI, Cookie=cookie)
+    external = await ki.db.fetchval("SELECT external_id FROM users WHERE id = $1", existing.id)
+    events = await ki.db.fetchval(
+        "SELECT count(*) FROM audit_event WHERE action = 'user.link_external'"
+    )
+    if linked:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["userId"] == str(existing.id)
+        assert (external, events) == ("app-9", 1)
+    else:
+        assert response.status == 409, await response.text()
+        assert "keygate users link" in (await response.json())["detail"]
+        assert (external, events) == (None, 0)
+
+
+async def test_an_operator_links_an_admin_to_their_app_account(
+    sessions: Sessions, keygate_env: dict[str, str]
+) -> None:
+    """`keygate users link` is the way to give an app account an admin's keygate identity."""
+    ki = sessions.stack.introspector
+    admin = await ki.user("ops@example.com", admin=True)
+    done = await asyncio.create_subprocess_exec(
+        *(KEYGATE, "users", "link", "--email", "ops@example.com", "--external-id", "app-ops"),
+        env=keygate_env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(done.communicate(), timeout=60)
+    assert done.returncode == 0, stderr
+    response = await sessions.get(WHOAMI, Cookie="sid=valid-app-ops; email=ops@example.com")
     assert response.status == 200, await response.text()
-    assert (await response.json())["userId"] == str(existing.id)
+    assert (await response.json())["userId"] == str(admin.id)
+    event = await ki.db.fetchrow(
+        "SELECT actor_kind, details FROM audit_event WHERE action = 'user.link_external'"
+    )
+    assert event is not None
+    assert "app-ops" in str(event["details"])
 
 
 async def test_an_email_linked_to_another_app_user_is_refused(sessions: Sessions) -> None:
@@ -55,6 +140,7 @@ async def test_clients_cannot_claim_to_be_a_person_of_the_app(sessions: Sessions
         "X-Keygate-User-Id": "app-admin",
         "X-Keygate-User-Email": "ops@example.com",
         "X-Keygate-Auth-Method": "session",
+        "X-Keygate-Email-Verified": "true",
     }
     response = await sessions.get(WHOAMI, **forged)
     assert response.status == 401, await response.text()

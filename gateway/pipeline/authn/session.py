@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -17,11 +19,11 @@ from gateway.errors import SESSION_UNAVAILABLE, GatewayError, auth_unavailable
 from gateway.identity import LATER, AuthMethod, Identity, Later, RequestContext
 from gateway.request import ProxiedRequest
 from keygate_core.headers import SESSION_COOKIE
+from keygate_core.internal_secret import InternalSecrets
 from keygate_core.redis_keys import session_key
+from keygate_core.session_record import open_session, session_record_keys
 
-_ANONYMOUS = Identity.anonymous()
-
-
+log = logging.getLogger("keygate.gateway")
 _ANONYMOUS = Identity.anonymous()
 
 
@@ -112,6 +114,7 @@ class UpstreamSessionAuthenticator:
             token_scope=None,
             auth_method=AuthMethod.SESSION,
             external=True,
+            email_verified=body.get("emailVerified") is True,
         )
 
 
@@ -119,11 +122,20 @@ class LocalSessionAuthenticator:
     """keygate's own login: the ``kg_session`` cookie names a session record in Redis.
 
     The record is stored under a SHA-256 of the cookie value (see introspector.sessions), so
-    neither Redis nor this process ever keeps a usable cookie.
+    neither Redis nor this process ever keeps a usable cookie, and sealed with a MAC keyed by
+    the internal secret (:mod:`keygate_core.session_record`): a record that fails it is no
+    session, whoever wrote it into Redis, and ``on_forged`` is told.
     """
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        secrets: InternalSecrets,
+        on_forged: Callable[[], None] = lambda: None,
+    ) -> None:
         self._redis = redis
+        self._keys = session_record_keys(secrets)
+        self._on_forged = on_forged
 
     def authenticate_now(
         self, request: ProxiedRequest, ctx: RequestContext
@@ -133,20 +145,28 @@ class LocalSessionAuthenticator:
         return LATER if session_id and len(session_id) <= 256 else None
 
     async def authenticate(self, request: ProxiedRequest, ctx: RequestContext) -> Identity | None:
-        """The session's user; ``None`` without a (live) session cookie."""
+        """The session's user; ``None`` without a (live, genuine) session cookie.
+
+        Redis unreachable is :data:`SESSION_UNAVAILABLE`, as for the app's own session check:
+        routes that do not need keygate's word pass anonymously, the others answer 503.
+        """
         session_id = request.cookies.get(SESSION_COOKIE)
         if not session_id or len(session_id) > 256:
             return None
+        key = session_key(session_id)
         try:
-            raw = await self._redis.get(session_key(session_id))
+            raw = await self._redis.get(key)
         except (RedisError, OSError, TimeoutError):
-            raise auth_unavailable("the session store is unavailable; retry shortly") from None
+            raise auth_unavailable(
+                "the session store is unavailable; retry shortly", SESSION_UNAVAILABLE
+            ) from None
         if raw is None:
             return None
-        try:
-            record = json.loads(raw)
-            user_id = str(record["userId"])
-        except (ValueError, KeyError, TypeError):
+        record = open_session(self._keys, key, raw)
+        user_id = None if record is None else record.get("userId")
+        if record is None or not isinstance(user_id, str) or not user_id:
+            self._on_forged()
+            log.warning("forged session record refused", extra={"request_id": ctx.request_id})
             return None
         return Identity(
             user_id=user_id,

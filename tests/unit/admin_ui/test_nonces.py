@@ -55,6 +55,16 @@ def test_a_nonce_from_another_secret_is_invalid() -> None:
     assert store(clock).redeem(foreign) is Redemption.INVALID
 
 
+def test_a_nonce_from_the_previous_secret_redeems_during_a_rotation() -> None:
+    """Forms rendered before the secret rotated still submit; a third secret's nonces do not."""
+    clock = Clock()
+    before = NonceStore("s" * 40, clock=clock).issue()
+    rotated = NonceStore("n" * 40, previous="s" * 40, clock=clock)
+    assert rotated.redeem(before) is Redemption.FRESH
+    assert rotated.redeem(NonceStore("t" * 40, clock=clock).issue()) is Redemption.INVALID
+    assert rotated.redeem(rotated.issue()) is Redemption.FRESH
+
+
 def test_a_tampered_timestamp_is_invalid() -> None:
     """Changing the issue time breaks the signature."""
     clock = Clock()
