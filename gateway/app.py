@@ -47,6 +47,7 @@ from gateway.pipeline.authz import RouteError, RouteTable
 from gateway.pipeline.forward import Forwarder
 from gateway.pipeline.limit import LocalTokenBucket, RedisTokenBucket
 from gateway.pipeline.mutate import IdentityHeaderNames
+from gateway.pipeline.websocket import WebsocketLimits
 from gateway.proxy import ROUTE_KEY, Pipeline
 from gateway.revocations import RevocationListener
 from gateway.settings import GatewaySettings, SessionMode
@@ -179,7 +180,11 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         )
         opened.push_async_callback(app[REDIS].aclose)
         app[HTTP] = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
+            # Bounded per upstream like the relay's pools; a request waits for a free
+            # connection within the Forwarder's connect timeout (KEYGATE_UPSTREAM_QUEUE_SECONDS).
+            connector=aiohttp.TCPConnector(
+                limit=0, limit_per_host=settings.upstream_max_connections, ttl_dns_cache=60
+            ),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
@@ -213,7 +218,15 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
         routes=app[ROUTES],
         chain=_authenticators(app),
         limiter=limiter,
-        forwarder=Forwarder(app[HTTP], settings.upstream_timeout_seconds),
+        forwarder=Forwarder(
+            app[HTTP],
+            settings.upstream_timeout_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            queue_seconds=settings.upstream_queue_seconds,
+            websockets=WebsocketLimits(
+                settings.websocket_max_seconds, settings.websocket_idle_seconds
+            ),
+        ),
         header_names=app[HEADER_NAMES],
         metrics=app[METRICS],
         usage=app[USAGE],
@@ -258,7 +271,12 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         # The revocation listener blocks on reads, so it gets its own connection pool.
         listener_redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
         running.push_async_callback(listener_redis.aclose)
-        listener = RevocationListener(listener_redis, app[L1], dead_after=max(timeout, 0.5))
+        listener = RevocationListener(
+            listener_redis,
+            app[L1],
+            dead_after=max(timeout, 0.5),
+            on_revoked=app[PIPELINE].forwarder.registry.revoked,
+        )
         app[LISTENER] = listener
         running.push_async_callback(listener.stop, asyncio.create_task(listener.run()))
         running.push_async_callback(_cancel, asyncio.create_task(app[USAGE].run()))

@@ -129,7 +129,7 @@ class Exchange(Answering):
         loop = self.relay.loop
         self._last_read = loop.time()
         if self._timer is None:
-            self._timer = loop.call_later(self.relay.timeout, self._check_timeout)
+            self._timer = loop.call_later(self._limit(), self._check_timeout)
 
     def client_body(self, data: bytes) -> bytes:
         """Request-body bytes from the client; returns what follows the body (the next
