@@ -44,10 +44,9 @@ from gateway.pipeline.authn import (
     UpstreamSessionAuthenticator,
 )
 from gateway.pipeline.authz import RouteError, RouteTable
-from gateway.pipeline.forward import Forwarder
+from gateway.pipeline.forward import Forwarder, upstream_session
 from gateway.pipeline.limit import LocalTokenBucket, RedisTokenBucket
 from gateway.pipeline.mutate import IdentityHeaderNames
-from gateway.pipeline.websocket import WebsocketLimits
 from gateway.proxy import ROUTE_KEY, Pipeline
 from gateway.revocations import RevocationListener
 from gateway.settings import GatewaySettings, SessionMode
@@ -179,16 +178,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
             )
         )
         opened.push_async_callback(app[REDIS].aclose)
-        app[HTTP] = aiohttp.ClientSession(
-            # Bounded per upstream like the relay's pools; a request waits for a free
-            # connection within the Forwarder's connect timeout (KEYGATE_UPSTREAM_QUEUE_SECONDS).
-            connector=aiohttp.TCPConnector(
-                limit=0, limit_per_host=settings.upstream_max_connections, ttl_dns_cache=60
-            ),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-        )
+        app[HTTP] = upstream_session(settings.upstream_max_connections)
         opened.push_async_callback(app[HTTP].close)
         # keygate's own calls get their own pool, so upstream load cannot starve authentication.
         app[INTERNAL_HTTP] = aiohttp.ClientSession(
@@ -218,15 +208,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
         routes=app[ROUTES],
         chain=_authenticators(app),
         limiter=limiter,
-        forwarder=Forwarder(
-            app[HTTP],
-            settings.upstream_timeout_seconds,
-            body_seconds=settings.body_timeout_seconds,
-            queue_seconds=settings.upstream_queue_seconds,
-            websockets=WebsocketLimits(
-                settings.websocket_max_seconds, settings.websocket_idle_seconds
-            ),
-        ),
+        forwarder=Forwarder.from_settings(app[HTTP], settings),
         header_names=app[HEADER_NAMES],
         metrics=app[METRICS],
         usage=app[USAGE],

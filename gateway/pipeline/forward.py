@@ -24,6 +24,7 @@ from yarl import URL
 from gateway.errors import bad_gateway, body_timeout, gateway_timeout
 from gateway.pipeline.strip import HOP_BY_HOP
 from gateway.pipeline.websocket import OpenWebsockets, WebsocketLimits, proxy_websocket
+from gateway.settings import GatewaySettings
 
 CHUNK = 64 * 1024
 
@@ -42,6 +43,17 @@ def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     # Response headers that describe this hop only; aiohttp sets its own.
     dropped = HOP_BY_HOP | named if named else HOP_BY_HOP
     return CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in dropped)
+
+
+def upstream_session(max_connections: int) -> aiohttp.ClientSession:
+    """The session requests go upstream through: at most ``max_connections`` per upstream (as
+    the relay's pools), no cookie jar, bodies passed on as sent."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=max_connections, ttl_dns_cache=60),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+    )
 
 
 class _BodyStalled(Exception):
@@ -87,6 +99,19 @@ class Forwarder:
         self._websockets = websockets or WebsocketLimits(max_seconds=3600, idle_seconds=300)
         #: The open WebSockets by token, for closing them on revocation.
         self.registry = registry if registry is not None else OpenWebsockets()
+
+    @classmethod
+    def from_settings(cls, session: aiohttp.ClientSession, settings: GatewaySettings) -> Forwarder:
+        """The forwarder with the timeouts and WebSocket limits of ``settings``."""
+        return cls(
+            session,
+            settings.upstream_timeout_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            queue_seconds=settings.upstream_queue_seconds,
+            websockets=WebsocketLimits(
+                settings.websocket_max_seconds, settings.websocket_idle_seconds
+            ),
+        )
 
     async def forward(
         self,
