@@ -107,7 +107,9 @@ class Exchange(Answering):
             assert self._pool is not None
             self._pool.release(connection)
         else:
-            self._attach(connection, reused=False)
+            # One handed over by the pool (it had served another request) may have been closed
+            # by the upstream, like any kept-alive connection: it is retried the same way.
+            self._attach(connection, reused=connection.idle_since > 0)
 
     def _unreachable(self, exc: BaseException) -> None:
         if self.over:

@@ -125,6 +125,7 @@ class UpstreamPool:
         self._queue_seconds = queue_seconds
         #: Connections open or being opened.
         self.open = 0
+        self._live: set[UpstreamConnection] = set()
         self._waiting: collections.deque[tuple[float, OnReady, OnError]] = collections.deque()
 
     def acquire_now(self) -> UpstreamConnection | None:
@@ -172,12 +173,20 @@ class UpstreamPool:
             self._next_waiting()
             on_error(exc)
             return
+        transport = connection.transport
+        if transport is None or transport.is_closing():  # lost as it opened
+            self.open -= 1
+            self._next_waiting()
+            on_error(ConnectionResetError("upstream closed the new connection"))
+            return
+        self._live.add(connection)
         on_ready(connection)
 
     def release(self, connection: UpstreamConnection) -> None:
         """Keep ``connection`` for the next request, or close it when the pool is full."""
         connection.exchange = None
         connection.resume_reading()
+        connection.idle_since = self._loop.time()  # also marks it as served before
         if self._waiting:
             _, on_ready, _ = self._waiting.popleft()
             on_ready(connection)
@@ -185,12 +194,13 @@ class UpstreamPool:
         if len(self._idle) >= MAX_IDLE:
             connection.close()
             return
-        connection.idle_since = self._loop.time()
         self._idle.append(connection)
 
     def forget(self, connection: UpstreamConnection) -> None:
         """``connection`` is gone."""
-        self.open -= 1
+        if connection in self._live:
+            self._live.remove(connection)
+            self.open -= 1
         if connection in self._idle:
             self._idle.remove(connection)
         self._next_waiting()
