@@ -46,7 +46,7 @@ from gateway.pipeline.authn import (
     UpstreamSessionAuthenticator,
 )
 from gateway.pipeline.authz import RouteError, RouteTable
-from gateway.pipeline.forward import Forwarder
+from gateway.pipeline.forward import Forwarder, upstream_session
 from gateway.pipeline.limit import LocalTokenBucket, RedisTokenBucket
 from gateway.pipeline.mutate import IdentityHeaderNames
 from gateway.proxy import ROUTE_KEY, Pipeline
@@ -147,12 +147,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
             )
         )
         opened.push_async_callback(app[REDIS].aclose)
-        app[HTTP] = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-        )
+        app[HTTP] = upstream_session(settings.upstream_max_connections)
         opened.push_async_callback(app[HTTP].close)
         # keygate's own calls get their own pool, so upstream load cannot starve authentication.
         app[INTERNAL_HTTP] = aiohttp.ClientSession(
@@ -183,7 +178,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
         routes=app[ROUTES],
         chain=_authenticators(app),
         limiter=limiter,
-        forwarder=Forwarder(app[HTTP], settings.upstream_timeout_seconds),
+        forwarder=Forwarder.from_settings(app[HTTP], settings),
         header_names=app[HEADER_NAMES],
         metrics=app[METRICS],
         usage=app[USAGE],
@@ -226,7 +221,12 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         # The revocation listener blocks on reads, so it gets its own connection pool.
         listener_redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
         running.push_async_callback(listener_redis.aclose)
-        listener = RevocationListener(listener_redis, app[L1], dead_after=max(timeout, 0.5))
+        listener = RevocationListener(
+            listener_redis,
+            app[L1],
+            dead_after=max(timeout, 0.5),
+            on_revoked=app[PIPELINE].forwarder.registry.revoked,
+        )
         app[LISTENER] = listener
         running.push_async_callback(listener.stop, asyncio.create_task(listener.run()))
         running.push_async_callback(_cancel, asyncio.create_task(app[USAGE].run()))

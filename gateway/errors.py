@@ -141,6 +141,16 @@ def gateway_timeout() -> GatewayError:
     )
 
 
+def body_timeout() -> GatewayError:
+    """408: the client stopped sending its request body."""
+    return GatewayError(
+        408,
+        "body_timeout",
+        "Request timeout",
+        "the request body stopped arriving",
+    )
+
+
 def bad_path(detail: str) -> GatewayError:
     """400: a path whose meaning depends on who decodes it."""
     return GatewayError(400, "ambiguous_path", "Bad request", detail)

@@ -1,10 +1,10 @@
 """Listening for revocations so this gateway's L1 cache forgets revoked tokens at once.
 
 The introspector publishes a revoked token's public id on ``keygate:revocations``. This loop
-evicts it from the L1 cache. After any (re)connect the whole L1 cache is cleared, because
-messages published while we were disconnected are lost; while disconnected, the cache trusts an
-entry for only a second (see gateway.token_cache). A paused Redis is detected by pinging:
-no reply in time means reconnect.
+evicts it from the L1 cache and closes the WebSockets opened with it. After any (re)connect
+the whole L1 cache is cleared, because messages published while we were disconnected are lost;
+while disconnected, the cache trusts an entry for only a second (see gateway.token_cache).
+A paused Redis is detected by pinging: no reply in time means reconnect.
 
 Stopping must never depend on a cancellation arriving: Python 3.11's ``asyncio.wait_for`` can
 swallow one when its inner call finishes at the same moment, and a loop that retries on
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -32,9 +33,17 @@ log = logging.getLogger("keygate.gateway.revocations")
 class RevocationListener:
     """Keeps an L1 cache in step with revocations announced on Redis."""
 
-    def __init__(self, redis: aioredis.Redis, cache: L1Cache, dead_after: float) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        cache: L1Cache,
+        dead_after: float,
+        on_revoked: Callable[[str], None] | None = None,
+    ) -> None:
         self._redis = redis
         self._cache = cache
+        #: Told each revoked public id too (the open WebSockets close theirs).
+        self._on_revoked = on_revoked
         self._dead_after = dead_after
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -81,7 +90,7 @@ class RevocationListener:
                 if message is not None:
                     last_seen = now
                     if message["type"] == "message":
-                        self._cache.evict(_text(message["data"]))
+                        self._revoked(_text(message["data"]))
                 if now - last_ping >= PING_EVERY:
                     async with asyncio.timeout(self._dead_after):
                         await pubsub.ping()
@@ -93,6 +102,11 @@ class RevocationListener:
             # bounded chance and move on (wait_for would wait for the cancel to finish).
             closing = asyncio.ensure_future(pubsub.aclose())
             await asyncio.wait({closing}, timeout=0.5)
+
+    def _revoked(self, public_id: str) -> None:
+        self._cache.evict(public_id)
+        if self._on_revoked is not None:
+            self._on_revoked(public_id)
 
 
 def _text(data: bytes | str) -> str:

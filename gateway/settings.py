@@ -121,6 +121,53 @@ class GatewaySettings:
         "How long the gateway waits for the upstream's response headers before answering 504.",
         parse=int_between(1, 3600),
     )
+    upstream_max_connections: int = setting(
+        "KEYGATE_UPSTREAM_MAX_CONNECTIONS",
+        512,
+        "Most connections open at once to each upstream base URL; a request finding them all "
+        "busy waits up to KEYGATE_UPSTREAM_QUEUE_SECONDS for one, then gets 504.",
+        parse=int_between(1, 100_000),
+    )
+    upstream_queue_seconds: int = setting(
+        "KEYGATE_UPSTREAM_QUEUE_SECONDS",
+        10,
+        "How long a request waits for a free upstream connection when "
+        "KEYGATE_UPSTREAM_MAX_CONNECTIONS are busy, before answering 504.",
+        parse=int_between(1, 600),
+    )
+    header_timeout_seconds: int = setting(
+        "KEYGATE_HEADER_TIMEOUT_SECONDS",
+        20,
+        "A client must send a whole request head within this long of its first byte, or its "
+        "connection is closed.",
+        parse=int_between(1, 3600),
+    )
+    keepalive_timeout_seconds: int = setting(
+        "KEYGATE_KEEPALIVE_TIMEOUT_SECONDS",
+        75,
+        "An idle client keep-alive connection (no request in flight) is closed after this long.",
+        parse=int_between(1, 3600),
+    )
+    body_timeout_seconds: int = setting(
+        "KEYGATE_BODY_TIMEOUT_SECONDS",
+        30,
+        "A request body that stops arriving for this long is answered 408 and its connection "
+        "(and the upstream's) closed.",
+        parse=int_between(1, 3600),
+    )
+    websocket_max_seconds: int = setting(
+        "KEYGATE_WEBSOCKET_MAX_SECONDS",
+        3600,
+        "A proxied WebSocket is closed (1001) after this long, whatever its traffic; clients "
+        "reconnect and are authenticated again.",
+        parse=int_between(1, 7 * 86400),
+    )
+    websocket_idle_seconds: int = setting(
+        "KEYGATE_WEBSOCKET_IDLE_SECONDS",
+        300,
+        "A proxied WebSocket with no message either way for this long is closed (1001).",
+        parse=int_between(1, 86400),
+    )
     rate_limit_per_minute: int = setting(
         "KEYGATE_RATE_LIMIT_PER_MINUTE",
         600,

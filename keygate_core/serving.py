@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from keygate_core.http_guard import GuardedSite
 from keygate_core.logs import configure_logging
 
 GRACE_SECONDS = 10.0
@@ -34,8 +35,9 @@ SiteFactory = Callable[[web.AppRunner, str, int, bool], web.BaseSite]
 
 
 def tcp_site(runner: web.AppRunner, host: str, port: int, reuse_port: bool) -> web.BaseSite:
-    """aiohttp's own listening site: the default."""
-    return web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+    """The default listening site: aiohttp's, with keygate's connection limits
+    (:mod:`keygate_core.http_guard`: 75 s keep-alive, 20 s to send a head, 16 KiB heads)."""
+    return GuardedSite(runner, host, port, reuse_port=reuse_port)
 
 
 log = logging.getLogger("keygate.serving")

@@ -3,21 +3,28 @@
 The raw path and query go upstream byte for byte. Request bodies stream from the client socket
 (Content-Length kept when the client sent one, chunked otherwise); response bodies stream back
 chunk by chunk, compressed or not, exactly as the upstream sent them. WebSocket upgrades are
-proxied frame by frame after the same authentication as any other request.
+proxied frame by frame after the same authentication as any other request (see
+:mod:`gateway.pipeline.websocket`).
+
+A request body that stops arriving for ``body_seconds`` is answered 408 and the connection
+closed; waiting for a connection from the bounded pool (``limit_per_host`` of the session's
+connector) and opening it together take at most ``queue_seconds``, else 504.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway.errors import bad_gateway, bad_path, gateway_timeout
+from gateway.errors import bad_gateway, bad_path, body_timeout, gateway_timeout
 from gateway.pipeline.strip import HOP_BY_HOP
+from gateway.pipeline.websocket import OpenWebsockets, WebsocketLimits, proxy_websocket
+from gateway.settings import GatewaySettings
 
 CHUNK = 64 * 1024
 
@@ -44,13 +51,72 @@ def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     return CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in dropped)
 
 
+def upstream_session(max_connections: int) -> aiohttp.ClientSession:
+    """The session requests go upstream through: at most ``max_connections`` per upstream (as
+    the relay's pools), no cookie jar, bodies passed on as sent."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=max_connections, ttl_dns_cache=60),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+    )
+
+
+class _BodyStalled(Exception):
+    """The client stopped sending its request body."""
+
+
+async def _body(
+    request: web.Request, idle_seconds: float, stalled: list[bool]
+) -> AsyncIterator[bytes]:
+    """The request body as it arrives; gives up (``stalled[0]``) after ``idle_seconds`` without
+    a byte."""
+    content = request.content
+    while True:
+        try:
+            async with asyncio.timeout(idle_seconds):
+                chunk = await content.readany()
+        except TimeoutError:
+            stalled[0] = True
+            raise _BodyStalled from None
+        if not chunk:
+            return
+        yield chunk
+
+
 class Forwarder:
     """Sends requests upstream through one keep-alive connection pool."""
 
-    def __init__(self, session: aiohttp.ClientSession, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        timeout_seconds: float,
+        *,
+        body_seconds: float = 30,
+        queue_seconds: float = 10,
+        websockets: WebsocketLimits | None = None,
+        registry: OpenWebsockets | None = None,
+    ) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=10, sock_read=timeout_seconds
+            total=None, connect=queue_seconds, sock_connect=10, sock_read=timeout_seconds
+        )
+        self._body_seconds = body_seconds
+        self._websockets = websockets or WebsocketLimits(max_seconds=3600, idle_seconds=300)
+        #: The open WebSockets by token, for closing them on revocation.
+        self.registry = registry if registry is not None else OpenWebsockets()
+
+    @classmethod
+    def from_settings(cls, session: aiohttp.ClientSession, settings: GatewaySettings) -> Forwarder:
+        """The forwarder with the timeouts and WebSocket limits of ``settings``."""
+        return cls(
+            session,
+            settings.upstream_timeout_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            queue_seconds=settings.upstream_queue_seconds,
+            websockets=WebsocketLimits(
+                settings.websocket_max_seconds, settings.websocket_idle_seconds
+            ),
         )
 
     async def forward(
@@ -64,8 +130,11 @@ class Forwarder:
         ``response_headers`` (e.g. rate-limit headers) are added to what the upstream sends."""
         url = upstream_url(base, request.raw_path)
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request, url, headers)
-        body = request.content.iter_chunked(CHUNK) if request.body_exists else None
+            return await proxy_websocket(
+                self._session, request, url, headers, self._websockets, self.registry
+            )
+        stalled = [False]
+        body = _body(request, self._body_seconds, stalled) if request.body_exists else None
         try:
             upstream = await self._session.request(
                 request.method,
@@ -76,9 +145,15 @@ class Forwarder:
                 timeout=self._timeout,
                 auto_decompress=False,
             )
-        except TimeoutError:
-            raise gateway_timeout() from None
-        except (aiohttp.ClientError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if stalled[0]:
+                # Close once the 408 is written, without aiohttp's wait for the rest of a body
+                # that is not coming.
+                request.content.feed_eof()
+                request.protocol.close()
+                raise body_timeout() from None
+            if isinstance(exc, TimeoutError):
+                raise gateway_timeout() from None
             raise bad_gateway() from None
         try:
             returned = _response_headers(upstream)
@@ -102,62 +177,3 @@ class Forwarder:
             return response
         finally:
             upstream.release()
-
-    async def _websocket(
-        self, request: web.Request, url: URL, headers: CIMultiDict[str]
-    ) -> web.StreamResponse:
-        forwarded = CIMultiDict(
-            (k, v) for k, v in headers.items() if not k.lower().startswith("sec-websocket-")
-        )
-        protocols = [
-            p.strip()
-            for value in request.headers.getall("Sec-WebSocket-Protocol", [])
-            for p in value.split(",")
-            if p.strip()
-        ]
-        try:
-            upstream = await self._session.ws_connect(
-                url.with_scheme("wss" if url.scheme == "https" else "ws"),
-                headers=forwarded,
-                protocols=protocols,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10),
-            )
-        except TimeoutError:
-            raise gateway_timeout() from None
-        except (aiohttp.ClientError, OSError):
-            raise bad_gateway() from None
-        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else ())
-        try:
-            await client.prepare(request)
-        except BaseException:
-            await upstream.close()  # the client's side never opened: close the upstream's
-            raise
-
-        async def pump(
-            source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-            sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-        ) -> None:
-            async for message in source:
-                if message.type is WSMsgType.TEXT:
-                    await sink.send_str(message.data)
-                elif message.type is WSMsgType.BINARY:
-                    await sink.send_bytes(message.data)
-                else:
-                    break
-            await sink.close()
-
-        tasks = [
-            asyncio.create_task(pump(client, upstream)),
-            asyncio.create_task(pump(upstream, client)),
-        ]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await upstream.close()
-            await client.close()
-        return client

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import httptools
 from aiohttp import web
 
-from gateway.errors import GatewayError, bad_gateway, gateway_timeout
+from gateway.errors import GatewayError, bad_gateway, body_timeout, gateway_timeout
 from gateway.relay.heads import RelayRequest, ResponseHead, response_bytes
 from gateway.relay.upstream import UpstreamConnection, UpstreamPool
 
@@ -222,18 +222,29 @@ class Answering:
             or self._unframed
         )
 
+    def _waiting_for_body(self) -> bool:
+        """The client still owes body bytes and is not held back by the upstream."""
+        return bool(self.body_left) and not self.client.paused_by_upstream()
+
+    def _limit(self) -> float:
+        """How long this exchange may go without a byte."""
+        return self.relay.body_timeout if self._waiting_for_body() else self.relay.timeout
+
     def _check_timeout(self) -> None:
         self._timer = None
         if self.over:
             return
         loop = self.relay.loop
         idle = loop.time() - self._last_read
-        if idle < self.relay.timeout:
-            self._timer = loop.call_later(self.relay.timeout - idle, self._check_timeout)
-        elif self._response is None:
-            self._answer_upstream_error(gateway_timeout())
-        else:
+        limit = self._limit()
+        if idle < limit:
+            self._timer = loop.call_later(limit - idle, self._check_timeout)
+        elif self._response is not None:
             self._cut()
+        elif self._waiting_for_body():
+            self.refuse(body_timeout())
+        else:
+            self._answer_upstream_error(gateway_timeout())
 
     def _answer_upstream_error(self, error: GatewayError) -> None:
         self.relay.pipeline.count_upstream_error(error)

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, cast
 
 from gateway.relay.exchange import Exchange
 from gateway.relay.heads import read_request
+from keygate_core.http_guard import HEAD_TOO_LARGE, MAX_HEAD_BYTES
 
 if TYPE_CHECKING:
     from gateway.relay.server import Relay
 
-#: A request head longer than this goes to aiohttp, which refuses it properly.
-MAX_HEAD = 16 * 1024
+#: A request head longer than this is answered 431 (the same cap as aiohttp's side).
+MAX_HEAD = MAX_HEAD_BYTES
 #: Bytes of pipelined requests held before reading pauses.
 PIPELINE_BYTES = 256 * 1024
 
@@ -36,6 +37,8 @@ class ClientConnection(asyncio.Protocol):
         self.exchange: Exchange | None = None
         self.closing = False
         self.idle_since = relay.loop.time()
+        #: When the relay's sweep first saw an unfinished request head here (0: none seen).
+        self.head_seen = 0.0
         self._buffer = bytearray()
         self._remote = ""
         self._paused: set[str] = set()
@@ -87,9 +90,13 @@ class ClientConnection(asyncio.Protocol):
                 buffer = self._buffer
                 end = buffer.find(b"\r\n\r\n")
                 if end < 0:
-                    # A bare-LF head, or one too long: aiohttp answers those.
-                    if len(buffer) > MAX_HEAD or b"\n\n" in buffer:
-                        self._hand_over()
+                    if len(buffer) > MAX_HEAD:
+                        self._refuse_head()
+                    elif b"\n\n" in buffer:
+                        self._hand_over()  # a bare-LF head: aiohttp answers those
+                    return
+                if end + 4 > MAX_HEAD:
+                    self._refuse_head()
                     return
                 if buffer.find(b"\n\n", 0, end) >= 0:
                     self._hand_over()
@@ -99,12 +106,25 @@ class ClientConnection(asyncio.Protocol):
                     self._hand_over()
                     return
                 del buffer[: end + 4]
+                self.head_seen = 0.0
                 self.exchange = Exchange(self, request)
                 self.exchange.start(buffer)
         finally:
             self._running = False
         if self.exchange is None and len(self._buffer) <= PIPELINE_BYTES:
             self.resume_reading("pipeline")
+
+    def waiting_for_head(self) -> bool:
+        """Part of a request head is here, and no request is in flight."""
+        return self.exchange is None and bool(self._buffer)
+
+    def _refuse_head(self) -> None:
+        """431 and close: the head is longer than :data:`MAX_HEAD`."""
+        self._buffer.clear()
+        self.closing = True
+        assert self.transport is not None
+        self.transport.write(HEAD_TOO_LARGE)
+        self.transport.close()
 
     def _hand_over(self) -> None:
         """Give the connection, from the start of the current request, to aiohttp."""
@@ -145,6 +165,10 @@ class ClientConnection(asyncio.Protocol):
         self.closing = True
         if self.transport is not None:
             self.transport.abort()
+
+    def paused_by_upstream(self) -> bool:
+        """Reading is paused because the upstream is not taking the request body."""
+        return "upstream" in self._paused
 
     def pause_reading(self, reason: str) -> None:
         """Stop reading from the client until every ``reason`` is resumed."""

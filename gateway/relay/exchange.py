@@ -107,7 +107,9 @@ class Exchange(Answering):
             assert self._pool is not None
             self._pool.release(connection)
         else:
-            self._attach(connection, reused=False)
+            # One handed over by the pool (it had served another request) may have been closed
+            # by the upstream, like any kept-alive connection: it is retried the same way.
+            self._attach(connection, reused=connection.idle_since > 0)
 
     def _unreachable(self, exc: BaseException) -> None:
         if self.over:
@@ -129,7 +131,7 @@ class Exchange(Answering):
         loop = self.relay.loop
         self._last_read = loop.time()
         if self._timer is None:
-            self._timer = loop.call_later(self.relay.timeout, self._check_timeout)
+            self._timer = loop.call_later(self._limit(), self._check_timeout)
 
     def client_body(self, data: bytes) -> bytes:
         """Request-body bytes from the client; returns what follows the body (the next

@@ -24,11 +24,11 @@ from gateway.metrics import GatewayMetrics
 from gateway.proxy import Pipeline
 from gateway.relay.client import ClientConnection
 from gateway.relay.upstream import UpstreamPool
+from keygate_core.http_guard import GuardedHandler
 
-#: How often idle client connections and idle upstream connections are looked at.
+#: How often (at most) client connections and upstream pools are looked at: for idle
+#: keep-alive connections, unfinished request heads and requests waiting too long for a pool.
 SWEEP_SECONDS = 5.0
-#: A client connection with no request in flight is closed after this long (aiohttp's default).
-KEEPALIVE_SECONDS = 75.0
 _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 
 
@@ -42,19 +42,35 @@ class Relay:
         self.loop = loop
         self.pipeline: Pipeline = app[PIPELINE]
         self.metrics: GatewayMetrics = app[METRICS]
-        self.timeout: float = app[SETTINGS].upstream_timeout_seconds
-        #: aiohttp's protocol factory: what a handed-over connection is given to.
-        self.slow_path: web.Server = server
+        settings = app[SETTINGS]
+        self.timeout: float = settings.upstream_timeout_seconds
+        self.body_timeout: float = settings.body_timeout_seconds
+        self.head_timeout: float = settings.header_timeout_seconds
+        self.keepalive: float = settings.keepalive_timeout_seconds
+        self._pool_limit = settings.upstream_max_connections
+        self._pool_queue: float = settings.upstream_queue_seconds
+        self._every = min(
+            SWEEP_SECONDS, self.head_timeout / 2, self.keepalive / 2, self._pool_queue / 2
+        )
+        head, keepalive = self.head_timeout, self.keepalive
+
+        def slow_path() -> GuardedHandler:
+            return GuardedHandler(server, loop=loop, head_seconds=head, keepalive_seconds=keepalive)
+
+        #: What a handed-over connection is given to: aiohttp's protocol, with the same limits.
+        self.slow_path = slow_path
         self.connections: set[ClientConnection] = set()
         self._all_closed: asyncio.Event | None = None
         self._pools: dict[str, UpstreamPool] = {}
-        self._sweeper: asyncio.TimerHandle | None = loop.call_later(SWEEP_SECONDS, self._sweep)
+        self._sweeper: asyncio.TimerHandle | None = loop.call_later(self._every, self._sweep)
 
     def pool(self, base: str) -> UpstreamPool:
         """The connection pool of the upstream at ``base``."""
         pool = self._pools.get(base)
         if pool is None:
-            pool = self._pools[base] = UpstreamPool(base, self.loop)
+            pool = self._pools[base] = UpstreamPool(
+                base, self.loop, limit=self._pool_limit, queue_seconds=self._pool_queue
+            )
         return pool
 
     def observe(self, route: str, status: int, seconds: float) -> None:
@@ -69,13 +85,22 @@ class Relay:
             self._all_closed.set()
 
     def _sweep(self) -> None:
+        """Close idle keep-alive connections and those whose request head is overdue (timed
+        from the first sweep that saw it unfinished, so reading a head costs no clock)."""
         now = self.loop.time()
         for connection in [c for c in self.connections if c.exchange is None]:
-            if now - connection.idle_since > KEEPALIVE_SECONDS and connection.transport:
+            if connection.transport is None:
+                continue
+            if connection.waiting_for_head():
+                if not connection.head_seen:
+                    connection.head_seen = now
+                elif now - connection.head_seen >= self.head_timeout:
+                    connection.transport.close()
+            elif now - connection.idle_since > self.keepalive:
                 connection.transport.close()
         for pool in self._pools.values():
             pool.sweep(now)
-        self._sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+        self._sweeper = self.loop.call_later(self._every, self._sweep)
 
     async def stop(self, grace: float) -> None:
         """Close idle connections now, the others once answered; cut what is left after

@@ -4,11 +4,16 @@ A pool keeps at most :data:`MAX_IDLE` idle connections, most recently used first
 those idle for longer than :data:`IDLE_SECONDS` (upstream servers close theirs too, often
 sooner: a connection closed under us is noticed and dropped, and a request that found it closed
 before any answer is sent again on a fresh one — see :mod:`gateway.relay.exchange`).
+
+A pool never has more than ``limit`` connections open or opening. A request that needs one
+beyond that waits in line (first come, first served) for a connection to come back or close;
+after ``queue_seconds`` it is told ``TimeoutError`` (a 504), checked by the relay's sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -95,7 +100,14 @@ class UpstreamConnection(asyncio.Protocol):
 class UpstreamPool:
     """Connections to one upstream base URL (its path becomes every target's prefix)."""
 
-    def __init__(self, base: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        base: str,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        limit: int = 1_000_000,
+        queue_seconds: float = CONNECT_SECONDS,
+    ) -> None:
         url = URL(base)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"not an http(s) upstream: {base!r}")
@@ -109,6 +121,12 @@ class UpstreamPool:
         self._loop = loop
         self._idle: list[UpstreamConnection] = []
         self._connecting: set[asyncio.Task[None]] = set()
+        self._limit = limit
+        self._queue_seconds = queue_seconds
+        #: Connections open or being opened.
+        self.open = 0
+        self._live: set[UpstreamConnection] = set()
+        self._waiting: collections.deque[tuple[float, OnReady, OnError]] = collections.deque()
 
     def acquire_now(self) -> UpstreamConnection | None:
         """The most recently used idle connection that is still open, if any."""
@@ -124,7 +142,16 @@ class UpstreamPool:
         on_ready: Callable[[UpstreamConnection], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        """Open a new connection; ``on_ready`` or ``on_error`` is called with the outcome."""
+        """Open a new connection, or wait for one when ``limit`` are open; ``on_ready`` or
+        ``on_error`` is called with the outcome."""
+        if self.open >= self._limit:
+            deadline = self._loop.time() + self._queue_seconds
+            self._waiting.append((deadline, on_ready, on_error))
+            return
+        self._open_one(on_ready, on_error)
+
+    def _open_one(self, on_ready: OnReady, on_error: OnError) -> None:
+        self.open += 1
         task = self._loop.create_task(self._connect(on_ready, on_error))
         self._connecting.add(task)
         task.add_done_callback(self._connecting.discard)
@@ -142,36 +169,65 @@ class UpstreamPool:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # handed to the exchange, which answers for it
+            self.open -= 1
+            self._next_waiting()
             on_error(exc)
             return
+        transport = connection.transport
+        if transport is None or transport.is_closing():  # lost as it opened
+            self.open -= 1
+            self._next_waiting()
+            on_error(ConnectionResetError("upstream closed the new connection"))
+            return
+        self._live.add(connection)
         on_ready(connection)
 
     def release(self, connection: UpstreamConnection) -> None:
         """Keep ``connection`` for the next request, or close it when the pool is full."""
         connection.exchange = None
         connection.resume_reading()
+        connection.idle_since = self._loop.time()  # also marks it as served before
+        if self._waiting:
+            _, on_ready, _ = self._waiting.popleft()
+            on_ready(connection)
+            return
         if len(self._idle) >= MAX_IDLE:
             connection.close()
             return
-        connection.idle_since = self._loop.time()
         self._idle.append(connection)
 
     def forget(self, connection: UpstreamConnection) -> None:
         """``connection`` is gone."""
+        if connection in self._live:
+            self._live.remove(connection)
+            self.open -= 1
         if connection in self._idle:
             self._idle.remove(connection)
+        self._next_waiting()
+
+    def _next_waiting(self) -> None:
+        """A connection closed: open one for the first request waiting, if any."""
+        if self._waiting and self.open < self._limit:
+            _, on_ready, on_error = self._waiting.popleft()
+            self._open_one(on_ready, on_error)
 
     def sweep(self, now: float) -> None:
-        """Close the connections idle for longer than :data:`IDLE_SECONDS`."""
+        """Close the connections idle for longer than :data:`IDLE_SECONDS`; tell requests
+        that waited ``queue_seconds`` for a connection that none came."""
         stale = [c for c in self._idle if now - c.idle_since > IDLE_SECONDS]
         for connection in stale:
             self._idle.remove(connection)
             connection.close()
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= now:
+            _, _, on_error = waiting.popleft()
+            on_error(TimeoutError("no upstream connection came free"))
 
     def close(self) -> None:
         """Close every idle connection and stop opening new ones."""
         for task in self._connecting:
             task.cancel()
+        self._waiting.clear()
         for connection in self._idle:
             connection.close()
         self._idle.clear()
