@@ -118,14 +118,21 @@ class Pipeline:
         return ctx
 
     def new_context(self, request: ProxiedRequest) -> RequestContext:
-        """Request id (the client's when it is well-formed) and client address."""
+        """Request id and client address.
+
+        The request id is a trusted proxy's when it sent a well-formed one; anyone else's is
+        ignored and a new one made, so a client cannot put a chosen id (a victim's) into logs
+        and the audit trail.
+        """
         headers = request.headers
+        proxies = self.settings.trusted_proxies
+        peer = request.remote or ""
+        claimed = headers.get(wire.REQUEST_ID) if proxies else None
+        if claimed is not None and not is_trusted(parse_address(peer), proxies):
+            claimed = None
         return RequestContext(
-            request_id=wire.request_id_or_new(headers.get(wire.REQUEST_ID)),
-            client_address=client_address(
-                headers, peer_ip=request.remote or "", trusted_proxies=self.settings.trusted_proxies
-            )
-            or None,
+            request_id=wire.request_id_or_new(claimed),
+            client_address=client_address(headers, peer_ip=peer, trusted_proxies=proxies) or None,
         )
 
     def inbound(self, request: ProxiedRequest, *, keep_upgrade: bool = False) -> CIMultiDict[str]:
