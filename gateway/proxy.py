@@ -17,8 +17,8 @@ from urllib.parse import unquote
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.errors import SESSION_UNAVAILABLE, GatewayError, duplicate_header, rate_limited
-from gateway.forwarded import client_address, is_trusted, parse_address
+from gateway.errors import SESSION_UNAVAILABLE, GatewayError, rate_limited
+from gateway.forwarded import client_address, is_trusted, parse_address, proxied_request_id
 from gateway.identity import LATER, AuthMethod, Identity, RequestContext
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.authn import Authenticator, authenticate, authenticate_now
@@ -29,9 +29,7 @@ from gateway.pipeline.authz import (
     AuthPolicy,
     RouteRule,
     RouteTable,
-    authorize,
 )
-from gateway.pipeline.authz import workspace_of as bound_workspace
 from gateway.pipeline.forward import Forwarder
 from gateway.pipeline.limit import RateDecision, RateLimiter, rate_limit_headers
 from gateway.pipeline.mutate import SERVICE_IDENTITY, IdentityHeaderNames, Mutator
@@ -43,6 +41,7 @@ from gateway.pipeline.strip import (
     strip_inbound,
     unambiguous_path,
 )
+from gateway.pipeline.workspace_header import authorize_request
 from gateway.request import ProxiedRequest
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
@@ -118,20 +117,12 @@ class Pipeline:
         return ctx
 
     def new_context(self, request: ProxiedRequest) -> RequestContext:
-        """Request id and client address.
-
-        The request id is a trusted proxy's when it sent a well-formed one; anyone else's is
-        ignored and a new one made, so a client cannot put a chosen id (a victim's) into logs
-        and the audit trail.
-        """
+        """Request id (a trusted proxy's when well-formed, else new) and client address."""
         headers = request.headers
         proxies = self.settings.trusted_proxies
         peer = request.remote or ""
-        claimed = headers.get(wire.REQUEST_ID) if proxies else None
-        if claimed is not None and not is_trusted(parse_address(peer), proxies):
-            claimed = None
         return RequestContext(
-            request_id=wire.request_id_or_new(claimed),
+            request_id=wire.request_id_or_new(proxied_request_id(headers, peer, proxies)),
             client_address=client_address(headers, peer_ip=peer, trusted_proxies=proxies) or None,
         )
 
@@ -149,12 +140,18 @@ class Pipeline:
         )
 
     def decide_now(
-        self, request: ProxiedRequest, ctx: RequestContext, rule: RouteRule, workspace: str | None
+        self,
+        request: ProxiedRequest,
+        ctx: RequestContext,
+        rule: RouteRule,
+        workspace: str | None,
+        headers: CIMultiDict[str] | None = None,
     ) -> Decided | Unfinished:
         """Authenticate, authorize and rate-limit without I/O where that is enough.
 
-        ``rule`` and ``workspace`` are ``self.routes.match(path)``. Returns the decision, or
-        where it stopped for :meth:`finish`; raises a :class:`GatewayError` for every refusal.
+        ``rule`` and ``workspace`` are ``self.routes.match(path)``, ``headers`` what
+        :meth:`inbound` made (see :func:`authorize_request`). Returns the decision, or where it
+        stopped for :meth:`finish`; raises a :class:`GatewayError` for every refusal.
         """
         if rule.auth is AuthPolicy.NONE:
             return rule, _ANONYMOUS, {}
@@ -166,7 +163,7 @@ class Pipeline:
         if identity is LATER:
             return Unfinished(rule, None)
         self._count_authenticated(identity)
-        self._authorize(request, rule, workspace, identity)
+        authorize_request(identity, rule, workspace, request.headers, headers)
         limited = self._limit_now(identity)
         return Unfinished(rule, identity) if limited is None else (rule, identity, limited)
 
@@ -176,12 +173,13 @@ class Pipeline:
         ctx: RequestContext,
         unfinished: Unfinished,
         workspace: str | None,
+        headers: CIMultiDict[str] | None = None,
     ) -> Decided:
         """Carry on from where :meth:`decide_now` stopped, with I/O."""
         rule, identity = unfinished.rule, unfinished.identity
         if identity is None:
             identity = await self._authenticate(request, ctx, rule)
-            self._authorize(request, rule, workspace, identity)
+            authorize_request(identity, rule, workspace, request.headers, headers)
             limited = self._limit_now(identity)
             if limited is not None:
                 return rule, identity, limited
@@ -212,18 +210,6 @@ class Pipeline:
 
     def _count_authenticated(self, identity: Identity) -> None:
         self.metrics.batch.count(self._authenticated[identity.auth_method])
-
-    def _authorize(
-        self, request: ProxiedRequest, rule: RouteRule, workspace: str | None, identity: Identity
-    ) -> None:
-        header = None
-        if rule.workspace_header:
-            values = request.headers.getall(rule.workspace_header, [])
-            if len(values) > 1:
-                # Which copy would the app read? Refuse rather than guess.
-                raise duplicate_header(rule.workspace_header)
-            header = values[0] if values else None
-        authorize(identity, rule, bound_workspace(rule, workspace, header))
 
     def _limit_now(self, identity: Identity) -> dict[str, str] | None:
         """The rate-limit headers when the limiter can answer without Redis (or nothing is
@@ -266,9 +252,9 @@ class Pipeline:
         headers = self.inbound(request, keep_upgrade=upgrading)
         rule, workspace = self.routes.match(request.path)
         request[ROUTE_KEY] = rule.prefix
-        decided = self.decide_now(request, ctx, rule, workspace)
+        decided = self.decide_now(request, ctx, rule, workspace, headers)
         if isinstance(decided, Unfinished):
-            decided = await self.finish(request, ctx, decided, workspace)
+            decided = await self.finish(request, ctx, decided, workspace, headers)
         out = self.outbound(request, ctx, headers, decided)
         try:
             return await self.forwarder.forward(
