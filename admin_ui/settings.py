@@ -33,5 +33,6 @@ class AdminUISettings:
     introspector_url: str = shared.introspector_url()
     internal_secret: str = shared.internal_secret()
     session_ttl_seconds: int = shared.session_ttl_seconds()
+    public_https: bool = shared.public_https()
     log_level: LogLevel = shared.log_level()
     shutdown_drain_seconds: float = shared.shutdown_drain_seconds()

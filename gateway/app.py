@@ -244,7 +244,7 @@ def _authenticators(app: web.Application) -> list[Authenticator]:
             )
         )
     if settings.session_mode is SessionMode.LOCAL:
-        chain.append(LocalSessionAuthenticator(app[REDIS]))
+        chain.append(LocalSessionAuthenticator(app[REDIS], https=settings.public_https))
     chain.append(PassthroughSessionAuthenticator())
     return chain
 

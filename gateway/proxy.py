@@ -32,7 +32,12 @@ from gateway.pipeline.authz import (
 )
 from gateway.pipeline.forward import Forwarder
 from gateway.pipeline.limit import RateDecision, RateLimiter, rate_limit_headers
-from gateway.pipeline.mutate import SERVICE_IDENTITY, IdentityHeaderNames, Mutator
+from gateway.pipeline.mutate import (
+    KEYGATE_SERVICES,
+    SERVICE_IDENTITY,
+    IdentityHeaderNames,
+    Mutator,
+)
 from gateway.pipeline.strip import (
     GATEWAY_WRITTEN,
     UNTRUSTED_FORWARDING,
@@ -72,6 +77,8 @@ class Outbound:
     base: str
     headers: CIMultiDict[str]
     response_headers: dict[str, str]
+    #: Not one of keygate's services: it never gets or sets keygate's cookies.
+    foreign: bool
 
 
 @dataclass
@@ -243,7 +250,8 @@ class Pipeline:
         rule, identity, limit_headers = decided
         headers = self._mutator.for_upstream(request, headers, rule.upstream, identity, ctx)
         base = self._bases.get(rule.upstream, rule.upstream)
-        return Outbound(rule, base, headers, {**limit_headers, wire.REQUEST_ID: ctx.request_id})
+        added = {**limit_headers, wire.REQUEST_ID: ctx.request_id}
+        return Outbound(rule, base, headers, added, rule.upstream not in KEYGATE_SERVICES)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The reverse proxy for what the relay hands over (and for in-process tests)."""
@@ -258,7 +266,7 @@ class Pipeline:
         out = self.outbound(request, ctx, headers, decided)
         try:
             return await self.forwarder.forward(
-                request, out.base, out.headers, out.response_headers
+                request, out.base, out.headers, out.response_headers, foreign=out.foreign
             )
         except GatewayError as error:
             self.count_upstream_error(error)

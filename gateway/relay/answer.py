@@ -35,6 +35,7 @@ class Answering:
 
     __slots__ = (
         "_added",
+        "_foreign",
         "_framing",
         "_head",
         "_held",
@@ -72,6 +73,7 @@ class Answering:
         self._held = bytearray()
         self._head = b""
         self._added: dict[str, str] = {}
+        self._foreign = True
         self._pool: UpstreamPool | None = None
         self._reused = False
         self._task: asyncio.Task[None] | None = None
@@ -153,6 +155,7 @@ class Answering:
             chunked=relay_frames and not self._unframed,
             close=self._closes_client(),
             keep_alive=self.request.http10 and not self._closes_client(),
+            foreign=self._foreign,
         )
         if self._framing == _LENGTH and rest:
             # The common answer: head and body in one write (one system call).

@@ -96,6 +96,7 @@ class Exchange(Answering):
             request.method, pool.prefix + request.raw_path, pool.host_header, out.headers
         )
         self._added = out.response_headers
+        self._foreign = out.foreign
         connection = pool.acquire_now()
         if connection is not None:
             self._attach(connection, reused=True)

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from gateway.errors import SESSION_UNAVAILABLE, GatewayError, auth_unavailable
 from gateway.identity import LATER, AuthMethod, Identity, Later, RequestContext
 from gateway.request import ProxiedRequest
-from keygate_core.headers import SESSION_COOKIE
+from keygate_core.headers import SESSION_COOKIE, cookie_name
 from keygate_core.redis_keys import session_key
 
 _ANONYMOUS = Identity.anonymous()
@@ -122,19 +122,21 @@ class LocalSessionAuthenticator:
     neither Redis nor this process ever keeps a usable cookie.
     """
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, https: bool = False) -> None:
         self._redis = redis
+        #: ``__Host-kg_session`` when served over HTTPS (``KEYGATE_PUBLIC_HTTPS``).
+        self._cookie = cookie_name(SESSION_COOKIE, https)
 
     def authenticate_now(
         self, request: ProxiedRequest, ctx: RequestContext
     ) -> Identity | Later | None:
         """``None`` without a session cookie; with one, only Redis can tell (:data:`LATER`)."""
-        session_id = request.cookies.get(SESSION_COOKIE)
+        session_id = request.cookies.get(self._cookie)
         return LATER if session_id and len(session_id) <= 256 else None
 
     async def authenticate(self, request: ProxiedRequest, ctx: RequestContext) -> Identity | None:
         """The session's user; ``None`` without a (live) session cookie."""
-        session_id = request.cookies.get(SESSION_COOKIE)
+        session_id = request.cookies.get(self._cookie)
         if not session_id or len(session_id) > 256:
             return None
         try:
