@@ -6,8 +6,8 @@ gateway removes them from the ``Cookie`` header it sends to the app and to URL u
 drops a ``Set-Cookie`` from those upstreams that would set one (a session fixation or a
 login-CSRF otherwise). keygate's own services still get and set them.
 
-Both checks first look for ``kg_`` in the text, so requests and responses without keygate's
-cookies pay one substring search per header.
+Names match in any letter case. Both checks first look for ``kg_`` in the lower-cased text, so
+requests and responses without keygate's cookies pay one substring search per header.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def drop_keygate_cookies(headers: CIMultiDict[str]) -> None:
     left empty is removed; the others keep their order, rejoined with ``"; "``.
     """
     values = headers.getall("Cookie", ())
-    if not any(_MARK in value for value in values):
+    if not any(_MARK in value.lower() for value in values):
         return
     kept = []
     for value in values:

@@ -25,6 +25,7 @@ PATHS = pytest.mark.parametrize("chunked", [False, True], ids=["relay", "aiohttp
 SENT = [
     "kg_session=stolen; app=1;kg_session_x=keep ;  my_kg_session=keep; __Host-kg_session=s2",
     "kg_csrf=c; KG_UI_CSRF=u; theme=dark; __host-kg_ui_csrf=v",
+    "KG_Session=z",
 ]
 #: What the app may see of them: its own cookies, in order, names that merely contain ours too.
 KEPT = ["app=1; kg_session_x=keep; my_kg_session=keep", "theme=dark"]
