@@ -20,6 +20,7 @@ from admin_ui import csrf, timefmt
 from admin_ui.api_client import IntrospectorClient
 from admin_ui.appkeys import ASSET_URLS, CLIENT, CSRF_KEYS, HTTP, NONCES, SETTINGS
 from admin_ui.audit_text import detail_text
+from admin_ui.cookies import COOKIES, Cookies
 from admin_ui.middlewares import (
     app_session_cookie,
     is_static,
@@ -93,6 +94,7 @@ def create_app(settings: AdminUISettings) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
+    app[COOKIES] = Cookies(settings.public_https)
     app[CSRF_KEYS] = csrf.derive_keys(secrets)
     app[NONCES] = NonceStore(settings.internal_secret, previous=settings.internal_secret_previous)
     app.cleanup_ctx.append(_introspector_client)

@@ -25,10 +25,8 @@ from collections.abc import Mapping
 
 from keygate_core.internal_secret import InternalSecrets
 
-#: Cookie of the login form's double-submit token.
-LOGIN_COOKIE = "kg_csrf"
-#: Cookie whose random value stands in for ``kg_session`` for people with an app session.
-APP_SESSION_COOKIE = "kg_ui_csrf"
+# The cookies' names (and their __Host- spellings) are in keygate_core.headers and
+# admin_ui.cookies.
 #: Name of the hidden form field carrying either token.
 FIELD = "csrf"
 _KEY_LABEL = b"keygate/admin-ui/csrf/v1"
@@ -90,13 +88,16 @@ def normalise_origin(origin: str) -> str:
     return text
 
 
-def own_origin(headers: Mapping[str, str], scheme: str, host: str) -> str:
+def own_origin(headers: Mapping[str, str], scheme: str, host: str, *, https: bool = False) -> str:
     """The origin the browser is talking to: ``X-Forwarded-Proto``/``-Host`` from the gateway.
 
     Falls back to the request's own scheme and ``Host`` when the service is reached directly.
-    Only the first (client-most) value of a comma-separated forwarded header counts.
+    Only the first (client-most) value of a comma-separated forwarded header counts. With
+    ``https`` (``KEYGATE_PUBLIC_HTTPS``) the scheme is ``https`` whatever the headers say: TLS
+    may end at an ingress the gateway does not trust, which then reports ``http``.
     """
-    proto = headers.get("X-Forwarded-Proto", "").split(",")[0].strip() or scheme
+    proto = "https" if https else headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+    proto = proto or scheme
     forwarded_host = headers.get("X-Forwarded-Host", "").split(",")[0].strip() or host
     return normalise_origin(f"{proto}://{forwarded_host}")
 

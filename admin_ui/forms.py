@@ -9,6 +9,7 @@ from multidict import MultiMapping
 
 from admin_ui import csrf
 from admin_ui.appkeys import CSRF_KEYS
+from admin_ui.cookies import cookies
 from admin_ui.errors import CsrfFailed
 from admin_ui.identity import Viewer
 
@@ -27,7 +28,8 @@ def text(form: Form, name: str, *, limit: int = 1000) -> str:
 
 
 def _check_origin(request: web.Request) -> None:
-    origin = csrf.own_origin(request.headers, request.scheme, request.host)
+    https = cookies(request).https
+    origin = csrf.own_origin(request.headers, request.scheme, request.host, https=https)
     try:
         csrf.check_origin(request.headers, origin)
     except csrf.CsrfRejected as exc:
@@ -52,7 +54,7 @@ async def login_form(request: web.Request) -> Form:
     """The login form, checked against its double-submit cookie, or :class:`CsrfFailed`."""
     _check_origin(request)
     form = await request.post()
-    cookie = request.cookies.get(csrf.LOGIN_COOKIE, "")
+    cookie = request.cookies.get(cookies(request).login_csrf, "")
     if not csrf.verify_login_token(cookie, text(form, csrf.FIELD, limit=128)):
         log.warning("form refused", extra={"reason": "bad_login_csrf", "path": request.path})
         raise CsrfFailed("bad_login_csrf")

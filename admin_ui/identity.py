@@ -13,8 +13,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 
-from admin_ui import csrf
 from admin_ui.api_client import Caller
+from admin_ui.cookies import cookies
 from keygate_core import headers as wire
 
 #: A ``kg_ui_csrf`` value minted for this request, before the browser has the cookie.
@@ -46,12 +46,6 @@ def client_address(request: web.Request) -> str | None:
     return wire.reported_client_address(request.headers)
 
 
-def is_https(request: web.Request) -> bool:
-    """Whether the browser reached the gateway over HTTPS (for the cookies' Secure flag)."""
-    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return proto == "https" or (not proto and request.secure)
-
-
 def has_app_session(request: web.Request) -> bool:
     """Whether the gateway vouches for a session of the protected app (upstream sessions)."""
     method = request.headers.get(wire.AUTH_METHOD, "").strip().lower()
@@ -69,7 +63,8 @@ def viewer(request: web.Request) -> Viewer | None:
         return None
     if has_app_session(request):
         # No kg_session to derive form tokens from: a random per-browser cookie stands in.
-        basis = request.cookies.get(csrf.APP_SESSION_COOKIE) or request.get(MINTED_CSRF_BASIS)
+        jar = cookies(request)
+        basis = request.cookies.get(jar.app_session_csrf) or request.get(MINTED_CSRF_BASIS)
         if not basis:
             return None
         caller = Caller(
@@ -86,7 +81,7 @@ def viewer(request: web.Request) -> Viewer | None:
             caller=caller,
             app_session=True,
         )
-    session_id = request.cookies.get(wire.SESSION_COOKIE, "")
+    session_id = request.cookies.get(cookies(request).session, "")
     if not session_id:
         return None
     caller = Caller(user_id, client_address(request), request_id(request))

@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from admin_ui import csrf
 from admin_ui.api_client import ApiError
+from admin_ui.cookies import HSTS, cookies
 from admin_ui.errors import PageError
-from admin_ui.identity import (
-    MINTED_CSRF_BASIS,
-    has_app_session,
-    is_https,
-    login_redirect,
-    viewer,
-)
+from admin_ui.identity import MINTED_CSRF_BASIS, has_app_session, login_redirect, viewer
 from admin_ui.pages import render
 
 log = logging.getLogger("keygate.admin_ui")
@@ -55,8 +49,10 @@ _STATUS_MESSAGES = {
 }
 
 
-def _apply(headers: CIMultiDict[str], path: str, status: int) -> None:
+def _apply(headers: CIMultiDict[str], path: str, status: int, https: bool) -> None:
     headers.update(SECURITY_HEADERS)
+    if https:
+        headers["Strict-Transport-Security"] = HSTS
     if path.startswith(STATIC_PREFIX) and status < 400:
         # Asset URLs carry a content hash (?v=…), so a short public cache is safe.
         headers["Cache-Control"] = "public, max-age=3600"
@@ -67,34 +63,31 @@ def _apply(headers: CIMultiDict[str], path: str, status: int) -> None:
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The contract's security headers on every response."""
+    https = cookies(request).https
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        _apply(exc.headers, request.path, exc.status)
+        _apply(exc.headers, request.path, exc.status, https)
         raise
-    _apply(response.headers, request.path, response.status)
+    _apply(response.headers, request.path, response.status, https)
     return response
 
 
 @web.middleware
 async def app_session_cookie(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give people with an app session the ``kg_ui_csrf`` cookie their form tokens rest on."""
-    if not has_app_session(request) or request.cookies.get(csrf.APP_SESSION_COOKIE):
+    jar = cookies(request)
+    if not has_app_session(request) or request.cookies.get(jar.app_session_csrf):
         return await handler(request)
     request[MINTED_CSRF_BASIS] = minted = csrf.new_login_token()
-    cookie: dict[str, Any] = {
-        "path": "/",
-        "httponly": True,
-        "samesite": "Strict",
-        "secure": is_https(request),
-    }
+    cookie = jar.attributes("Strict")
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        exc.set_cookie(csrf.APP_SESSION_COOKIE, minted, **cookie)
+        exc.set_cookie(jar.app_session_csrf, minted, **cookie)
         raise
     if isinstance(response, web.Response):
-        response.set_cookie(csrf.APP_SESSION_COOKIE, minted, **cookie)
+        response.set_cookie(jar.app_session_csrf, minted, **cookie)
     return response
 
 

@@ -34,5 +34,6 @@ class AdminUISettings:
     internal_secret: str = shared.internal_secret()
     internal_secret_previous: str = shared.internal_secret_previous()
     session_ttl_seconds: int = shared.session_ttl_seconds()
+    public_https: bool = shared.public_https()
     log_level: LogLevel = shared.log_level()
     shutdown_drain_seconds: float = shared.shutdown_drain_seconds()

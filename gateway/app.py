@@ -207,7 +207,11 @@ def _authenticators(app: web.Application) -> list[Authenticator]:
         chain.append(UpstreamSessionAuthenticator(app[INTERNAL_HTTP], *check))
     if settings.session_mode is SessionMode.LOCAL:
         forged = metrics_.labels(metrics_.auth_decisions, "session", "forged_session").inc
-        chain.append(LocalSessionAuthenticator(app[REDIS], settings.internal_secrets, forged))
+        chain.append(
+            LocalSessionAuthenticator(
+                app[REDIS], settings.internal_secrets, forged, https=settings.public_https
+            )
+        )
     chain.append(PassthroughSessionAuthenticator())
     return chain
 

@@ -164,3 +164,26 @@ def missing_original_path(names: tuple[str, ...]) -> GatewayError:
         "Bad request",
         f"send the protected request's path in {', '.join(names[:-1])} or {names[-1]}",
     )
+
+
+def missing_header(name: str) -> GatewayError:
+    """400: a header the decision depends on was not sent (a workspace-bound token on a route
+    that names its workspace in ``name``)."""
+    return GatewayError(
+        400,
+        "missing_header",
+        "Bad request",
+        f"send the {name} header: this route names its workspace there, and the token is "
+        "bound to one",
+    )
+
+
+def hop_by_hop_header(name: str) -> GatewayError:
+    """400: a header the decision depends on was sent, but named in ``Connection`` (so it
+    would not be forwarded)."""
+    return GatewayError(
+        400,
+        "invalid_header",
+        "Bad request",
+        f"{name} decides this request and is forwarded: it cannot be named in Connection",
+    )

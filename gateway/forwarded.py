@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from keygate_core import headers as wire
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = CIMultiDictProxy[str] | CIMultiDict[str]
@@ -65,6 +67,22 @@ def is_trusted(address: Address | None, trusted_proxies: Sequence[Network]) -> b
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         candidates.append(address.ipv4_mapped)
     return any(a in network for a in candidates for network in trusted_proxies)
+
+
+def proxied_request_id(
+    existing: Headers, peer_ip: str, trusted_proxies: Sequence[Network]
+) -> str | None:
+    """The ``X-Request-Id`` a trusted proxy sent, ``None`` from anyone else.
+
+    A client's own id is never believed: it goes into logs and the audit log, and a client
+    that could choose it could reuse someone else's to muddle an investigation.
+    """
+    if not trusted_proxies:
+        return None  # the common deployment: nobody to believe, nothing to parse
+    claimed = existing.get(wire.REQUEST_ID)
+    if claimed is None or not is_trusted(parse_address(peer_ip), trusted_proxies):
+        return None
+    return claimed
 
 
 def _chain(existing: Headers) -> list[str]:

@@ -88,13 +88,18 @@ class GatewayMetrics:
             "KEYGATE_TRUSTED_PROXIES.",
             registry=r,
         )
+        self._precreate_children()
+
+    def _precreate_children(self) -> None:
+        """Label values that exist from the start (dashboards see zeros, not gaps); then the
+        registry is ready to scrape."""
         for result in ("allowed", "limited"):
             self.ratelimit_decisions.labels(result)
         for kind in ("unreachable", "timeout"):
             self.upstream_errors.labels(kind)
         for result in get_args(Lookup):
             self.l1_lookups.labels(result)
-        self._scraped = scrape_registry(r)
+        self._scraped = scrape_registry(self.registry)
 
     def labels(self, metric: M, *values: str) -> M:
         """``metric.labels(*values)``, remembered: prometheus_client takes a lock and checks

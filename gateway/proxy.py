@@ -17,8 +17,8 @@ from urllib.parse import unquote
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.errors import SESSION_UNAVAILABLE, GatewayError, duplicate_header, rate_limited
-from gateway.forwarded import ForwardingTrust, client_address
+from gateway.errors import SESSION_UNAVAILABLE, GatewayError, rate_limited
+from gateway.forwarded import ForwardingTrust, client_address, proxied_request_id
 from gateway.identity import LATER, AuthMethod, Identity, RequestContext
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.authn import Authenticator, authenticate, authenticate_now
@@ -29,12 +29,15 @@ from gateway.pipeline.authz import (
     AuthPolicy,
     RouteRule,
     RouteTable,
-    authorize,
 )
-from gateway.pipeline.authz import workspace_of as bound_workspace
 from gateway.pipeline.forward import Forwarder
 from gateway.pipeline.limit import RateDecision, RateLimiter, rate_limit_headers
-from gateway.pipeline.mutate import SERVICE_IDENTITY, IdentityHeaderNames, Mutator
+from gateway.pipeline.mutate import (
+    KEYGATE_SERVICES,
+    SERVICE_IDENTITY,
+    IdentityHeaderNames,
+    Mutator,
+)
 from gateway.pipeline.strip import (
     GATEWAY_WRITTEN,
     UNTRUSTED_FORWARDING,
@@ -43,6 +46,7 @@ from gateway.pipeline.strip import (
     strip_inbound,
     unambiguous_path,
 )
+from gateway.pipeline.workspace_header import authorize_request
 from gateway.request import ProxiedRequest
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
@@ -73,6 +77,8 @@ class Outbound:
     base: str
     headers: CIMultiDict[str]
     response_headers: dict[str, str]
+    #: Not one of keygate's services: it never gets or sets keygate's cookies.
+    foreign: bool
 
 
 @dataclass
@@ -119,14 +125,13 @@ class Pipeline:
         return ctx
 
     def new_context(self, request: ProxiedRequest) -> RequestContext:
-        """Request id (the client's when it is well-formed) and client address."""
+        """Request id (a trusted proxy's when well-formed, else new) and client address."""
         headers = request.headers
+        proxies = self.settings.trusted_proxies
+        peer = request.remote or ""
         return RequestContext(
-            request_id=wire.request_id_or_new(headers.get(wire.REQUEST_ID)),
-            client_address=client_address(
-                headers, peer_ip=request.remote or "", trusted_proxies=self.settings.trusted_proxies
-            )
-            or None,
+            request_id=wire.request_id_or_new(proxied_request_id(headers, peer, proxies)),
+            client_address=client_address(headers, peer_ip=peer, trusted_proxies=proxies) or None,
         )
 
     def inbound(self, request: ProxiedRequest, *, keep_upgrade: bool = False) -> CIMultiDict[str]:
@@ -141,12 +146,18 @@ class Pipeline:
         )
 
     def decide_now(
-        self, request: ProxiedRequest, ctx: RequestContext, rule: RouteRule, workspace: str | None
+        self,
+        request: ProxiedRequest,
+        ctx: RequestContext,
+        rule: RouteRule,
+        workspace: str | None,
+        headers: CIMultiDict[str] | None = None,
     ) -> Decided | Unfinished:
         """Authenticate, authorize and rate-limit without I/O where that is enough.
 
-        ``rule`` and ``workspace`` are ``self.routes.match(path)``. Returns the decision, or
-        where it stopped for :meth:`finish`; raises a :class:`GatewayError` for every refusal.
+        ``rule`` and ``workspace`` are ``self.routes.match(path)``, ``headers`` what
+        :meth:`inbound` made (see :func:`authorize_request`). Returns the decision, or where it
+        stopped for :meth:`finish`; raises a :class:`GatewayError` for every refusal.
         """
         if rule.auth is AuthPolicy.NONE:
             return rule, _ANONYMOUS, {}
@@ -158,7 +169,7 @@ class Pipeline:
         if identity is LATER:
             return Unfinished(rule, None)
         self._count_authenticated(identity)
-        self._authorize(request, rule, workspace, identity)
+        authorize_request(identity, rule, workspace, request.headers, headers)
         limited = self._limit_now(identity)
         return Unfinished(rule, identity) if limited is None else (rule, identity, limited)
 
@@ -168,12 +179,13 @@ class Pipeline:
         ctx: RequestContext,
         unfinished: Unfinished,
         workspace: str | None,
+        headers: CIMultiDict[str] | None = None,
     ) -> Decided:
         """Carry on from where :meth:`decide_now` stopped, with I/O."""
         rule, identity = unfinished.rule, unfinished.identity
         if identity is None:
             identity = await self._authenticate(request, ctx, rule)
-            self._authorize(request, rule, workspace, identity)
+            authorize_request(identity, rule, workspace, request.headers, headers)
             limited = self._limit_now(identity)
             if limited is not None:
                 return rule, identity, limited
@@ -204,18 +216,6 @@ class Pipeline:
 
     def _count_authenticated(self, identity: Identity) -> None:
         self.metrics.batch.count(self._authenticated[identity.auth_method])
-
-    def _authorize(
-        self, request: ProxiedRequest, rule: RouteRule, workspace: str | None, identity: Identity
-    ) -> None:
-        header = None
-        if rule.workspace_header:
-            values = request.headers.getall(rule.workspace_header, [])
-            if len(values) > 1:
-                # Which copy would the app read? Refuse rather than guess.
-                raise duplicate_header(rule.workspace_header)
-            header = values[0] if values else None
-        authorize(identity, rule, bound_workspace(rule, workspace, header))
 
     def _limit_now(self, identity: Identity) -> dict[str, str] | None:
         """The rate-limit headers when the limiter can answer without Redis (or nothing is
@@ -249,7 +249,8 @@ class Pipeline:
         rule, identity, limit_headers = decided
         headers = self._mutator.for_upstream(request, headers, rule.upstream, identity, ctx)
         base = self._bases.get(rule.upstream, rule.upstream)
-        return Outbound(rule, base, headers, {**limit_headers, wire.REQUEST_ID: ctx.request_id})
+        added = {**limit_headers, wire.REQUEST_ID: ctx.request_id}
+        return Outbound(rule, base, headers, added, rule.upstream not in KEYGATE_SERVICES)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The reverse proxy for what the relay hands over (and for in-process tests)."""
@@ -258,13 +259,13 @@ class Pipeline:
         headers = self.inbound(request, keep_upgrade=upgrading)
         rule, workspace = self.routes.match(request.path)
         request[ROUTE_KEY] = rule.prefix
-        decided = self.decide_now(request, ctx, rule, workspace)
+        decided = self.decide_now(request, ctx, rule, workspace, headers)
         if isinstance(decided, Unfinished):
-            decided = await self.finish(request, ctx, decided, workspace)
+            decided = await self.finish(request, ctx, decided, workspace, headers)
         out = self.outbound(request, ctx, headers, decided)
         try:
             return await self.forwarder.forward(
-                request, out.base, out.headers, out.response_headers
+                request, out.base, out.headers, out.response_headers, foreign=out.foreign
             )
         except GatewayError as error:
             self.count_upstream_error(error)

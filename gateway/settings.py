@@ -234,6 +234,7 @@ class GatewaySettings:
     )
     log_level: LogLevel = shared.log_level()
     shutdown_drain_seconds: float = shared.shutdown_drain_seconds()
+    public_https: bool = shared.public_https()
     identity_headers: dict[str, str] | None = setting(
         "KEYGATE_IDENTITY_HEADERS",
         None,

@@ -1,4 +1,4 @@
-"""The wire contract between keygate's services: header names, the session cookie, the
+"""The wire contract between keygate's services: header names, keygate's cookies, the
 management API's path, and the rules for the request id and the reported client address.
 
 The gateway writes these headers for keygate's own services and strips every spelling of them
@@ -40,6 +40,28 @@ AUTH_METHOD = "X-Keygate-Auth-Method"
 REQUEST_ID = "X-Request-Id"
 #: keygate's own login session (admin UI sign-in), looked up in Redis by a hash of its value.
 SESSION_COOKIE = "kg_session"
+#: The admin UI's login form double-submit token.
+LOGIN_CSRF_COOKIE = "kg_csrf"
+#: The admin UI's form-token basis for people signed in to the protected app instead.
+APP_SESSION_CSRF_COOKIE = "kg_ui_csrf"
+#: Served over HTTPS (``KEYGATE_PUBLIC_HTTPS``), every keygate cookie is named with this prefix:
+#: browsers then accept it only with ``Secure``, ``Path=/`` and no ``Domain`` (RFC 6265bis
+#: §4.1.3.2), so neither plain HTTP nor a sibling subdomain can set or shadow it.
+HOST_PREFIX = "__Host-"
+
+
+def cookie_name(name: str, https: bool) -> str:
+    """What keygate's cookie ``name`` is called in this deployment."""
+    return HOST_PREFIX + name if https else name
+
+
+#: Every name keygate's cookies have, in both spellings, lower-cased: they are keygate's alone
+#: and never go to, or come from, the protected app.
+KEYGATE_COOKIES = frozenset(
+    cookie_name(name, https).lower()
+    for name in (SESSION_COOKIE, LOGIN_CSRF_COOKIE, APP_SESSION_CSRF_COOKIE)
+    for https in (False, True)
+)
 #: Where the introspector serves the management API (and the gateway routes it).
 API_PREFIX = "/api/platform/internal"
 

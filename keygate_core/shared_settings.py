@@ -12,6 +12,7 @@ from typing import Any
 
 from keygate_core.envconfig import (
     SettingsError,
+    boolean,
     choice,
     float_between,
     int_between,
@@ -107,6 +108,21 @@ def shutdown_drain_seconds() -> Any:
         "up to 10 s to finish.",
         default_text="0",
         parse=float_between(0, 300),
+    )
+
+
+def public_https() -> Any:
+    """``KEYGATE_PUBLIC_HTTPS``."""
+    return setting(
+        "KEYGATE_PUBLIC_HTTPS",
+        False,
+        "`true` when browsers reach keygate over HTTPS, whether TLS ends at the gateway or at "
+        "a proxy or ingress in front of it. keygate's cookies are then `Secure` and named "
+        "`__Host-kg_session`, `__Host-kg_csrf` and `__Host-kg_ui_csrf`, the admin UI sends "
+        "`Strict-Transport-Security`, and its forms expect an `https://` origin. Read by the "
+        "gateway and the admin UI; set it the same in both. Leave it `false` only for plain "
+        "`http://` (such as `make demo` on 127.0.0.1).",
+        parse=boolean,
     )
 
 

@@ -14,22 +14,23 @@ from aiohttp import web
 from admin_ui import csrf
 from admin_ui.api_client import ApiError
 from admin_ui.appkeys import CLIENT, SETTINGS
+from admin_ui.cookies import cookies
 from admin_ui.errors import CsrfFailed
 from admin_ui.forms import login_form, session_form, text
 from admin_ui.identity import (
     LOGIN_PATH,
     client_address,
-    is_https,
     request_id,
     safe_next,
     viewer,
 )
 from admin_ui.pages import render
-from keygate_core import headers as wire
 
 log = logging.getLogger("keygate.admin_ui")
 
 LOGIN_CSRF_MAX_AGE = 3600
+#: Where the login form's cookie is sent over plain HTTP (over HTTPS a __Host- cookie is at /).
+LOGIN_PATHS = "/_keygate/"
 _LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,128}")
 
 
@@ -41,7 +42,8 @@ def _login_page(
     error: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    token = request.cookies.get(csrf.LOGIN_COOKIE, "")
+    jar = cookies(request)
+    token = request.cookies.get(jar.login_csrf, "")
     if not _LOGIN_TOKEN.fullmatch(token):
         token = csrf.new_login_token()
     response = render(
@@ -52,13 +54,7 @@ def _login_page(
         status=status,
     )
     response.set_cookie(
-        csrf.LOGIN_COOKIE,
-        token,
-        max_age=LOGIN_CSRF_MAX_AGE,
-        path="/_keygate/",
-        httponly=True,
-        samesite="Strict",
-        secure=is_https(request),
+        jar.login_csrf, token, max_age=LOGIN_CSRF_MAX_AGE, **jar.attributes("Strict", LOGIN_PATHS)
     )
     return response
 
@@ -113,29 +109,22 @@ async def submit_login(request: web.Request) -> web.StreamResponse:
         return response
     log.info("signed in", extra={"user_id": session.user_id})
     response = web.HTTPSeeOther(next_path)
+    jar = cookies(request)
     response.set_cookie(
-        wire.SESSION_COOKIE,
+        jar.session,
         session.session_id,
         max_age=request.app[SETTINGS].session_ttl_seconds,
-        path="/",
-        httponly=True,
-        samesite="Lax",
-        secure=is_https(request),
+        **jar.attributes("Lax"),
     )
     # The login token has done its job; a fresh one is made for the next sign-in.
-    response.del_cookie(
-        csrf.LOGIN_COOKIE,
-        path="/_keygate/",
-        httponly=True,
-        samesite="Strict",
-        secure=is_https(request),
-    )
+    response.del_cookie(jar.login_csrf, **jar.attributes("Strict", LOGIN_PATHS))
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session at the introspector, clear the cookie, back to the login page."""
-    session_id = request.cookies.get(wire.SESSION_COOKIE, "")
+    jar = cookies(request)
+    session_id = request.cookies.get(jar.session, "")
     if session_id:
         # Checked against the cookie itself, so a session the gateway already forgot (expired,
         # revoked elsewhere) can still sign out cleanly — but only from a genuine form.
@@ -146,7 +135,5 @@ async def logout(request: web.Request) -> web.StreamResponse:
         current = viewer(request)
         log.info("signed out", extra={"user_id": current.user_id if current else None})
     response = web.HTTPSeeOther(LOGIN_PATH)
-    response.del_cookie(
-        wire.SESSION_COOKIE, path="/", httponly=True, samesite="Lax", secure=is_https(request)
-    )
+    response.del_cookie(jar.session, **jar.attributes("Lax"))
     raise response

@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.errors import bad_gateway, bad_path, body_timeout, gateway_timeout
+from gateway.pipeline.cookies import sets_keygate_cookie
 from gateway.pipeline.strip import HOP_BY_HOP
 from gateway.pipeline.websocket import OpenWebsockets, WebsocketLimits, proxy_websocket
 from gateway.settings import GatewaySettings
@@ -40,7 +41,7 @@ def upstream_url(base: str, raw_path: str) -> URL:
     return URL(base.rstrip("/") + raw_path, encoded=True)
 
 
-def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+def _response_headers(upstream: aiohttp.ClientResponse, foreign: bool) -> CIMultiDict[str]:
     named = {
         token.strip().lower()
         for value in upstream.headers.getall("Connection", [])
@@ -48,7 +49,12 @@ def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     }
     # Response headers that describe this hop only; aiohttp sets its own.
     dropped = HOP_BY_HOP | named if named else HOP_BY_HOP
-    return CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in dropped)
+    return CIMultiDict(
+        (k, v)
+        for k, v in upstream.headers.items()
+        if k.lower() not in dropped
+        and not (foreign and k.lower() == "set-cookie" and sets_keygate_cookie(v))
+    )
 
 
 def upstream_session(max_connections: int) -> aiohttp.ClientSession:
@@ -125,9 +131,12 @@ class Forwarder:
         base: str,
         headers: CIMultiDict[str],
         response_headers: dict[str, str] | None = None,
+        *,
+        foreign: bool = True,
     ) -> web.StreamResponse:
         """Proxy ``request`` to ``base`` with ``headers`` (already stripped and mutated);
-        ``response_headers`` (e.g. rate-limit headers) are added to what the upstream sends."""
+        ``response_headers`` (e.g. rate-limit headers) are added to what the upstream sends.
+        A ``foreign`` upstream (not one of keygate's services) cannot set keygate's cookies."""
         url = upstream_url(base, request.raw_path)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await proxy_websocket(
@@ -156,9 +165,8 @@ class Forwarder:
                 raise gateway_timeout() from None
             raise bad_gateway() from None
         try:
-            returned = _response_headers(upstream)
-            if response_headers:
-                returned.update(response_headers)
+            returned = _response_headers(upstream, foreign)
+            returned.update(response_headers or {})
             response = web.StreamResponse(
                 status=upstream.status, reason=upstream.reason, headers=returned
             )

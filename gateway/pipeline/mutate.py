@@ -1,8 +1,9 @@
 """Mutate: what the upstream is told about a request, and the bearer token it is not told.
 
-For an upstream the stage removes the bearer token (unless the operator opted in), writes
-``X-Forwarded-*`` and ``X-Request-Id``, and adds the identity headers: under the configured names
-for the app, under the fixed names plus the internal secret for keygate's own services. For
+For an upstream the stage removes the bearer token (unless the operator opted in) and, for the
+app and URL upstreams, keygate's own cookies. It writes ``X-Forwarded-*`` and ``X-Request-Id``,
+and adds the identity headers: under the configured names for the app, under the fixed names
+plus the internal secret for keygate's own services. For
 ``/_keygate/auth`` it puts the identity headers on the answer instead.
 """
 
@@ -19,6 +20,7 @@ from multidict import CIMultiDict
 from gateway.forwarded import Network, forwarded_headers
 from gateway.identity import Identity, RequestContext
 from gateway.pipeline.authz import ADMIN_UI, INTROSPECTOR
+from gateway.pipeline.cookies import drop_keygate_cookies
 from gateway.pipeline.strip import HOP_BY_HOP, canonical_name, is_field_name
 from gateway.request import ProxiedRequest
 from keygate_core import headers as wire
@@ -206,7 +208,8 @@ class Mutator:
 
         Without the bearer token (see :func:`forwards_bearer`) and ``Host``; with
         ``X-Forwarded-*`` (see :func:`gateway.forwarded.forwarded_headers`), ``X-Request-Id``
-        and the identity headers; keygate's own services also get :func:`service_headers`.
+        and the identity headers; keygate's own services also get :func:`service_headers`,
+        and only they get keygate's cookies (see :func:`drop_keygate_cookies`).
         """
         # Every spelling strip kept ("authorization" has no "-" for a "_" to stand in for) is
         # found by the case-insensitive lookup; without one there is nothing to drop.
@@ -226,6 +229,8 @@ class Mutator:
             service_headers(headers, self.internal_secret, ctx, identity)
             set_identity_headers(headers, identity, SERVICE_IDENTITY)
         else:
+            if "Cookie" in headers:
+                drop_keygate_cookies(headers)
             set_identity_headers(headers, identity, self.names)
         return headers
 

@@ -1,8 +1,6 @@
-"""The answer side of a relayed exchange: reading the upstream's response, relaying it to the
-client, and every way an exchange ends (answered, refused, failed, cut, timed out).
-
-:class:`~gateway.relay.exchange.Exchange` builds on :class:`Answering`; this module holds its
-state and what happens once the request is on its way upstream.
+"""The answer side of a relayed exchange (:class:`~gateway.relay.exchange.Exchange` builds on
+:class:`Answering`): reading the upstream's response, relaying it to the client, and every way
+an exchange ends (answered, refused, failed, cut, timed out).
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ class Answering:
 
     __slots__ = (
         "_added",
+        "_foreign",
         "_framing",
         "_head",
         "_held",
@@ -72,6 +71,7 @@ class Answering:
         self._held = bytearray()
         self._head = b""
         self._added: dict[str, str] = {}
+        self._foreign = True
         self._pool: UpstreamPool | None = None
         self._reused = False
         self._task: asyncio.Task[None] | None = None
@@ -153,6 +153,7 @@ class Answering:
             chunked=relay_frames and not self._unframed,
             close=self._closes_client(),
             keep_alive=self.request.http10 and not self._closes_client(),
+            foreign=self._foreign,
         )
         if self._framing == _LENGTH and rest:
             # The common answer: head and body in one write (one system call).
@@ -272,11 +273,10 @@ class Answering:
         self.over = True
         self._stop_waiting()
         upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            if reusable and self.body_left == 0 and self._pool is not None:
-                self._pool.release(upstream)
-            else:
-                upstream.close()
+        if upstream is not None and reusable and self.body_left == 0 and self._pool is not None:
+            self._pool.release(upstream)
+        elif upstream is not None:
+            upstream.close()
         status = self._status or (self._response.status if self._response is not None else 500)
         self.relay.observe(self.route, status, time.perf_counter() - self.started)
         self.client.exchange_done(close=self._closes_client())

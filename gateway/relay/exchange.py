@@ -57,7 +57,7 @@ class Exchange(Answering):
             headers = pipeline.inbound(request)
             rule, workspace = pipeline.routes.match(request.path)
             self.route = rule.prefix
-            decided = pipeline.decide_now(request, ctx, rule, workspace)
+            decided = pipeline.decide_now(request, ctx, rule, workspace, headers)
             if isinstance(decided, Unfinished):
                 self._task = self.relay.loop.create_task(
                     self._finish(ctx, headers, decided, workspace)
@@ -79,7 +79,7 @@ class Exchange(Answering):
         request_id_var.set(ctx.request_id)
         pipeline = self.relay.pipeline
         try:
-            decided = await pipeline.finish(self.request, ctx, unfinished, workspace)
+            decided = await pipeline.finish(self.request, ctx, unfinished, workspace, headers)
             self._task = None
             self._forward(pipeline.outbound(self.request, ctx, headers, decided))
         except GatewayError as error:
@@ -96,6 +96,7 @@ class Exchange(Answering):
             request.method, pool.prefix + request.raw_path, pool.host_header, out.headers
         )
         self._added = out.response_headers
+        self._foreign = out.foreign
         connection = pool.acquire_now()
         if connection is not None:
             self._attach(connection, reused=True)

@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from gateway.pipeline.cookies import sets_keygate_cookie
 from gateway.pipeline.strip import HOP_BY_HOP
 
 #: Fields that send a request to aiohttp: other framing, protocol switches, interim answers.
@@ -102,6 +103,10 @@ class RelayRequest:
 @functools.lru_cache(maxsize=4096)
 def _decoded(path: str) -> str:
     return URL.build(path=path, encoded=True).path
+
+
+def _sets(set_cookie: bytes) -> bool:
+    return sets_keygate_cookie(set_cookie.decode("latin-1"))
 
 
 def _parse_cookie_header(header: str) -> list[tuple[str, Morsel[str]]]:
@@ -243,10 +248,17 @@ class ResponseHead:
         return out, False, clean
 
     def client_head(
-        self, added: Mapping[str, str], *, chunked: bool, close: bool, keep_alive: bool = False
+        self,
+        added: Mapping[str, str],
+        *,
+        chunked: bool,
+        close: bool,
+        keep_alive: bool = False,
+        foreign: bool = True,
     ) -> bytes:
         """The head for the client: hop-by-hop fields (and those ``Connection`` names) and the
-        fields in ``added`` replaced; ``chunked`` when the relay frames the body itself."""
+        fields in ``added`` replaced; ``chunked`` when the relay frames the body itself. From a
+        ``foreign`` upstream, a ``Set-Cookie`` for one of keygate's cookies is dropped."""
         fields = self._reader.fields
         drop = set(_HOP_BY_HOP)
         for name, value in fields:
@@ -255,7 +267,8 @@ class ResponseHead:
         drop.update(name.lower().encode() for name in added)
         lines = [b"HTTP/1.1 %d %s\r\n" % (self.status, self._reader.target)]
         for name, value in fields:
-            if name.lower() not in drop:
+            lower = name.lower()
+            if lower not in drop and not (foreign and lower == b"set-cookie" and _sets(value)):
                 lines.append(b"%s: %s\r\n" % (name, value))
         for added_name, text in added.items():
             lines.append(f"{added_name}: {text}\r\n".encode())

@@ -151,11 +151,14 @@ async def slow(request: web.Request) -> web.Response:
 
 
 async def cookies(request: web.Request) -> web.Response:
-    """Sets two cookies: multi-valued response headers must survive the proxy."""
+    """Sets two cookies (multi-valued response headers must survive the proxy), then one more
+    ``Set-Cookie`` for each ``set`` query parameter, its value as given."""
     await _record(request)
     response = web.Response(text="cookies")
     response.headers.add("Set-Cookie", "a=1; Path=/")
     response.headers.add("Set-Cookie", "b=2; Path=/")
+    for value in request.query.getall("set", []):
+        response.headers.add("Set-Cookie", value)
     return response
 
 

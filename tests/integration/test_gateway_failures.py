@@ -99,7 +99,10 @@ async def test_unexpected_exception_is_a_problem_json_500(
     routes.write_text(
         '[[route]]\nprefix = "/odd/"\nupstream = "http://127.0.0.1:99999"\n', encoding="utf-8"
     )
-    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
+    # The request id is a trusted proxy's to choose (the test client is one here).
+    stack = await start_stack(
+        KEYGATE_ROUTES_FILE=str(routes), KEYGATE_TRUSTED_PROXIES="127.0.0.1/32"
+    )
 
     response = await stack.gateway.get(path, headers={"X-Request-Id": "req-500"})
 
@@ -126,7 +129,9 @@ async def test_an_upstream_head_that_is_not_http_is_a_problem_json_502(
     routes.write_text(
         f'[[route]]\nprefix = "/broken/"\nupstream = "{broken_upstream}"\n', encoding="utf-8"
     )
-    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
+    stack = await start_stack(
+        KEYGATE_ROUTES_FILE=str(routes), KEYGATE_TRUSTED_PROXIES="127.0.0.1/32"
+    )
 
     response = await stack.gateway.get("/broken/x", headers={"X-Request-Id": "req-502"})
 

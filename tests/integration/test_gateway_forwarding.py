@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -22,6 +23,11 @@ SPOOFED_SETS = {
         ("X-Keygate-Client-Address", "10.0.0.1"),
     ],
 }
+
+
+async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
 
 
 def raw_url(stack: Stack, raw_path: str) -> URL:
@@ -79,14 +85,28 @@ async def test_forwarded_headers_from_untrusted_clients_are_replaced(stack: Stac
     assert seen.header("X-Forwarded-Proto") == ["http"]
 
 
-async def test_request_id_is_propagated_or_created(stack: Stack) -> None:
-    """A sane X-Request-Id is passed on and echoed; a missing one is created."""
+async def test_request_id_is_propagated_from_a_trusted_proxy_or_created(
+    start_stack: StartStack,
+) -> None:
+    """A trusted proxy's sane X-Request-Id is passed on and echoed; a missing one is created."""
+    stack = await start_stack(KEYGATE_TRUSTED_PROXIES="127.0.0.1/32")
     response = await stack.gateway.get("/x", headers={"X-Request-Id": "abc-123"})
     assert stack.upstream.last.header("X-Request-Id") == ["abc-123"]
     assert response.headers["X-Request-Id"] == "abc-123"
     response = await stack.gateway.get("/x")
     created = response.headers["X-Request-Id"]
     assert created and stack.upstream.last.header("X-Request-Id") == [created]
+
+
+async def test_request_id_from_an_untrusted_client_is_replaced(stack: Stack) -> None:
+    """A client that is not a trusted proxy cannot choose the request id (e.g. reuse a
+    victim's to muddle the audit log): the gateway makes a new one, on both data paths."""
+    for chunked in (False, True):  # the relay, then aiohttp (which reads chunked bodies)
+        body = _chunks([b"x"]) if chunked else b"x"
+        response = await stack.gateway.post("/x", headers={"X-Request-Id": "victims-id"}, data=body)
+        created = response.headers["X-Request-Id"]
+        assert created != "victims-id"
+        assert stack.upstream.last.header("X-Request-Id") == [created]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from gateway.errors import SESSION_UNAVAILABLE, GatewayError, auth_unavailable
 from gateway.identity import LATER, AuthMethod, Identity, Later, RequestContext
 from gateway.request import ProxiedRequest
-from keygate_core.headers import SESSION_COOKIE
+from keygate_core.headers import SESSION_COOKIE, cookie_name
 from keygate_core.internal_secret import InternalSecrets
 from keygate_core.redis_keys import session_key
 from keygate_core.session_record import open_session, session_record_keys
@@ -132,16 +132,20 @@ class LocalSessionAuthenticator:
         redis: aioredis.Redis,
         secrets: InternalSecrets,
         on_forged: Callable[[], None] = lambda: None,
+        *,
+        https: bool = False,
     ) -> None:
         self._redis = redis
         self._keys = session_record_keys(secrets)
         self._on_forged = on_forged
+        #: ``__Host-kg_session`` when served over HTTPS (``KEYGATE_PUBLIC_HTTPS``).
+        self._cookie = cookie_name(SESSION_COOKIE, https)
 
     def authenticate_now(
         self, request: ProxiedRequest, ctx: RequestContext
     ) -> Identity | Later | None:
         """``None`` without a session cookie; with one, only Redis can tell (:data:`LATER`)."""
-        session_id = request.cookies.get(SESSION_COOKIE)
+        session_id = request.cookies.get(self._cookie)
         return LATER if session_id and len(session_id) <= 256 else None
 
     async def authenticate(self, request: ProxiedRequest, ctx: RequestContext) -> Identity | None:
@@ -150,7 +154,7 @@ class LocalSessionAuthenticator:
         Redis unreachable is :data:`SESSION_UNAVAILABLE`, as for the app's own session check:
         routes that do not need keygate's word pass anonymously, the others answer 503.
         """
-        session_id = request.cookies.get(SESSION_COOKIE)
+        session_id = request.cookies.get(self._cookie)
         if not session_id or len(session_id) > 256:
             return None
         key = session_key(session_id)

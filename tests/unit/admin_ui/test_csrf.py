@@ -92,6 +92,13 @@ def test_own_origin_comes_from_the_gateway_headers(headers: dict[str, str], expe
     assert csrf.own_origin(headers, "http", "ui.internal:8082") == expected
 
 
+def test_own_origin_is_https_when_configured_whatever_the_headers_say() -> None:
+    """KEYGATE_PUBLIC_HTTPS: TLS ends before the gateway, which reports http; the origin is
+    still https."""
+    headers = {"X-Forwarded-Proto": "http", "X-Forwarded-Host": "keys.example.com"}
+    assert csrf.own_origin(headers, "http", "ui", https=True) == "https://keys.example.com"
+
+
 ORIGIN = "https://keys.example.com"
 
 
