@@ -18,6 +18,7 @@ from aiohttp import web
 from introspector.appkeys import (
     ANNOUNCER,
     ATTEMPTS,
+    CREATION_LIMITS,
     HASHER,
     INTROSPECTOR,
     LAST_USED,
@@ -29,6 +30,7 @@ from introspector.appkeys import (
 )
 from introspector.attempts import FailedAttempts
 from introspector.cache import TokenCache, derive_hmac_key
+from introspector.creation_limits import CreationLimits
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
 from introspector.errors import KeygateError, Unauthenticated, Unavailable
 from introspector.hashing import SecretHasher
@@ -124,6 +126,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         app[REDIS],
         per_token=settings.failed_verify_limit_per_token,
         per_address=settings.failed_verify_limit_per_address,
+    )
+    app[CREATION_LIMITS] = CreationLimits(
+        app[REDIS],
+        per_user=settings.token_create_limit_per_user,
+        per_address=settings.token_create_limit_per_address,
     )
     app[LAST_USED] = LastUsedRecorder(app[POOL])
     app[ANNOUNCER] = RevocationAnnouncer(

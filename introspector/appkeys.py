@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from introspector.attempts import FailedAttempts
+from introspector.creation_limits import CreationLimits
 from introspector.hashing import SecretHasher
 from introspector.introspection import TokenIntrospector
 from introspector.last_used import LastUsedRecorder
@@ -25,3 +26,4 @@ INTROSPECTOR = web.AppKey("introspector", TokenIntrospector)
 ANNOUNCER = web.AppKey("announcer", RevocationAnnouncer)
 LAST_USED = web.AppKey("last_used", LastUsedRecorder)
 SESSIONS = web.AppKey("sessions", SessionStore)
+CREATION_LIMITS = web.AppKey("creation_limits", CreationLimits)

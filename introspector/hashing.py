@@ -29,7 +29,9 @@ class Argon2Params:
 class SecretHasher:
     """Hashes and verifies secrets with argon2id; owns the verification thread pool."""
 
-    def __init__(self, params: Argon2Params, max_concurrency: int = 2) -> None:
+    def __init__(
+        self, params: Argon2Params, max_concurrency: int = 2, hash_concurrency: int = 1
+    ) -> None:
         self.params = params
         self._hasher = PasswordHasher(
             time_cost=params.time_cost,
@@ -39,10 +41,12 @@ class SecretHasher:
             salt_len=16,
             type=Type.ID,
         )
+        # Separate budgets: a flood of creates (hashing) never takes a verification's slot.
         self._executor = ThreadPoolExecutor(
-            max_workers=max_concurrency, thread_name_prefix="argon2"
+            max_workers=max_concurrency + hash_concurrency, thread_name_prefix="argon2"
         )
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._hash_slots = asyncio.Semaphore(hash_concurrency)
 
     @classmethod
     def from_settings(cls, settings: IntrospectorSettings) -> SecretHasher:
@@ -50,15 +54,15 @@ class SecretHasher:
         params = Argon2Params(
             settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
         )
-        return cls(params, settings.argon2_max_concurrency)
+        return cls(params, settings.argon2_max_concurrency, settings.argon2_hash_concurrency)
 
     def hash(self, secret: str) -> str:
         """The encoded ``$argon2id$...`` hash of ``secret`` (blocking; use :meth:`hash_async`)."""
         return self._hasher.hash(secret)
 
     async def hash_async(self, secret: str) -> str:
-        """:meth:`hash` in the pool."""
-        async with self._slots:
+        """:meth:`hash` in the pool, at most ``hash_concurrency`` at a time."""
+        async with self._hash_slots:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._hasher.hash, secret)
 

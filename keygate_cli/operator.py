@@ -126,6 +126,7 @@ async def tokens_create(conn: asyncpg.Connection, call: Invocation) -> int:
         workspace_id=workspace_id,
         expires_at=expires_at,
         rate_limit=args.rate_limit,
+        max_live=call.settings.max_tokens_per_user,
     )
     print(created.plaintext)
     print(
