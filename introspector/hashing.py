@@ -64,7 +64,7 @@ class SecretHasher:
         """:meth:`hash` in the pool, at most ``hash_concurrency`` at a time."""
         async with self._hash_slots:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._hasher.hash, secret)
+            return await loop.run_in_executor(self._executor, self.hash, secret)
 
     def verify(self, encoded: str, secret: str) -> bool:
         """Whether ``secret`` matches ``encoded`` (blocking). Malformed hashes never match."""
