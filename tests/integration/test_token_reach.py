@@ -7,6 +7,7 @@ person has a cap on live tokens.
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 from introspector import tokens
@@ -166,3 +167,36 @@ async def test_live_tokens_per_person_are_capped(start_introspector: StartIntros
     bob = await ki.user("bob@example.com")
     assert (await ki.create(bob, name="b0")).status == 201  # the cap is per person
     assert UUID(made[1]["id"])
+
+
+async def test_concurrent_creates_cannot_pass_the_cap_together(
+    start_introspector: StartIntrospector,
+) -> None:
+    """Ten concurrent creates against a cap of 3: exactly three rows, the rest 409."""
+    ki = await start_introspector(KEYGATE_MAX_TOKENS_PER_USER="3")
+    alice = await ki.user("alice@example.com")
+    responses = await asyncio.gather(*(ki.create(alice, name=f"t{i}") for i in range(10)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [201] * 3 + [409] * 7
+    assert await token_rows(ki) == 3
+
+
+async def test_no_child_outlives_a_parent_revoked_while_it_mints(
+    introspector: Introspector,
+) -> None:
+    """Children minted while their parent is being revoked are refused (401) or revoked too."""
+    alice = await introspector.user("alice@example.com")
+    parent = await introspector.create_ok(alice, name="parent")
+    mints = [
+        asyncio.create_task(introspector.create(alice, token_id=parent["id"], name=f"c{i}"))
+        for i in range(8)
+    ]
+    await asyncio.sleep(0.01)
+    assert (await introspector.revoke(alice, parent["id"])).status == 204
+    statuses = {(await task).status for task in mints}
+    assert statuses <= {201, 401}, statuses
+    survivors = await introspector.db.fetchval(
+        "SELECT count(*) FROM api_token WHERE parent_id = $1 AND revoked_at IS NULL",
+        UUID(parent["id"]),
+    )
+    assert survivors == 0
