@@ -18,6 +18,7 @@ from aiohttp import web
 from introspector.appkeys import (
     ANNOUNCER,
     ATTEMPTS,
+    CREATION_GATE,
     CREATION_LIMITS,
     HASHER,
     INTROSPECTOR,
@@ -30,7 +31,7 @@ from introspector.appkeys import (
 )
 from introspector.attempts import FailedAttempts
 from introspector.cache import TokenCache, derive_hmac_key
-from introspector.creation_limits import CreationLimits
+from introspector.creation_limits import CreationGate, CreationLimits
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
 from introspector.errors import KeygateError, Unauthenticated, Unavailable
 from introspector.hashing import SecretHasher
@@ -131,6 +132,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         app[REDIS],
         per_user=settings.token_create_limit_per_user,
         per_address=settings.token_create_limit_per_address,
+    )
+    # Half the pool (at least one connection) at most serves creates; the rest stays free for
+    # introspection, whoami and revocations however many creates arrive.
+    app[CREATION_GATE] = CreationGate(
+        max(1, settings.database_pool_size // 2), settings.database_acquire_timeout_ms / 1000
     )
     app[LAST_USED] = LastUsedRecorder(app[POOL])
     app[ANNOUNCER] = RevocationAnnouncer(

@@ -1,4 +1,5 @@
-"""Rate limits on token creation: each create costs an argon2 hash, so nobody may ask for many.
+"""Rate and concurrency limits on token creation: each create costs an argon2 hash, so nobody
+may ask for many, and many at once may not crowd the database pool.
 
 Fixed one-minute windows per person and per client address (IPv6 per /64, which one subscriber
 usually holds whole; an IPv4-mapped address counts as its IPv4 address). Counters live in Redis
@@ -8,15 +9,18 @@ the limit still holds per process.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from uuid import UUID
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from introspector.errors import TooManyRequests
+from introspector.errors import TooManyRequests, Unavailable
 from keygate_core.redis_keys import token_create_key
 
 WINDOW_SECONDS = 60
@@ -87,3 +91,31 @@ class CreationLimits:
         while len(self._local) > _LOCAL_MAX_KEYS:
             self._local.popitem(last=False)
         return counts, ttls
+
+
+class CreationGate:
+    """At most ``slots`` token creates in flight in this process; the rest wait up to
+    ``timeout`` seconds, then answer 503 (:class:`Unavailable`, ``Retry-After``).
+
+    Without it a flood of creates would line up in the pool's queue, and an introspection that
+    needs a connection would wait behind every one of them, even though each holds a
+    connection only briefly.
+    """
+
+    def __init__(self, slots: int, timeout: float) -> None:
+        self._slots = asyncio.Semaphore(slots)
+        self._timeout = timeout
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the duration of the block."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+        except TimeoutError:
+            raise Unavailable(
+                "too many tokens are being created right now; retry shortly"
+            ) from None
+        try:
+            yield
+        finally:
+            self._slots.release()

@@ -1,9 +1,11 @@
-"""The token service: create, list and revoke API tokens.
+"""The token service: create, list and revoke API tokens (revoking lives in
+:mod:`introspector.revoking`, re-exported here).
 
 Used by the operator CLI and the HTTP API alike. Creating and revoking each commit their audit
 event in the same transaction, so the log never misses a change and never records one that did
-not happen. The plaintext exists only in :class:`CreatedToken`; the database holds the argon2id
-hash of the secret part.
+not happen. A token minted by another token records it as its parent and dies with it. The
+plaintext exists only in :class:`CreatedToken`; the database holds the argon2id hash of the
+secret part.
 """
 
 from __future__ import annotations
@@ -129,8 +131,7 @@ async def check_new_token(
     check_scope_allowed(edition, new.owner, scope, role)
     if max_live is not None and await conn.fetchval(_LIVE_COUNT, new.owner.id, now) >= max_live:
         raise TooManyTokens(
-            f"{new.owner.email} already has {max_live} live tokens, the most allowed; "
-            "revoke one first"
+            f"the owner already holds {max_live} live tokens, the most allowed; revoke one first"
         )
 
 

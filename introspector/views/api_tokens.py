@@ -15,11 +15,19 @@ from uuid import UUID
 from aiohttp import web
 
 from introspector import reach, tokens, workspaces
-from introspector.appkeys import ANNOUNCER, CREATION_LIMITS, HASHER, METRICS, POOL, SETTINGS
+from introspector.appkeys import (
+    ANNOUNCER,
+    CREATION_GATE,
+    CREATION_LIMITS,
+    HASHER,
+    METRICS,
+    POOL,
+    SETTINGS,
+)
 from introspector.caller import Caller, client_address, load_caller
 from introspector.db import Connection
 from introspector.errors import Forbidden, InvalidInput, NotFound
-from introspector.models import Role, TokenRecord
+from introspector.models import CreatedToken, Role, TokenRecord
 from introspector.views.request_body import json_object, optional_str, query_int
 from keygate_core.scopes import Scope
 
@@ -59,12 +67,7 @@ def _parse_time(value: str | None, field: str) -> datetime | None:
 
 
 async def create_token(request: web.Request) -> web.Response:
-    """POST: create a token; the response carries the plaintext, this one time.
-
-    Three steps, so no pool connection waits for argon2: check the request on a borrowed
-    connection, count it against the creation limits and hash the secret with no connection,
-    then store it (re-checking) on a second short borrow.
-    """
+    """POST: create a token; the response carries the plaintext, this one time."""
     body = await json_object(request, CREATE_FIELDS)
     name = optional_str(body, "name")
     if name is None:
@@ -75,11 +78,28 @@ async def create_token(request: web.Request) -> web.Response:
     rate_limit = body.get("rateLimit")
     if rate_limit is not None and (not isinstance(rate_limit, int) or isinstance(rate_limit, bool)):
         raise InvalidInput("must be a whole number", field="rateLimit")
+    app = request.app
+    async with app[CREATION_GATE].slot():
+        created = await _create(request, name, scope, workspace_id, expires_at, rate_limit)
+    app[METRICS].token_create.labels(created.record.scope.value).inc()
+    payload = {**created.record.to_json(datetime.now(UTC)), "token": created.plaintext}
+    return web.json_response(payload, status=201, headers=NO_STORE)
 
+
+async def _create(
+    request: web.Request,
+    name: str,
+    scope: Scope,
+    workspace_id: UUID | None,
+    expires_at: datetime | None,
+    rate_limit: int | None,
+) -> CreatedToken:
+    """Three steps, so no pool connection waits for argon2: check the request on a borrowed
+    connection, count it against the creation limits and hash the secret with no connection,
+    then store it (re-checking) on a second short borrow."""
     app = request.app
     settings = app[SETTINGS]
     max_live = settings.max_tokens_per_user
-    now = datetime.now(UTC)
     async with app[POOL].acquire() as conn:
         caller = await load_caller(request, conn)
         if rate_limit is not None and not caller.acts_as_org_admin:
@@ -88,16 +108,13 @@ async def create_token(request: web.Request) -> web.Response:
             caller.user, tokens.clean_token_name(name), scope, workspace_id, expires_at, rate_limit
         )
         new = reach.bound_by_parent(caller, requested)
-        await tokens.check_new_token(conn, settings.edition, new, now, max_live)
+        await tokens.check_new_token(conn, settings.edition, new, datetime.now(UTC), max_live)
     await app[CREATION_LIMITS].admit(caller.user.id, client_address(request))
     hashed = await tokens.hash_new_token(app[HASHER])
     async with app[POOL].acquire() as conn:
-        created = await tokens.insert_token(
+        return await tokens.insert_token(
             conn, caller.actor, new, hashed, settings.edition, datetime.now(UTC), max_live
         )
-    app[METRICS].token_create.labels(created.record.scope.value).inc()
-    payload = {**created.record.to_json(datetime.now(UTC)), "token": created.plaintext}
-    return web.json_response(payload, status=201, headers=NO_STORE)
 
 
 async def list_tokens(request: web.Request) -> web.Response:
