@@ -117,7 +117,7 @@ class IntrospectorSettings:
     )
     database_acquire_timeout_ms: int = setting(
         "KEYGATE_DATABASE_ACQUIRE_TIMEOUT_MS",
-        1000,
+        1500,
         "How long a request waits for a free pool connection before it answers 503 with "
         "`Retry-After` (nothing half-written). Keep it below the gateway's "
         "`KEYGATE_INTROSPECTOR_TIMEOUT_MS`.",
