@@ -24,6 +24,10 @@ _BY_REASON: dict[tuple[str, str | None], str] = {
     ("forbidden", "scope"): "You may not create keys with this scope.",
     ("forbidden", "workspaceId"): "Only admins of that workspace may create keys for it.",
     ("forbidden", "expiresAt"): "This key may not outlive the credential that creates it.",
+    ("forbidden", "rateLimit"): "Only organisation admins may set a key's rate limit.",
+    ("too_many_tokens", None): (
+        "You already hold as many active keys as allowed. Revoke one you no longer use first."
+    ),
     ("forbidden", None): "You do not have permission to do that.",
     ("not_found", "workspaceId"): "That workspace does not exist, or you are not a member of it.",
     ("not_found", None): "That API key does not exist, or it is not yours to manage.",
@@ -57,6 +61,9 @@ def human_message(
     if reason == "too_many_attempts":
         wait = _duration(retry_after or 60)
         return f"Too many attempts. Please wait {wait} before trying again."
+    if reason == "too_many_requests":
+        wait = _duration(retry_after or 60)
+        return f"Too many keys were created just now. Please wait {wait} before creating another."
     message = _BY_REASON.get((reason, field)) or _BY_REASON.get((reason, None))
     if message:
         return message

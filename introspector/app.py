@@ -18,6 +18,8 @@ from aiohttp import web
 from introspector.appkeys import (
     ANNOUNCER,
     ATTEMPTS,
+    CREATION_GATE,
+    CREATION_LIMITS,
     HASHER,
     INTROSPECTOR,
     LAST_USED,
@@ -29,6 +31,7 @@ from introspector.appkeys import (
 )
 from introspector.attempts import AttemptLimits, FailedAttempts
 from introspector.cache import TokenCache, derive_cache_mac
+from introspector.creation_limits import CreationGate, CreationLimits
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
 from introspector.errors import InternalSecretRefused, KeygateError, Unavailable
 from introspector.hashing import SecretHasher
@@ -134,6 +137,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             logins_per_address=settings.login_limit_per_address,
             ipv6_prefix=settings.client_ipv6_prefix,
         ),
+    )
+    app[CREATION_LIMITS] = CreationLimits(
+        app[REDIS],
+        per_user=settings.token_create_limit_per_user,
+        per_address=settings.token_create_limit_per_address,
+    )
+    # Half the pool (at least one connection) at most serves creates; the rest stays free for
+    # introspection, whoami and revocations however many creates arrive.
+    app[CREATION_GATE] = CreationGate(
+        max(1, settings.database_pool_size // 2), settings.database_acquire_timeout_ms / 1000
     )
     app[LAST_USED] = LastUsedRecorder(app[POOL])
     app[ANNOUNCER] = RevocationAnnouncer(

@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from introspector.attempts import FailedAttempts
+from introspector.creation_limits import CreationGate, CreationLimits
 from introspector.hashing import SecretHasher
 from introspector.introspection import TokenIntrospector
 from introspector.last_used import LastUsedRecorder
@@ -25,3 +26,5 @@ INTROSPECTOR = web.AppKey("introspector", TokenIntrospector)
 ANNOUNCER = web.AppKey("announcer", RevocationAnnouncer)
 LAST_USED = web.AppKey("last_used", LastUsedRecorder)
 SESSIONS = web.AppKey("sessions", SessionStore)
+CREATION_LIMITS = web.AppKey("creation_limits", CreationLimits)
+CREATION_GATE = web.AppKey("creation_gate", CreationGate)

@@ -28,16 +28,39 @@ DATABASE_UNAVAILABLE = (
 )
 
 
+class BoundedWaitPool(asyncpg.Pool):
+    """A pool whose ``acquire()`` gives up after ``acquire_timeout`` seconds by default.
+
+    asyncpg waits for a free connection forever; then one slow kind of request (say, creates
+    queueing for argon2) makes every other request queue behind it. Giving up raises
+    :class:`asyncio.TimeoutError`, one of :data:`DATABASE_UNAVAILABLE`: the request answers
+    503 with ``Retry-After`` before it has written anything.
+    """
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        """A connection from the pool (``async with``), waiting at most the bounded time."""
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+
 async def create_pool(settings: IntrospectorSettings) -> asyncpg.Pool:
     """A lazily connecting pool: the process starts even while Postgres is down."""
     timeout = settings.database_timeout_ms / 1000
-    pool = await asyncpg.create_pool(
+    pool = BoundedWaitPool(
         settings.database_url,
+        acquire_timeout=settings.database_acquire_timeout_ms / 1000,
         min_size=0,
         max_size=settings.database_pool_size,
+        max_queries=50000,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         timeout=timeout,
         command_timeout=timeout,
         max_inactive_connection_lifetime=60,
     )
-    assert pool is not None
+    await pool
     return pool

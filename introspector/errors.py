@@ -59,6 +59,13 @@ class Conflict(KeygateError):
     title = "Conflict"
 
 
+class TooManyTokens(Conflict):
+    """The owner already has as many live tokens as ``KEYGATE_MAX_TOKENS_PER_USER`` allows."""
+
+    reason = "too_many_tokens"
+    title = "Too many tokens"
+
+
 class Unavailable(KeygateError):
     """A dependency (Postgres, Redis) cannot be reached; retrying later may work."""
 
@@ -92,6 +99,19 @@ class TooManyAttempts(KeygateError):
     title = "Too many attempts"
 
     def __init__(self, detail: str, *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class TooManyRequests(KeygateError):
+    """A rate limit on an expensive operation (e.g. token creation) is used up for now."""
+
+    status = 429
+    reason = "too_many_requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
         self.headers["Retry-After"] = str(retry_after)

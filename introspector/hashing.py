@@ -39,6 +39,7 @@ class SecretHasher:
         params: Argon2Params,
         max_concurrency: int = 2,
         token_verifier: KeyedMac | None = None,
+        hash_concurrency: int = 1,
     ) -> None:
         self.params = params
         #: MACs token secrets for the fast verifier column; ``None``: tokens get no verifier
@@ -52,10 +53,12 @@ class SecretHasher:
             salt_len=16,
             type=Type.ID,
         )
+        # Separate budgets: a flood of creates (hashing) never takes a verification's slot.
         self._executor = ThreadPoolExecutor(
-            max_workers=max_concurrency, thread_name_prefix="argon2"
+            max_workers=max_concurrency + hash_concurrency, thread_name_prefix="argon2"
         )
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._hash_slots = asyncio.Semaphore(hash_concurrency)
 
     @classmethod
     def from_settings(cls, settings: IntrospectorSettings) -> SecretHasher:
@@ -68,17 +71,19 @@ class SecretHasher:
             if settings.internal_secret
             else None
         )
-        return cls(params, settings.argon2_max_concurrency, verifier)
+        return cls(
+            params, settings.argon2_max_concurrency, verifier, settings.argon2_hash_concurrency
+        )
 
     def hash(self, secret: str) -> str:
         """The encoded ``$argon2id$...`` hash of ``secret`` (blocking; use :meth:`hash_async`)."""
         return self._hasher.hash(secret)
 
     async def hash_async(self, secret: str) -> str:
-        """:meth:`hash` in the pool."""
-        async with self._slots:
+        """:meth:`hash` in the pool, at most ``hash_concurrency`` at a time."""
+        async with self._hash_slots:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._hasher.hash, secret)
+            return await loop.run_in_executor(self._executor, self.hash, secret)
 
     def verify(self, encoded: str, secret: str) -> bool:
         """Whether ``secret`` matches ``encoded`` (blocking). Malformed hashes never match."""

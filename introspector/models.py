@@ -96,6 +96,9 @@ class TokenRecord:
     last_used_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    #: The token that minted this one (it dies with it); ``None`` when a person or the
+    #: operator made it.
+    parent_id: UUID | None = None
 
     @property
     def display_start(self) -> str:
@@ -118,6 +121,7 @@ class TokenRecord:
             "expiresAt": _iso(self.expires_at),
             "revokedAt": _iso(self.revoked_at),
             "status": self.status(now).value,
+            "parentId": None if self.parent_id is None else str(self.parent_id),
         }
 
     def status(self, now: datetime) -> TokenStatus:

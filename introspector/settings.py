@@ -68,6 +68,13 @@ class IntrospectorSettings:
         "How many argon2 verifications may run at once (off the event loop); the rest queue.",
         parse=int_between(1, 256),
     )
+    argon2_hash_concurrency: int = setting(
+        "KEYGATE_ARGON2_HASH_CONCURRENCY",
+        1,
+        "How many argon2 hashes (new tokens, passwords) may run at once. A budget apart from "
+        "verification's, so a burst of creates never delays introspection.",
+        parse=int_between(1, 256),
+    )
     log_level: LogLevel = shared.log_level()
     shutdown_drain_seconds: float = shared.shutdown_drain_seconds()
     host: str = setting(
@@ -116,6 +123,34 @@ class IntrospectorSettings:
         10,
         "Most Postgres connections one introspector process opens.",
         parse=int_between(1, 200),
+    )
+    database_acquire_timeout_ms: int = setting(
+        "KEYGATE_DATABASE_ACQUIRE_TIMEOUT_MS",
+        1500,
+        "How long a request waits for a free pool connection before it answers 503 with "
+        "`Retry-After` (nothing half-written). Keep it below the gateway's "
+        "`KEYGATE_INTROSPECTOR_TIMEOUT_MS`.",
+        parse=int_between(10, 120000),
+    )
+    max_tokens_per_user: int = setting(
+        "KEYGATE_MAX_TOKENS_PER_USER",
+        100,
+        "Most live (neither revoked nor expired) tokens one person may hold; one more is 409 "
+        "`too_many_tokens`.",
+        parse=int_between(1, 1_000_000),
+    )
+    token_create_limit_per_user: int = setting(
+        "KEYGATE_TOKEN_CREATE_LIMIT_PER_USER",
+        30,
+        "Tokens one person may create per minute through the API; more get 429 with `Retry-After`.",
+        parse=int_between(1, 100000),
+    )
+    token_create_limit_per_address: int = setting(
+        "KEYGATE_TOKEN_CREATE_LIMIT_PER_ADDRESS",
+        120,
+        "Tokens that may be created per minute from one client address (IPv6: per /64) through "
+        "the API; more get 429 with `Retry-After`.",
+        parse=int_between(1, 100000),
     )
     failed_verify_limit_per_token: int = setting(
         "KEYGATE_FAILED_VERIFY_LIMIT_PER_TOKEN",

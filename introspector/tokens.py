@@ -1,134 +1,87 @@
-"""The token service: create, list and revoke API tokens.
+"""The token service: create, list and revoke API tokens (revoking lives in
+:mod:`introspector.revoking`, re-exported here).
 
 Used by the operator CLI and the HTTP API alike. Creating and revoking each commit their audit
 event in the same transaction, so the log never misses a change and never records one that did
-not happen. The plaintext exists only in :class:`CreatedToken`; the database holds the argon2id
-hash of the secret part.
+not happen. A token minted by another token records it as its parent and dies with it. The
+plaintext exists only in :class:`CreatedToken`; the database holds the argon2id hash of the
+secret part.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
-
-import asyncpg
 
 from introspector.audit import record_event
 from introspector.db import Connection
-from introspector.errors import EditionRestricted, Forbidden, InvalidInput, NotFound
+from introspector.errors import NotFound, Unauthenticated
 from introspector.hashing import SecretHasher
-from introspector.models import Actor, CreatedToken, Role, TokenRecord, User
+from introspector.models import Actor, CreatedToken, TokenRecord, User
+from introspector.revoking import revoke_token as revoke_token
 from introspector.settings import Edition
-from introspector.workspaces import role_in
+from introspector.token_rows import SELECT_TOKEN, token_record
+from introspector.token_rules import NewToken as NewToken
+from introspector.token_rules import check_new_token as check_new_token
+from introspector.token_rules import clean_token_name as clean_token_name
 from keygate_core.scopes import Scope
 from keygate_core.token_format import generate_token
-
-MAX_NAME_LENGTH = 100
-MAX_RATE_LIMIT = 1_000_000
-
-_SELECT = """
-    SELECT t.id, t.public_id, t.user_id, u.email AS user_email, t.workspace_id, t.name,
-           t.scope::text AS scope, t.rate_limit, t.created_at, t.last_used_at, t.expires_at,
-           t.revoked_at
-    FROM api_token t JOIN users u ON u.id = t.user_id
-"""
 
 _INSERT = """
     WITH inserted AS (
         INSERT INTO api_token (public_id, user_id, workspace_id, name, token_hash, scope,
-                               rate_limit, expires_at, created_at, secret_verifier,
+                               rate_limit, expires_at, created_at, parent_id, secret_verifier,
                                secret_verifier_key_id)
-        VALUES ($1, $2, $3, $4, $5, $6::token_scope, $7, $8, $9, $11, $12)
+        VALUES ($1, $2, $3, $4, $5, $6::token_scope, $7, $8, $9, $11, $12, $13)
         RETURNING *
     )
     SELECT t.id, t.public_id, t.user_id, $10::text AS user_email, t.workspace_id, t.name,
            t.scope::text AS scope, t.rate_limit, t.created_at, t.last_used_at,
-           t.expires_at, t.revoked_at
+           t.expires_at, t.revoked_at, t.parent_id
     FROM inserted t
 """
 
 
-def _record(row: asyncpg.Record) -> TokenRecord:
-    return TokenRecord(
-        id=row["id"],
-        public_id=row["public_id"],
-        user_id=row["user_id"],
-        user_email=row["user_email"],
-        workspace_id=row["workspace_id"],
-        name=row["name"],
-        scope=Scope(row["scope"]),
-        rate_limit=row["rate_limit"],
-        created_at=row["created_at"],
-        last_used_at=row["last_used_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
-    )
+async def _lock_owner(conn: Connection, new: NewToken) -> NewToken:
+    """Lock the owner's row (and membership) until the insert commits; ``new`` with the owner's
+    current admin flag.
 
-
-def clean_token_name(name: str) -> str:
-    """A trimmed name of 1–100 printable characters, else :class:`InvalidInput` on ``name``."""
-    cleaned = name.strip()
-    if not cleaned:
-        raise InvalidInput("must not be empty", field="name")
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"must be at most {MAX_NAME_LENGTH} characters", field="name")
-    if not cleaned.isprintable():
-        raise InvalidInput("must not contain control characters", field="name")
-    return cleaned
-
-
-def check_scope_allowed(
-    edition: Edition, owner: User, scope: Scope, workspace_role: Role | None
-) -> None:
-    """Refuse a scope the owner may not hold.
-
-    PERSONAL: anyone. WORKSPACE: an admin of that workspace. ORGANIZATION: an organisation admin.
-    The last two exist only in the enterprise edition.
+    The owner's row lock serialises the live-token cap and waits for (or holds off) a change
+    of the admin flag; the membership lock does the same for a demotion. So a token is never
+    inserted on a role that a committed demotion has already taken away, and a demotion's
+    revocation always sees a token committed before it.
     """
-    if scope is Scope.PERSONAL:
-        return
-    if edition is not Edition.ENTERPRISE:
-        raise EditionRestricted(
-            f"{scope.value} tokens need the enterprise edition; this keygate runs the community "
-            "edition, which issues PERSONAL tokens only",
-            field="scope",
+    is_admin = await conn.fetchval(
+        "SELECT is_admin FROM users WHERE id = $1 FOR NO KEY UPDATE", new.owner.id
+    )
+    if is_admin is None:
+        raise Unauthenticated("the signed-in user no longer exists")
+    if new.workspace_id is not None:
+        await conn.execute(
+            "SELECT 1 FROM workspace_members WHERE workspace_id = $1 AND user_id = $2 FOR SHARE",
+            new.workspace_id,
+            new.owner.id,
         )
-    if scope is Scope.WORKSPACE and workspace_role is not Role.ADMIN:
-        raise Forbidden("only an admin of the workspace can create WORKSPACE tokens", field="scope")
-    if scope is Scope.ORGANIZATION and not owner.is_admin:
-        raise Forbidden("only an organisation admin can create ORGANIZATION tokens", field="scope")
+    return dataclasses.replace(new, owner=dataclasses.replace(new.owner, is_admin=is_admin))
 
 
-async def _check_new_token(
-    conn: Connection,
-    edition: Edition,
-    owner: User,
-    scope: Scope,
-    workspace_id: UUID | None,
-    expires_at: datetime | None,
-    rate_limit: int | None,
-    now: datetime,
-) -> None:
-    """Refuse a token that may not be created: bad expiry or rate limit, a scope that does not
-    fit the workspace binding, a workspace the owner is not in, a scope the owner may not hold."""
-    if expires_at is not None:
-        if expires_at.tzinfo is None:
-            raise InvalidInput("must include a time zone", field="expiresAt")
-        if expires_at <= now:
-            raise InvalidInput("must be in the future", field="expiresAt")
-    if rate_limit is not None and not 1 <= rate_limit <= MAX_RATE_LIMIT:
-        raise InvalidInput(f"must be between 1 and {MAX_RATE_LIMIT}", field="rateLimit")
-    if scope is Scope.WORKSPACE and workspace_id is None:
-        raise InvalidInput("a WORKSPACE token needs a workspace", field="workspaceId")
-    if scope is not Scope.WORKSPACE and workspace_id is not None:
-        raise InvalidInput(
-            f"a {scope.value} token is not bound to a workspace", field="workspaceId"
-        )
-    role = await role_in(conn, workspace_id, owner.id) if workspace_id is not None else None
-    if workspace_id is not None and role is None:
-        raise NotFound("no such workspace, or the owner is not a member", field="workspaceId")
-    check_scope_allowed(edition, owner, scope, role)
+async def _check_parent_live(conn: Connection, parent_id: UUID, now: datetime) -> None:
+    """Refuse a child of a token revoked (or expired) since the request began.
+
+    ``FOR SHARE`` makes a concurrent revoke of the parent wait for this insert, so the revoke's
+    cascade sees the child.
+    """
+    row = await conn.fetchrow(
+        "SELECT revoked_at, expires_at FROM api_token WHERE id = $1 FOR SHARE", parent_id
+    )
+    if row is None or row["revoked_at"] is not None:
+        raise Unauthenticated("the API token is not valid")
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        raise Unauthenticated("the API token is not valid")
 
 
 async def create_token(
@@ -144,49 +97,99 @@ async def create_token(
     expires_at: datetime | None = None,
     rate_limit: int | None = None,
     now: datetime | None = None,
+    max_live: int | None = None,
 ) -> CreatedToken:
-    """Create a token for ``owner``; the result carries the plaintext exactly once."""
-    name = clean_token_name(name)
+    """Create a token for ``owner`` on one connection (the operator's path: the HTTP API hashes
+    between two short borrows instead); the result carries the plaintext exactly once."""
+    new = NewToken(owner, clean_token_name(name), scope, workspace_id, expires_at, rate_limit)
     now = now or datetime.now(UTC)
-    await _check_new_token(conn, edition, owner, scope, workspace_id, expires_at, rate_limit, now)
-    plaintext, parts = generate_token()
+    await check_new_token(conn, edition, new, now, max_live)
     # argon2 runs before the transaction opens: no row lock is held while hashing.
+    hashed = await hash_new_token(hasher)
+    return await insert_token(conn, actor, new, hashed, edition, now, max_live)
+
+
+@dataclass(frozen=True, repr=False)
+class HashedToken:
+    """A fresh token and the argon2id hash of its secret, made before any row is locked."""
+
+    plaintext: str
+    public_id: str
+    token_hash: str
+    #: The fast keyed verifier of the secret and its key id (see :mod:`introspector.hashing`).
+    verifier: str | None
+    verifier_key_id: str | None
+
+
+async def hash_new_token(hasher: SecretHasher) -> HashedToken:
+    """A fresh token with its secret hashed (needs no database connection)."""
+    plaintext, parts = generate_token()
     token_hash = await hasher.hash_async(parts.secret)
-    verifier = hasher.token_verifier
+    mac = hasher.token_verifier
+    if mac is None:
+        return HashedToken(plaintext, parts.public_id, token_hash, None, None)
+    return HashedToken(plaintext, parts.public_id, token_hash, mac.sign(parts.secret), mac.key_id)
+
+
+async def insert_token(
+    conn: Connection,
+    actor: Actor,
+    new: NewToken,
+    hashed: HashedToken,
+    edition: Edition,
+    now: datetime,
+    max_live: int | None,
+) -> CreatedToken:
+    """Store ``new`` with its audit event, re-checking everything inside the transaction (see
+    :func:`_lock_owner`); the parent must still be live."""
     async with conn.transaction():
+        new = await _lock_owner(conn, new)
+        await check_new_token(conn, edition, new, now, max_live)
+        if new.parent_id is not None:
+            await _check_parent_live(conn, new.parent_id, now)
         row = await conn.fetchrow(
             _INSERT,
-            parts.public_id,
-            owner.id,
-            workspace_id,
-            name,
-            token_hash,
-            scope.value,
-            rate_limit,
-            expires_at,
+            hashed.public_id,
+            new.owner.id,
+            new.workspace_id,
+            new.name,
+            hashed.token_hash,
+            new.scope.value,
+            new.rate_limit,
+            new.expires_at,
             now,
-            owner.email,
-            None if verifier is None else verifier.sign(parts.secret),
-            None if verifier is None else verifier.key_id,
+            new.owner.email,
+            new.parent_id,
+            hashed.verifier,
+            hashed.verifier_key_id,
         )
         assert row is not None
-        record = _record(row)
+        record = token_record(row)
         await record_event(
             conn,
             actor,
             "token.create",
             target_type="api_token",
             target_id=record.id,
-            details={
-                "ownerId": str(owner.id),
-                "name": name,
-                "scope": scope.value,
-                "workspaceId": None if workspace_id is None else str(workspace_id),
-                "expiresAt": None if expires_at is None else expires_at.isoformat(),
-                "start": record.display_start,
-            },
+            details=_create_details(new, record),
         )
-    return CreatedToken(record=record, plaintext=plaintext)
+    return CreatedToken(record=record, plaintext=hashed.plaintext)
+
+
+def _create_details(new: NewToken, record: TokenRecord) -> dict[str, Any]:
+    def text(value: object | None) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "ownerId": str(new.owner.id),
+        "name": new.name,
+        "scope": new.scope.value,
+        "workspaceId": text(new.workspace_id),
+        "expiresAt": None if new.expires_at is None else new.expires_at.isoformat(),
+        "rateLimit": new.rate_limit,
+        "parentId": text(new.parent_id),
+        "start": record.display_start,
+    }
 
 
 async def list_tokens(
@@ -195,70 +198,34 @@ async def list_tokens(
     user_id: UUID | None,
     limit: int = 100,
     offset: int = 0,
+    scopes: Sequence[Scope] | None = None,
+    workspace_id: UUID | None = None,
 ) -> list[TokenRecord]:
-    """Tokens of ``user_id`` (or everyone's when ``None``), newest first."""
+    """Tokens of ``user_id`` (or everyone's when ``None``), newest first; only ``scopes`` and
+    only tokens bound to ``workspace_id`` when those are given."""
     rows = await conn.fetch(
-        _SELECT
+        SELECT_TOKEN
         + """
-        WHERE $1::uuid IS NULL OR t.user_id = $1
+        WHERE ($1::uuid IS NULL OR t.user_id = $1)
+          AND ($4::text[] IS NULL OR t.scope::text = ANY($4::text[]))
+          AND ($5::uuid IS NULL OR t.workspace_id = $5)
         ORDER BY t.created_at DESC, t.id
         LIMIT $2 OFFSET $3
         """,
         user_id,
         limit,
         offset,
+        None if scopes is None else [s.value for s in scopes],
+        workspace_id,
     )
-    return [_record(r) for r in rows]
+    return [token_record(r) for r in rows]
 
 
 async def get_token(
     conn: Connection, token_id: UUID, *, visible_to: UUID | None = None
 ) -> TokenRecord:
     """One token; :class:`NotFound` when it does not exist or ``visible_to`` does not own it."""
-    row = await conn.fetchrow(_SELECT + " WHERE t.id = $1", token_id)
+    row = await conn.fetchrow(SELECT_TOKEN + " WHERE t.id = $1", token_id)
     if row is None or (visible_to is not None and row["user_id"] != visible_to):
         raise NotFound("no such token")
-    return _record(row)
-
-
-async def revoke_token(
-    conn: Connection,
-    actor: Actor,
-    token_id: UUID,
-    *,
-    visible_to: UUID | None = None,
-    now: datetime | None = None,
-) -> tuple[TokenRecord, bool]:
-    """Revoke a token; return it and whether this call revoked it (``False``: it already was).
-
-    ``visible_to`` limits the call to that user's tokens; another user's token is
-    :class:`NotFound`, so the answer does not reveal that it exists.
-    """
-    now = now or datetime.now(UTC)
-    async with conn.transaction():
-        row = await conn.fetchrow(_SELECT + " WHERE t.id = $1 FOR UPDATE OF t", token_id)
-        if row is None or (visible_to is not None and row["user_id"] != visible_to):
-            raise NotFound("no such token")
-        if row["revoked_at"] is not None:
-            return _record(row), False
-        revoked_at = await conn.fetchval(
-            "UPDATE api_token SET revoked_at = greatest($2, created_at) WHERE id = $1 "
-            "RETURNING revoked_at",
-            token_id,
-            now,
-        )
-        record = dataclasses.replace(_record(row), revoked_at=revoked_at)
-        await conn.execute(
-            "INSERT INTO revocation_outbox (token_id, public_id) VALUES ($1, $2)",
-            token_id,
-            record.public_id,
-        )
-        await record_event(
-            conn,
-            actor,
-            "token.revoke",
-            target_type="api_token",
-            target_id=token_id,
-            details={"ownerId": str(record.user_id), "scope": record.scope.value},
-        )
-    return record, True
+    return token_record(row)

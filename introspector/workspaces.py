@@ -10,6 +10,11 @@ from introspector.audit import record_event
 from introspector.db import Connection
 from introspector.errors import Conflict, InvalidInput, NotFound
 from introspector.models import Actor, Role, User, Workspace
+from introspector.revoking import revoke_role_tokens
+from keygate_core.scopes import Scope
+
+_ROLE = "SELECT role::text FROM workspace_members WHERE workspace_id = $1 AND user_id = $2"
+_LOCKED_ROLE = _ROLE + " FOR UPDATE"
 
 
 def _workspace(row: asyncpg.Record) -> Workspace:
@@ -70,8 +75,13 @@ async def find_workspace(conn: Connection, name_or_id: str) -> Workspace:
 async def add_member(
     conn: Connection, actor: Actor, workspace: Workspace, user: User, role: Role
 ) -> None:
-    """Add ``user`` to ``workspace`` with ``role``, or change the role of an existing member."""
+    """Add ``user`` to ``workspace`` with ``role``, or change the role of an existing member.
+
+    Demoting an admin to member revokes their WORKSPACE tokens of this workspace (and what
+    those minted) in the same transaction: the tokens relied on the admin role.
+    """
     async with conn.transaction():
+        before = await role_in(conn, workspace.id, user.id, for_update=True)
         await conn.execute(
             """
             INSERT INTO workspace_members (workspace_id, user_id, role)
@@ -90,13 +100,41 @@ async def add_member(
             target_id=workspace.id,
             details={"userId": str(user.id), "role": role.value},
         )
+        if before is Role.ADMIN and role is not Role.ADMIN:
+            await revoke_role_tokens(
+                conn, actor, user_id=user.id, scope=Scope.WORKSPACE, workspace_id=workspace.id
+            )
 
 
-async def role_in(conn: Connection, workspace_id: UUID, user_id: UUID) -> Role | None:
-    """``user_id``'s role in ``workspace_id``, or ``None`` when not a member."""
-    role = await conn.fetchval(
-        "SELECT role::text FROM workspace_members WHERE workspace_id = $1 AND user_id = $2",
-        workspace_id,
-        user_id,
-    )
+async def remove_member(conn: Connection, actor: Actor, workspace: Workspace, user: User) -> None:
+    """Take ``user`` out of ``workspace``, revoking their WORKSPACE tokens of it (and what those
+    minted) in the same transaction. Removing a non-member is :class:`NotFound`."""
+    async with conn.transaction():
+        removed = await conn.fetchval(
+            "DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2 "
+            "RETURNING role::text",
+            workspace.id,
+            user.id,
+        )
+        if removed is None:
+            raise NotFound("the person is not a member of this workspace", field="email")
+        await record_event(
+            conn,
+            actor,
+            "workspace.remove_member",
+            target_type="workspace",
+            target_id=workspace.id,
+            details={"userId": str(user.id)},
+        )
+        await revoke_role_tokens(
+            conn, actor, user_id=user.id, scope=Scope.WORKSPACE, workspace_id=workspace.id
+        )
+
+
+async def role_in(
+    conn: Connection, workspace_id: UUID, user_id: UUID, *, for_update: bool = False
+) -> Role | None:
+    """``user_id``'s role in ``workspace_id``, or ``None`` when not a member (``for_update``:
+    and lock the membership row until the transaction ends)."""
+    role = await conn.fetchval(_LOCKED_ROLE if for_update else _ROLE, workspace_id, user_id)
     return None if role is None else Role(role)

@@ -133,6 +133,13 @@ def _add_people_commands(commands: Commands) -> None:
     )
     link_user.add_argument("--email", required=True)
     link_user.add_argument("--external-id", required=True, help="the app's user id (`userId`)")
+    set_admin = users_cmd.add_parser(
+        "set-admin",
+        help="make a person an organisation admin (--admin) or not (--no-admin; revokes their "
+        "ORGANIZATION tokens)",
+    )
+    set_admin.add_argument("--email", required=True)
+    set_admin.add_argument("--admin", action=argparse.BooleanOptionalAction, required=True)
 
     ws_cmd = commands.add_parser("workspaces", help="manage workspaces").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -143,6 +150,11 @@ def _add_people_commands(commands: Commands) -> None:
     add_member.add_argument("--workspace", required=True, help="workspace name or id")
     add_member.add_argument("--email", required=True)
     add_member.add_argument("--role", choices=[r.value for r in Role], default=Role.MEMBER.value)
+    remove_member = ws_cmd.add_parser(
+        "remove-member", help="take a person out of a workspace (revokes their tokens bound to it)"
+    )
+    remove_member.add_argument("--workspace", required=True, help="workspace name or id")
+    remove_member.add_argument("--email", required=True)
 
 
 def _add_token_commands(commands: Commands) -> None:

@@ -21,7 +21,7 @@ from uuid import UUID
 
 import asyncpg
 
-from introspector import tokens, users, workspaces
+from introspector import privileges, tokens, users, workspaces
 from introspector.errors import KeygateError
 from introspector.hashing import SecretHasher
 from introspector.migrate import migrate
@@ -98,6 +98,15 @@ async def users_link(conn: asyncpg.Connection, call: Invocation) -> int:
     return 0
 
 
+async def users_set_admin(conn: asyncpg.Connection, call: Invocation) -> int:
+    """``keygate users set-admin``: set or clear the organisation-admin flag."""
+    user = await users.get_user_by_email(conn, call.args.email)
+    revoked = await privileges.set_org_admin(conn, call.actor, user, is_admin=call.args.admin)
+    state = "an organisation admin" if call.args.admin else "not an organisation admin"
+    print(f"{user.email} is {state}; {revoked} token(s) revoked", file=sys.stderr)
+    return 0
+
+
 async def workspaces_create(conn: asyncpg.Connection, call: Invocation) -> int:
     """``keygate workspaces create``: print the new workspace's id."""
     workspace = await workspaces.create_workspace(conn, call.actor, name=call.args.name)
@@ -112,6 +121,15 @@ async def workspaces_add_member(conn: asyncpg.Connection, call: Invocation) -> i
     user = await users.get_user_by_email(conn, args.email)
     await workspaces.add_member(conn, call.actor, workspace, user, Role(args.role))
     print(f"{user.email} is {args.role} of {workspace.name}", file=sys.stderr)
+    return 0
+
+
+async def workspaces_remove_member(conn: asyncpg.Connection, call: Invocation) -> int:
+    """``keygate workspaces remove-member``: take a person out of a workspace."""
+    workspace = await workspaces.find_workspace(conn, call.args.workspace)
+    user = await users.get_user_by_email(conn, call.args.email)
+    await workspaces.remove_member(conn, call.actor, workspace, user)
+    print(f"{user.email} is no longer a member of {workspace.name}", file=sys.stderr)
     return 0
 
 
@@ -136,6 +154,7 @@ async def tokens_create(conn: asyncpg.Connection, call: Invocation) -> int:
         workspace_id=workspace_id,
         expires_at=expires_at,
         rate_limit=args.rate_limit,
+        max_live=call.settings.max_tokens_per_user,
     )
     print(created.plaintext)
     print(
@@ -193,8 +212,10 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("migrate", None): migrate_database,
     ("users", "create"): users_create,
     ("users", "link"): users_link,
+    ("users", "set-admin"): users_set_admin,
     ("workspaces", "create"): workspaces_create,
     ("workspaces", "add-member"): workspaces_add_member,
+    ("workspaces", "remove-member"): workspaces_remove_member,
     ("tokens", "create"): tokens_create,
     ("tokens", "list"): tokens_list,
     ("tokens", "revoke"): tokens_revoke,

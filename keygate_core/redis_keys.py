@@ -51,3 +51,8 @@ def session_key(session_id: str) -> str:
 def usage_key(token_id: str, minute: int) -> str:
     """One token's request count in one epoch minute (written by gateways, read for charts)."""
     return f"kg:use:{{{token_id}}}:{minute}"
+
+
+def token_create_key(subject: str) -> str:
+    """Tokens created in the current minute by one person (``u:<id>``) or address (``a:<net>``)."""
+    return f"kg:mint:{{{subject}}}"

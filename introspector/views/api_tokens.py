@@ -2,8 +2,8 @@
 
 Permission rules (see docs): everyone manages their own PERSONAL tokens; WORKSPACE tokens need
 an admin of that workspace, ORGANIZATION tokens an organisation admin, both only in the
-enterprise edition. A token caller can never mint a token broader in scope or longer-lived than
-itself. A token the caller may not see answers 404, never 403, so existence does not leak.
+enterprise edition. A token caller acts only within its reach (:mod:`introspector.reach`).
+A token the caller may not see answers 404, never 403, so existence does not leak.
 """
 
 from __future__ import annotations
@@ -14,12 +14,20 @@ from uuid import UUID
 
 from aiohttp import web
 
-from introspector import tokens, workspaces
-from introspector.appkeys import ANNOUNCER, HASHER, METRICS, POOL, SETTINGS
-from introspector.caller import Caller, load_caller
+from introspector import reach, tokens, workspaces
+from introspector.appkeys import (
+    ANNOUNCER,
+    CREATION_GATE,
+    CREATION_LIMITS,
+    HASHER,
+    METRICS,
+    POOL,
+    SETTINGS,
+)
+from introspector.caller import Caller, client_address, load_caller
 from introspector.db import Connection
 from introspector.errors import Forbidden, InvalidInput, NotFound
-from introspector.models import Role
+from introspector.models import CreatedToken, Role, TokenRecord
 from introspector.views.request_body import json_object, optional_str, query_int
 from keygate_core.scopes import Scope
 
@@ -58,33 +66,6 @@ def _parse_time(value: str | None, field: str) -> datetime | None:
     return parsed
 
 
-def _limit_to_caller_token(
-    caller: Caller, scope: Scope, workspace_id: UUID | None, expires_at: datetime | None
-) -> datetime | None:
-    """Refuse what a token caller may not mint; inherit its expiry when none is asked for."""
-    token = caller.token
-    if token is None:
-        return expires_at
-    if not token.scope.covers(scope):
-        raise Forbidden(
-            f"a {token.scope.value} token cannot create a {scope.value} token", field="scope"
-        )
-    if (
-        token.scope is Scope.WORKSPACE
-        and scope is Scope.WORKSPACE
-        and workspace_id != token.workspace_id
-    ):
-        raise Forbidden(
-            "a WORKSPACE token can only create tokens for its own workspace", field="workspaceId"
-        )
-    if token.expires_at is not None:
-        if expires_at is None:
-            return token.expires_at
-        if expires_at > token.expires_at:
-            raise Forbidden("cannot outlive the token that creates it", field="expiresAt")
-    return expires_at
-
-
 async def create_token(request: web.Request) -> web.Response:
     """POST: create a token; the response carries the plaintext, this one time."""
     body = await json_object(request, CREATE_FIELDS)
@@ -97,28 +78,43 @@ async def create_token(request: web.Request) -> web.Response:
     rate_limit = body.get("rateLimit")
     if rate_limit is not None and (not isinstance(rate_limit, int) or isinstance(rate_limit, bool)):
         raise InvalidInput("must be a whole number", field="rateLimit")
-
     app = request.app
+    async with app[CREATION_GATE].slot():
+        created = await _create(request, name, scope, workspace_id, expires_at, rate_limit)
+    app[METRICS].token_create.labels(created.record.scope.value).inc()
+    payload = {**created.record.to_json(datetime.now(UTC)), "token": created.plaintext}
+    return web.json_response(payload, status=201, headers=NO_STORE)
+
+
+async def _create(
+    request: web.Request,
+    name: str,
+    scope: Scope,
+    workspace_id: UUID | None,
+    expires_at: datetime | None,
+    rate_limit: int | None,
+) -> CreatedToken:
+    """Three steps, so no pool connection waits for argon2: check the request on a borrowed
+    connection, count it against the creation limits and hash the secret with no connection,
+    then store it (re-checking) on a second short borrow."""
+    app = request.app
+    settings = app[SETTINGS]
+    max_live = settings.max_tokens_per_user
     async with app[POOL].acquire() as conn:
         caller = await load_caller(request, conn)
         if rate_limit is not None and not caller.acts_as_org_admin:
             raise Forbidden("only an organisation admin can set a rate limit", field="rateLimit")
-        expires_at = _limit_to_caller_token(caller, scope, workspace_id, expires_at)
-        created = await tokens.create_token(
-            conn,
-            app[HASHER],
-            caller.actor,
-            owner=caller.user,
-            name=name,
-            edition=app[SETTINGS].edition,
-            scope=scope,
-            workspace_id=workspace_id,
-            expires_at=expires_at,
-            rate_limit=rate_limit,
+        requested = tokens.NewToken(
+            caller.user, tokens.clean_token_name(name), scope, workspace_id, expires_at, rate_limit
         )
-    app[METRICS].token_create.labels(created.record.scope.value).inc()
-    payload = {**created.record.to_json(datetime.now(UTC)), "token": created.plaintext}
-    return web.json_response(payload, status=201, headers=NO_STORE)
+        new = reach.bound_by_parent(caller, requested)
+        await tokens.check_new_token(conn, settings.edition, new, datetime.now(UTC), max_live)
+    await app[CREATION_LIMITS].admit(caller.user.id, client_address(request))
+    hashed = await tokens.hash_new_token(app[HASHER])
+    async with app[POOL].acquire() as conn:
+        return await tokens.insert_token(
+            conn, caller.actor, new, hashed, settings.edition, datetime.now(UTC), max_live
+        )
 
 
 async def list_tokens(request: web.Request) -> web.Response:
@@ -130,8 +126,14 @@ async def list_tokens(request: web.Request) -> web.Response:
         caller = await load_caller(request, conn)
         if everyone and not caller.acts_as_org_admin:
             raise Forbidden("only an organisation admin can list everyone's tokens", field="all")
+        token = None if everyone else caller.token
         records = await tokens.list_tokens(
-            conn, user_id=None if everyone else caller.user.id, limit=limit + 1, offset=offset
+            conn,
+            user_id=None if everyone else caller.user.id,
+            limit=limit + 1,
+            offset=offset,
+            scopes=reach.listed_scopes(token),
+            workspace_id=token.workspace_id if token is not None else None,
         )
     now = datetime.now(UTC)
     items = [r.to_json(now) for r in records[:limit]]
@@ -148,7 +150,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     async with app[POOL].acquire() as conn:
         caller = await load_caller(request, conn)
         record = await tokens.get_token(conn, token_id)
-        if not await _may_revoke(conn, caller, record.user_id, record.workspace_id):
+        if not await may_act_on(conn, caller, record):
             raise NotFound("no such token")
         record, revoked_now = await tokens.revoke_token(conn, caller.actor, token_id)
     if revoked_now:
@@ -165,11 +167,15 @@ def token_id_of(request: web.Request) -> UUID:
         raise NotFound("no such token") from None
 
 
-async def _may_revoke(
-    conn: Connection, caller: Caller, owner_id: UUID, workspace_id: UUID | None
-) -> bool:
-    if owner_id == caller.user.id or caller.acts_as_org_admin:
+async def may_act_on(conn: Connection, caller: Caller, record: TokenRecord) -> bool:
+    """Whether the caller may revoke ``record``: an organisation admin, the owner within the
+    reach of the token they call with, or an admin of the token's workspace (as a session or
+    through a WORKSPACE token of that workspace)."""
+    if caller.acts_as_org_admin:
         return True
+    if record.user_id == caller.user.id:
+        return reach.reaches(caller.token, record)
+    workspace_id = record.workspace_id
     if workspace_id is None:
         return False
     token = caller.token

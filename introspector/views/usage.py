@@ -1,7 +1,8 @@
 """``/api/platform/internal/api-tokens/{id}/usage``: a token's requests per minute.
 
 The gateway counts each token's requests per minute in Redis (``keygate_core.redis_keys``); this
-view reads the last 24 hours of those counters for the token's owner or an organisation admin.
+view reads the last 24 hours of those counters for the token's owner (within the reach of the
+token they call with, see :mod:`introspector.reach`) or an organisation admin.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from introspector import tokens
 from introspector.appkeys import POOL, REDIS
 from introspector.caller import load_caller
 from introspector.errors import NotFound, Unavailable
+from introspector.reach import reaches
 from introspector.views.api_tokens import token_id_of
 from keygate_core.redis_keys import usage_key
 
@@ -28,7 +30,8 @@ async def token_usage(request: web.Request) -> web.Response:
     async with app[POOL].acquire() as conn:
         caller = await load_caller(request, conn)
         record = await tokens.get_token(conn, token_id)
-    if record.user_id != caller.user.id and not caller.acts_as_org_admin:
+    own = record.user_id == caller.user.id and reaches(caller.token, record)
+    if not own and not caller.acts_as_org_admin:
         raise NotFound("no such token")
     now_minute = int(datetime.now(UTC).timestamp()) // 60
     minutes = list(range(now_minute - USAGE_MINUTES + 1, now_minute + 1))

@@ -17,6 +17,10 @@ async def whoami(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         caller = await load_caller(request, conn)
         memberships = await users.memberships(conn, caller.user.id)
+    token = caller.token
+    if token is not None and token.scope is Scope.WORKSPACE:
+        # A WORKSPACE token acts for its workspace only; the owner's others are not its business.
+        memberships = [m for m in memberships if m.workspace_id == token.workspace_id]
     if caller.token is not None:
         scopes = [caller.token.scope.value]
     else:

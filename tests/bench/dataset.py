@@ -110,7 +110,7 @@ async def insert_tokens(
 
 async def real_hashes(tokens: list[BenchToken], threads: int = 2) -> list[str]:
     """argon2id hashes of the tokens' secrets with the default (OWASP) parameters."""
-    hasher = SecretHasher(Argon2Params(), max_concurrency=threads)
+    hasher = SecretHasher(Argon2Params(), max_concurrency=threads, hash_concurrency=threads)
     try:
         return list(await asyncio.gather(*(hasher.hash_async(t.secret) for t in tokens)))
     finally:

@@ -44,6 +44,8 @@ def ok(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
         ["users", "link"],
         ["workspaces", "create"],
         ["workspaces", "add-member"],
+        ["workspaces", "remove-member"],
+        ["users", "set-admin"],
         ["tokens"],
         ["tokens", "create"],
         ["tokens", "list"],

@@ -16,6 +16,7 @@ from admin_ui.api_client import ApiError
         (403, "edition_restricted", "scope", "enterprise edition"),
         (403, "forbidden", "workspaceId", "admins of that workspace"),
         (404, "not_found", "workspaceId", "workspace does not exist"),
+        (409, "too_many_tokens", None, "Revoke one you no longer use"),
         (401, "invalid_credentials", None, "Incorrect e-mail or password."),
         (503, "unavailable", None, "not reachable right now"),
         (503, "unreachable", None, "not reachable right now"),
@@ -42,3 +43,9 @@ def test_throttling_says_how_long_to_wait(retry_after: int | None, wait: str) ->
     """429 too_many_attempts tells the person how long to wait, from Retry-After."""
     error = ApiError(429, "too_many_attempts", retry_after=retry_after)
     assert f"wait {wait}" in error.message
+
+
+def test_creation_throttling_says_how_long_to_wait() -> None:
+    """429 too_many_requests (token creation) tells the person how long to wait."""
+    error = ApiError(429, "too_many_requests", retry_after=30)
+    assert "wait 30 seconds" in error.message

@@ -97,3 +97,25 @@ async def test_concurrency_is_capped() -> None:
         capped.close()
     assert results == [True] * 4
     assert peak == 1
+
+
+async def test_hashing_never_takes_a_verification_slot() -> None:
+    """With every hash slot busy (a flood of creates), a verification still runs straight away."""
+    hasher = SecretHasher(Argon2Params(), max_concurrency=1, hash_concurrency=1)
+    encoded = hasher.hash("secret")
+    release = threading.Event()
+    original = hasher.hash
+
+    def stuck_hash(secret: str) -> str:
+        release.wait(10)
+        return original(secret)
+
+    hasher.hash = stuck_hash  # type: ignore[method-assign]
+    hashes = [asyncio.create_task(hasher.hash_async(f"s{i}")) for i in range(3)]
+    try:
+        await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(hasher.verify_async(encoded, "secret"), timeout=5)
+    finally:
+        release.set()
+        await asyncio.gather(*hashes)
+        hasher.close()
