@@ -64,6 +64,8 @@ class ContainerEnv:
 
     values: dict[str, str]
     secret_refs: dict[str, tuple[str, str]]
+    #: Secret refs marked ``optional``: unset when the Secret lacks the key.
+    optional: frozenset[str] = frozenset()
 
     @property
     def names(self) -> set[str]:
@@ -75,6 +77,7 @@ def container_env(container: dict[str, Any]) -> ContainerEnv:
     configmaps = of_kind("ConfigMap")
     values: dict[str, str] = {}
     secret_refs: dict[str, tuple[str, str]] = {}
+    optional: set[str] = set()
     for source in container.get("envFrom", []):
         assert set(source) == {"configMapRef"}, f"only ConfigMaps are loaded whole: {source}"
         values.update(configmaps[source["configMapRef"]["name"]]["data"])
@@ -84,5 +87,7 @@ def container_env(container: dict[str, Any]) -> ContainerEnv:
             continue
         ref = entry["valueFrom"]["secretKeyRef"]
         secret_refs[entry["name"]] = (ref["name"], ref["key"])
+        if ref.get("optional"):
+            optional.add(entry["name"])
         values.pop(entry["name"], None)
-    return ContainerEnv(values, secret_refs)
+    return ContainerEnv(values, secret_refs, frozenset(optional))

@@ -67,7 +67,9 @@ def _command(container: dict[str, Any]) -> str:
 
 def _settings(container: dict[str, Any]) -> Any:
     env = container_env(container)
-    values = {**env.values, **{n: SECRET_VALUES[key] for n, (_, key) in env.secret_refs.items()}}
+    # The Secret as the setup step creates it: optional keys (a rotation's old secret) absent.
+    refs = {n: key for n, (_, key) in env.secret_refs.items() if n not in env.optional}
+    values = {**env.values, **{n: SECRET_VALUES[key] for n, key in refs.items()}}
     return load_settings(SETTINGS_BY_COMMAND[_command(container)], values)
 
 
