@@ -40,11 +40,16 @@ class SecretHasher:
         max_concurrency: int = 2,
         token_verifier: KeyedMac | None = None,
         hash_concurrency: int = 1,
+        *,
+        previous_verifier: KeyedMac | None = None,
     ) -> None:
         self.params = params
         #: MACs token secrets for the fast verifier column; ``None``: tokens get no verifier
         #: (then their first successful argon2 verification in the introspector adds one).
         self.token_verifier = token_verifier
+        #: The verifier of ``KEYGATE_INTERNAL_SECRET_PREVIOUS`` during a rotation: rows made
+        #: under it still verify without argon2 (and are rewritten under the current key).
+        self.previous_verifier = previous_verifier
         self._hasher = PasswordHasher(
             time_cost=params.time_cost,
             memory_cost=params.memory_kib,
@@ -71,8 +76,13 @@ class SecretHasher:
             if settings.internal_secret
             else None
         )
+        previous = settings.internal_secret_previous
         return cls(
-            params, settings.argon2_max_concurrency, verifier, settings.argon2_hash_concurrency
+            params,
+            settings.argon2_max_concurrency,
+            verifier,
+            settings.argon2_hash_concurrency,
+            previous_verifier=KeyedMac.derive(previous, TOKEN_VERIFIER) if previous else None,
         )
 
     def hash(self, secret: str) -> str:

@@ -132,10 +132,10 @@ class TokenIntrospector:
             await self._remember(parts.public_id, "expired")
             return IntrospectionResult.inactive("expired")
 
-        verified = self._fast_verify(row, parts.secret)
+        verified, current = self._fast_verify(row, parts.secret)
         if verified is None:
             verified = await self._verify_slowly(row, parts, client_address)
-        elif verified and self._hasher.needs_rehash(row["token_hash"]):
+        elif verified and (not current or self._hasher.needs_rehash(row["token_hash"])):
             await self._refresh(row, parts.secret)
         if not verified:
             return IntrospectionResult.inactive("invalid")
@@ -164,12 +164,15 @@ class TokenIntrospector:
         except (RedisError, OSError):
             self._metrics.cache_error.inc()
 
-    def _fast_verify(self, row: asyncpg.Record, secret: str) -> bool | None:
-        """The row's verifier's answer, or ``None`` when it has none made under the current key."""
-        verifier = self._hasher.token_verifier
-        if verifier is None or row["secret_verifier_key_id"] != verifier.key_id:
-            return None
-        return verifier.verify(row["secret_verifier"], secret)
+    def _fast_verify(self, row: asyncpg.Record, secret: str) -> tuple[bool | None, bool]:
+        """The row's verifier's answer (``None`` when it has none made under the current or,
+        during a rotation, the previous key), and whether it was made under the current key."""
+        key_id = row["secret_verifier_key_id"]
+        hasher = self._hasher
+        for verifier, current in ((hasher.token_verifier, True), (hasher.previous_verifier, False)):
+            if verifier is not None and key_id == verifier.key_id:
+                return verifier.verify(row["secret_verifier"], secret), current
+        return None, True
 
     async def _verify_slowly(
         self, row: asyncpg.Record, parts: ParsedToken, client_address: str | None
