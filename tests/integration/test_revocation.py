@@ -100,13 +100,19 @@ async def test_outbox_replays_a_revoke_missed_by_a_crashed_redis(
     stale = await redis_client.get(key)
     assert stale is not None
     redis_server.stop()
+    held = introspector.db.transaction()
     try:
         assert (await introspector.revoke(alice, created["id"])).status == 204
+        # Hold the outbox row (the delivery loop skips locked rows), so the revoke cannot be
+        # announced before Redis is back with its old entry.
+        await held.start()
+        assert len(await introspector.db.fetch("SELECT id FROM revocation_outbox FOR UPDATE")) == 1
     finally:
         redis_server.start()
     # As if Redis came back from a snapshot taken before the revoke.
     restored = aioredis.Redis.from_url(redis_server.url())
     await restored.set(key, stale, ex=60)
+    await held.commit()
 
     async def tombstoned() -> bool:
         raw = await restored.get(key)
