@@ -100,17 +100,25 @@ class IntrospectorClient:
     # --- sessions -----------------------------------------------------------------------------
 
     async def create_session(
-        self, email: str, password: str, *, client_address: str | None, request_id: str | None
+        self,
+        email: str,
+        password: str,
+        *,
+        client_address: str | None,
+        request_id: str | None,
+        device_token: str | None = None,
     ) -> LoginSession:
-        """Check the password and open a session (401 ``invalid_credentials``, 429 throttled)."""
+        """Check the password and open a session (401 ``invalid_credentials``, 429 throttled);
+        ``device_token`` is the browser's ``kg_device`` cookie, if it has one."""
         caller_headers = {}
         if client_address:
             caller_headers[wire.CLIENT_ADDRESS] = client_address
         if request_id:
             caller_headers[wire.REQUEST_ID] = request_id
-        body = await self._call(
-            "POST", "/sessions", headers=caller_headers, json={"email": email, "password": password}
-        )
+        payload = {"email": email, "password": password}
+        if device_token:
+            payload["deviceToken"] = device_token
+        body = await self._call("POST", "/sessions", headers=caller_headers, json=payload)
         return _parsed(LoginSession.parse, body)
 
     async def revoke_session(self, session_id: str, *, request_id: str | None) -> None:

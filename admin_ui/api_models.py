@@ -227,6 +227,9 @@ class LoginSession:
     user_id: str
     email: str
     expires_at: datetime | None
+    #: For the ``kg_device`` cookie: this browser signed in to the account before.
+    device_token: str | None = field(default=None, repr=False)
+    device_expires_at: datetime | None = None
 
     @classmethod
     def parse(cls, data: Any) -> LoginSession:
@@ -236,6 +239,8 @@ class LoginSession:
             _str(body, "userId"),
             _str(body, "email"),
             _opt_time(body, "expiresAt"),
+            _opt_str(body, "deviceToken"),
+            _opt_time(body, "deviceTokenExpiresAt"),
         )
 
 

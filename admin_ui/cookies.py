@@ -40,6 +40,11 @@ class Cookies:
         """The form-token basis of people signed in to the app (``kg_ui_csrf``)."""
         return wire.cookie_name(wire.APP_SESSION_CSRF_COOKIE, self.https)
 
+    @property
+    def device(self) -> str:
+        """Proof that this browser signed in before (``kg_device``), sent back at sign-in."""
+        return wire.cookie_name(wire.DEVICE_COOKIE, self.https)
+
     def attributes(self, samesite: str, path: str = "/") -> dict[str, Any]:
         """``set_cookie``/``del_cookie`` keyword arguments: HttpOnly, ``samesite``, and over
         HTTPS ``Secure`` with ``Path=/`` (a ``__Host-`` cookie has no other path)."""

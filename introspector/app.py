@@ -33,6 +33,7 @@ from introspector.attempts import AttemptLimits, FailedAttempts
 from introspector.cache import TokenCache, derive_cache_mac
 from introspector.creation_limits import CreationGate, CreationLimits
 from introspector.db import DATABASE_UNAVAILABLE, create_pool
+from introspector.device_cookies import DeviceCookies, device_cookie_keys
 from introspector.errors import InternalSecretRefused, KeygateError, Unavailable
 from introspector.hashing import SecretHasher
 from introspector.introspection import TokenIntrospector
@@ -135,6 +136,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             login_per_account_address=settings.failed_login_limit_per_account_address,
             login_per_account=settings.failed_login_limit_per_account,
             logins_per_address=settings.login_limit_per_address,
+            login_per_device=settings.failed_login_limit_per_device,
             ipv6_prefix=settings.client_ipv6_prefix,
         ),
     )
@@ -160,6 +162,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         app[ATTEMPTS],
         settings.session_ttl_seconds,
         session_record_keys(secrets)[0],
+        DeviceCookies(device_cookie_keys(secrets), settings.device_cookie_max_age_seconds),
     )
     app[INTROSPECTOR] = TokenIntrospector(
         app[POOL], cache, app[ATTEMPTS], app[HASHER], app[LAST_USED], metrics

@@ -6,6 +6,8 @@ passes before any counter is read, so nobody's wrong guesses lock a token's owne
 always cost argon2 (passwords are low-entropy; argon2 is what protects them), so they are gated
 per (e-mail, address) pair, with a much higher budget per e-mail across all addresses and a rate
 limit per address: one address's wrong passwords cannot lock the owner out at another address.
+A sign-in with a device token (:mod:`introspector.device_cookies`) is counted per device instead
+of per e-mail, so a guess spread over many addresses does not lock the owner's browser out.
 
 Addresses are counted by :func:`address_bucket`: IPv4-mapped IPv6 as its IPv4 address, IPv6 by
 its /64 (configurable), since one IPv6 client controls a whole /64. Counters live in Redis
@@ -66,6 +68,7 @@ class AttemptLimits:
     login_per_account_address: int = 10
     login_per_account: int = 100
     logins_per_address: int = 30
+    login_per_device: int = 10
     ipv6_prefix: int = 64
 
 
@@ -108,6 +111,12 @@ class FailedAttempts:
             "address", redis_keys.login_address_key(bucket), self.limits.logins_per_address
         )
         return failures, rate
+
+    def for_device(self, device: str) -> Limit:
+        """Wrong passwords given with one device token (see :mod:`introspector.device_cookies`):
+        such sign-ins are counted here instead of per e-mail and per (e-mail, address)."""
+        key = redis_keys.failed_device_key(device)
+        return Limit("device", key, self.limits.login_per_device)
 
     async def blocked(self, limits: Sequence[Limit], *, reserved: int = 0) -> str | None:
         """The kind of the first counter over its limit, else ``None``.

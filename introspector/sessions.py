@@ -9,8 +9,11 @@ fixation); logout deletes the record server-side.
 
 Sign-ins are gated (see :mod:`introspector.attempts`) per (e-mail, address) pair, per e-mail
 with a much higher budget, and per address for every attempt: wrong passwords from one address
-never lock the owner out at another. The password is verified without holding a Postgres
-connection, so sign-ins queuing for argon2 never starve the pool.
+never lock the owner out at another. A browser that signed in to the account before presents its
+device token (:mod:`introspector.device_cookies`) and is counted per device instead of per
+e-mail, so guesses spread over many addresses do not lock it out either. The password is
+verified without holding a Postgres connection, so sign-ins queuing for argon2 never starve the
+pool.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from introspector.attempts import FailedAttempts
+from introspector.attempts import FailedAttempts, Limit
+from introspector.device_cookies import DeviceCookies
 from introspector.errors import KeygateError, TooManyAttempts, Unavailable
 from introspector.hashing import SecretHasher
 from introspector.users import normalise_email
@@ -48,6 +52,9 @@ class NewSession:
     user_id: str
     email: str
     expires_at: datetime
+    #: A new device token for the browser (see :mod:`introspector.device_cookies`).
+    device_token: str
+    device_expires_at: datetime
 
 
 class SessionStore:
@@ -61,24 +68,44 @@ class SessionStore:
         attempts: FailedAttempts,
         ttl_seconds: int,
         record_key: bytes,
+        devices: DeviceCookies,
     ) -> None:
         self._pool = pool
         self._redis = redis
         self._record_key = record_key
+        self._devices = devices
         self._hasher = hasher
         self._attempts = attempts
         self._ttl = ttl_seconds
         # Verified when the e-mail is unknown, so both paths cost one argon2 run.
         self._decoy = hasher.hash(secrets.token_urlsafe(16))
 
-    async def login(self, email: str, password: str, address: str | None) -> NewSession:
+    async def _limits(
+        self, email: str, address: str | None, device_token: str | None
+    ) -> tuple[list[Limit], Limit | None]:
+        """The failure counters of this sign-in, and the address's sign-in rate.
+
+        A genuine device token for ``email`` whose own counter is not spent replaces the
+        per-e-mail counters with its own; a locked one counts as none.
+        """
+        device = self._devices.device_id(device_token, email) if device_token else None
+        account = hashlib.sha256(email.encode()).hexdigest()[:32]
+        failures, rate = self._attempts.for_login(account, address)
+        if device is not None:
+            per_device = self._attempts.for_device(device)
+            if await self._attempts.blocked([per_device]) is None:
+                return [per_device], rate
+        return failures, rate
+
+    async def login(
+        self, email: str, password: str, address: str | None, device_token: str | None = None
+    ) -> NewSession:
         """Check the password and open a session, or raise InvalidCredentials / TooManyAttempts."""
         try:
             email = normalise_email(email)
         except KeygateError:
             raise InvalidCredentials("incorrect e-mail or password") from None
-        account = hashlib.sha256(email.encode()).hexdigest()[:32]
-        failures, rate = self._attempts.for_login(account, address)
+        failures, rate = await self._limits(email, address, device_token)
         gated = failures if rate is None else [*failures, rate]
         async with self._attempts.gate(gated) as blocked_by:
             if blocked_by is not None:
@@ -105,7 +132,12 @@ class SessionStore:
         except (RedisError, OSError, TimeoutError):
             raise Unavailable("sessions are unavailable right now; try again shortly") from None
         return NewSession(
-            session_id, str(row["id"]), row["email"], now + timedelta(seconds=self._ttl)
+            session_id,
+            str(row["id"]),
+            row["email"],
+            now + timedelta(seconds=self._ttl),
+            self._devices.issue(email, now=now.timestamp()),
+            now + timedelta(seconds=self._devices.max_age_seconds),
         )
 
     async def revoke(self, session_id: str) -> None:

@@ -180,6 +180,20 @@ class IntrospectorSettings:
         "sign-ins for it get 429 from everywhere.",
         parse=int_between(1, 1000000),
     )
+    failed_login_limit_per_device: int = setting(
+        "KEYGATE_FAILED_LOGIN_LIMIT_PER_DEVICE",
+        10,
+        "Wrong passwords per minute given with one device token (the `kg_device` cookie of a "
+        "browser that signed in before); past it the token counts as none. Such sign-ins are "
+        "exempt from the per-e-mail and per-(e-mail, address) limits.",
+        parse=int_between(1, 100000),
+    )
+    device_cookie_max_age_seconds: int = setting(
+        "KEYGATE_DEVICE_COOKIE_MAX_AGE_SECONDS",
+        31536000,
+        "How long a device token (the `kg_device` cookie, issued at every sign-in) is accepted.",
+        parse=int_between(60, 315360000),
+    )
     login_limit_per_address: int = setting(
         "KEYGATE_LOGIN_LIMIT_PER_ADDRESS",
         30,

@@ -44,6 +44,9 @@ SESSION_COOKIE = "kg_session"
 LOGIN_CSRF_COOKIE = "kg_csrf"
 #: The admin UI's form-token basis for people signed in to the protected app instead.
 APP_SESSION_CSRF_COOKIE = "kg_ui_csrf"
+#: Proof that this browser signed in to an account before (a device token, see
+#: docs/security-model.md): its sign-ins are not held back by guesses from elsewhere.
+DEVICE_COOKIE = "kg_device"
 #: Served over HTTPS (``KEYGATE_PUBLIC_HTTPS``), every keygate cookie is named with this prefix:
 #: browsers then accept it only with ``Secure``, ``Path=/`` and no ``Domain`` (RFC 6265bis
 #: §4.1.3.2), so neither plain HTTP nor a sibling subdomain can set or shadow it.
@@ -59,7 +62,7 @@ def cookie_name(name: str, https: bool) -> str:
 #: and never go to, or come from, the protected app.
 KEYGATE_COOKIES = frozenset(
     cookie_name(name, https).lower()
-    for name in (SESSION_COOKIE, LOGIN_CSRF_COOKIE, APP_SESSION_CSRF_COOKIE)
+    for name in (SESSION_COOKIE, LOGIN_CSRF_COOKIE, APP_SESSION_CSRF_COOKIE, DEVICE_COOKIE)
     for https in (False, True)
 )
 #: Where the introspector serves the management API (and the gateway routes it).

@@ -38,6 +38,11 @@ def failed_login_key(account: str, address: str | None = None) -> str:
     return f"kg:fail:l:{{{account}}}" + ("" if address is None else f":{address}")
 
 
+def failed_device_key(device: str) -> str:
+    """Wrong passwords given with one device token (keyed by a digest of its nonce)."""
+    return f"kg:fail:d:{{{device}}}"
+
+
 def login_address_key(address: str) -> str:
     """Sign-in attempts, right or wrong, from one client address."""
     return f"kg:login:a:{{{address}}}"

@@ -118,7 +118,8 @@ def public_https() -> Any:
         False,
         "`true` when browsers reach keygate over HTTPS, whether TLS ends at the gateway or at "
         "a proxy or ingress in front of it. keygate's cookies are then `Secure` and named "
-        "`__Host-kg_session`, `__Host-kg_csrf` and `__Host-kg_ui_csrf`, the admin UI sends "
+        "`__Host-kg_session`, `__Host-kg_csrf`, `__Host-kg_ui_csrf` and `__Host-kg_device`, "
+        "the admin UI sends "
         "`Strict-Transport-Security`, and its forms expect an `https://` origin. Read by the "
         "gateway and the admin UI; set it the same in both. Leave it `false` only for plain "
         "`http://` (such as `make demo` on 127.0.0.1).",

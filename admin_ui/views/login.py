@@ -1,20 +1,24 @@
 """``/_keygate/login`` and ``/_keygate/logout``: local sign-in through the introspector.
 
 The introspector checks the password and mints the session (a new id on every login, so no
-session fixation); this module only moves the id into the ``kg_session`` cookie and back out.
+session fixation); this module only moves the id into the ``kg_session`` cookie and back out,
+and the device token between the ``kg_device`` cookie and the introspector: a browser that
+signed in before is not held back by wrong passwords for the account from elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from admin_ui import csrf
 from admin_ui.api_client import ApiError
+from admin_ui.api_models import LoginSession
 from admin_ui.appkeys import CLIENT, SETTINGS
-from admin_ui.cookies import cookies
+from admin_ui.cookies import Cookies, cookies
 from admin_ui.errors import CsrfFailed
 from admin_ui.forms import login_form, session_form, text
 from admin_ui.identity import (
@@ -92,9 +96,14 @@ async def submit_login(request: web.Request) -> web.StreamResponse:
             error="Enter your e-mail address and password.",
             status=400,
         )
+    jar = cookies(request)
     try:
         session = await request.app[CLIENT].create_session(
-            email, password, client_address=client_address(request), request_id=request_id(request)
+            email,
+            password,
+            client_address=client_address(request),
+            request_id=request_id(request),
+            device_token=request.cookies.get(jar.device, "")[:256] or None,
         )
     except ApiError as error:
         if error.status == 401:
@@ -109,16 +118,26 @@ async def submit_login(request: web.Request) -> web.StreamResponse:
         return response
     log.info("signed in", extra={"user_id": session.user_id})
     response = web.HTTPSeeOther(next_path)
-    jar = cookies(request)
     response.set_cookie(
         jar.session,
         session.session_id,
         max_age=request.app[SETTINGS].session_ttl_seconds,
         **jar.attributes("Lax"),
     )
+    _set_device_cookie(response, jar, session)
     # The login token has done its job; a fresh one is made for the next sign-in.
     response.del_cookie(jar.login_csrf, **jar.attributes("Strict", LOGIN_PATHS))
     raise response
+
+
+def _set_device_cookie(response: web.StreamResponse, jar: Cookies, session: LoginSession) -> None:
+    """Remember that this browser signed in to the account (kept at sign-out: that is its use)."""
+    if session.device_token is None or session.device_expires_at is None:
+        return
+    max_age = int((session.device_expires_at - datetime.now(UTC)).total_seconds())
+    if max_age > 0:
+        attributes = jar.attributes("Strict", LOGIN_PATHS)
+        response.set_cookie(jar.device, session.device_token, max_age=max_age, **attributes)
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

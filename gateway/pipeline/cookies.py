@@ -1,7 +1,8 @@
 """keygate's own cookies stay between the browser and keygate.
 
-``kg_session`` (and the admin UI's ``kg_csrf`` and ``kg_ui_csrf``, in both spellings, see
-:data:`keygate_core.headers.KEYGATE_COOKIES`) open the management API to whoever holds them. The
+``kg_session`` (and the admin UI's ``kg_csrf``, ``kg_ui_csrf`` and ``kg_device``, in both
+spellings, see :data:`keygate_core.headers.KEYGATE_COOKIES`) open the management API to whoever
+holds them, or ease their sign-ins. The
 gateway removes them from the ``Cookie`` header it sends to the app and to URL upstreams, and
 drops a ``Set-Cookie`` from those upstreams that would set one (a session fixation or a
 login-CSRF otherwise). keygate's own services still get and set them.

@@ -28,7 +28,7 @@ PASSWORD = "correct horse battery"
 
 
 async def signed_in_stack(
-    start_stack: StartStack, aiohttp_server: Any, https: bool
+    start_stack: StartStack, aiohttp_server: Any, https: bool, **extra: str
 ) -> tuple[Stack, str]:
     """The stack with an admin UI in between, and a person who can sign in; their id."""
     ui_port = free_port()
@@ -36,6 +36,7 @@ async def signed_in_stack(
     stack = await start_stack(
         KEYGATE_SESSION_AUTHENTICATOR="local",
         KEYGATE_ADMIN_UI_URL=f"http://127.0.0.1:{ui_port}",
+        introspector_env_extra=extra,
         **flag,
     )
     env = {
@@ -60,12 +61,14 @@ def set_cookies(response: Any) -> dict[str, str]:
     return found
 
 
-async def sign_in(stack: Stack, login_csrf: str, token: str, origin: str) -> Any:
+async def sign_in(
+    stack: Stack, login_csrf: str, token: str, origin: str, more_cookies: str = ""
+) -> Any:
     """POST the login form through the gateway with its double-submit cookie."""
     return await stack.gateway.post(
         "/_keygate/login",
         data={"csrf": token, "email": "dev@example.com", "password": PASSWORD},
-        headers={"Cookie": f"{login_csrf}={token}", "Origin": origin},
+        headers={"Cookie": f"{login_csrf}={token}{more_cookies}", "Origin": origin},
         allow_redirects=False,
     )
 
@@ -113,3 +116,40 @@ async def test_over_http_cookies_are_plain_whatever_the_request_claims(
     signed_in = await sign_in(stack, "kg_csrf", token, origin)
     assert signed_in.status == 303, await signed_in.text()
     assert "Secure" not in set_cookies(signed_in)["kg_session"]
+
+
+async def test_a_browser_that_signed_in_before_signs_in_while_the_e_mail_budget_is_spent(
+    start_stack: StartStack, aiohttp_server: Any
+) -> None:
+    """Sign-in sets __Host-kg_device (a year, HttpOnly, Strict); it is kept from the app, and
+    with it the browser signs in after guesses from many addresses spent the e-mail's budget."""
+    budget = {"KEYGATE_FAILED_LOGIN_LIMIT_PER_ACCOUNT": "5"}
+    stack, _ = await signed_in_stack(start_stack, aiohttp_server, https=True, **budget)
+    page = await stack.gateway.get("/_keygate/login")
+    token = SimpleCookie(set_cookies(page)["__Host-kg_csrf"])["__Host-kg_csrf"].value
+    origin = f"https://{stack.gateway.host}:{stack.gateway.port}"
+    signed_in = await sign_in(stack, "__Host-kg_csrf", token, origin)
+    assert signed_in.status == 303, await signed_in.text()
+    device_cookie = set_cookies(signed_in)["__Host-kg_device"]
+    for attribute in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"):
+        assert re.search(rf"; ?{attribute}(;|$)", device_cookie), (attribute, device_cookie)
+    max_age = int(re.findall(r"Max-Age=(\d+)", device_cookie)[0])
+    assert 31535000 < max_age <= 31536000
+    device = f"; __Host-kg_device={SimpleCookie(device_cookie)['__Host-kg_device'].value}"
+
+    session = SimpleCookie(set_cookies(signed_in)["__Host-kg_session"])["__Host-kg_session"].value
+    app_request = f"theme=dark; __Host-kg_session={session}{device}"
+    assert (await stack.gateway.get("/x", headers={"Cookie": app_request})).status == 200
+    assert stack.upstream.last.header("Cookie") == ["theme=dark"]
+    ki = stack.introspector
+    for i in range(5):
+        guess = await ki.client.post(
+            "/sessions",
+            json={"email": "dev@example.com", "password": f"guess {i}"},
+            headers={**ki.headers(), "X-Keygate-Client-Address": f"203.0.113.{i + 1}"},
+        )
+        assert guess.status == 401
+    assert (await sign_in(stack, "__Host-kg_csrf", token, origin)).status == 429
+    again = await sign_in(stack, "__Host-kg_csrf", token, origin, device)
+    assert again.status == 303, await again.text()
+    assert "__Host-kg_device" in set_cookies(again)

@@ -1,10 +1,11 @@
 """keygate's own cookies are keygate's alone (security review, finding 9).
 
-``kg_session`` opens the management API to whoever holds it, and ``kg_csrf``/``kg_ui_csrf`` back
-the admin UI's form tokens. The gateway removes them (in both spellings, ``__Host-`` included)
-from the ``Cookie`` header it sends to the app and to URL upstreams, and drops an upstream's
-``Set-Cookie`` that would set one, on both data paths: the relay (plain requests) and aiohttp
-(a chunked body, which the relay hands over). keygate's own services still get them.
+``kg_session`` opens the management API to whoever holds it, ``kg_csrf``/``kg_ui_csrf`` back
+the admin UI's form tokens and ``kg_device`` exempts its browser from per-e-mail sign-in limits.
+The gateway removes them (in both spellings, ``__Host-`` included) from the ``Cookie`` header it
+sends to the app and to URL upstreams, and drops an upstream's ``Set-Cookie`` that would set
+one, on both data paths: the relay (plain requests) and aiohttp (a chunked body, which the relay
+hands over). keygate's own services still get them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PATHS = pytest.mark.parametrize("chunked", [False, True], ids=["relay", "aiohttp
 #: Two Cookie headers as a browser (or a hand-written client) might send them.
 SENT = [
     "kg_session=stolen; app=1;kg_session_x=keep ;  my_kg_session=keep; __Host-kg_session=s2",
-    "kg_csrf=c; KG_UI_CSRF=u; theme=dark; __host-kg_ui_csrf=v",
+    "kg_csrf=c; KG_UI_CSRF=u; theme=dark; __host-kg_ui_csrf=v; kg_device=d; __Host-kg_device=e",
     "KG_Session=z",
 ]
 #: What the app may see of them: its own cookies, in order, names that merely contain ours too.
@@ -105,6 +106,7 @@ SET = [
     "=kg_session=nameless; Path=/",
     " KG_CSRF=y",
     "kg_ui_csrf",
+    "__Host-kg_device=v1.x; Path=/; Secure",
     "kg_session_theme=dark; Path=/",
     "my_kg_session=1",
 ]
