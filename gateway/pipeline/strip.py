@@ -49,6 +49,7 @@ UNTRUSTED_FORWARDING = (
     "X-Original-URI",
     "X-Original-URL",
     "X-Rewrite-URL",
+    "X-Envoy-Original-Path",
 )
 #: Written by the gateway itself; no spelling of them is taken from the client.
 GATEWAY_WRITTEN = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", wire.REQUEST_ID)

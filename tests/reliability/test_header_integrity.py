@@ -49,6 +49,7 @@ UNTRUSTED = [
     ("X-Rewrite-URL", "/private/admin"),
     ("X-Original-URI", "/public/x"),
     ("X-Forwarded-Uri", "/public/x"),
+    ("X-Envoy-Original-Path", "/public/x"),
 ]
 #: Replaced by the gateway's own values.
 REPLACED = [
