@@ -16,8 +16,8 @@ from typing import Any
 from introspector.device_cookies import DeviceCookies, device_cookie_keys
 from keygate_core.internal_secret import InternalSecrets
 from tests.harness.stack import INTERNAL_SECRET, Introspector, StartIntrospector
+from tests.reliability.test_lockout_attacks import PASSWORD, with_password
 
-PASSWORD = "correct horse battery staple"
 BUDGET = {"KEYGATE_FAILED_LOGIN_LIMIT_PER_ACCOUNT": "20"}
 
 
@@ -31,13 +31,6 @@ async def sign_in(
         "/sessions", json=body, headers={**ki.headers(), "X-Keygate-Client-Address": address}
     )
     return response.status, await response.json()
-
-
-async def with_password(ki: Introspector, email: str) -> None:
-    await ki.user(email)
-    await ki.db.execute(
-        "UPDATE users SET password_hash = $1 WHERE email = $2", ki.hasher.hash(PASSWORD), email
-    )
 
 
 async def device_of(ki: Introspector, email: str, address: str = "198.51.100.20") -> str:

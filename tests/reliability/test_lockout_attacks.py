@@ -43,6 +43,14 @@ def sample(metrics: str, name: str) -> float:
     )
 
 
+async def with_password(ki: Introspector, email: str) -> None:
+    """A person ``email`` whose password is :data:`PASSWORD`."""
+    await ki.user(email)
+    await ki.db.execute(
+        "UPDATE users SET password_hash = $1 WHERE email = $2", ki.hasher.hash(PASSWORD), email
+    )
+
+
 async def login(ki: Introspector, email: str, password: str, address: str) -> int:
     response = await ki.client.post(
         "/sessions",
@@ -115,12 +123,7 @@ async def test_wrong_passwords_from_other_addresses_never_lock_out_the_owner(
 ) -> None:
     """40 wrong passwords for an e-mail from 40 addresses; the owner's own address signs in."""
     ki = await start_introspector()
-    await ki.user("alice@example.com")
-    await ki.db.execute(
-        "UPDATE users SET password_hash = $1 WHERE email = $2",
-        ki.hasher.hash(PASSWORD),
-        "alice@example.com",
-    )
+    await with_password(ki, "alice@example.com")
     statuses = Counter(
         [
             await login(ki, "alice@example.com", f"guess {i}", f"203.0.113.{i + 1}")
@@ -140,12 +143,7 @@ async def test_logins_are_rate_limited_per_address_successful_or_not(
 ) -> None:
     """Every sign-in costs argon2, so an address gets 30 a minute, right passwords included."""
     ki = await start_introspector()
-    await ki.user("alice@example.com")
-    await ki.db.execute(
-        "UPDATE users SET password_hash = $1 WHERE email = $2",
-        ki.hasher.hash(PASSWORD),
-        "alice@example.com",
-    )
+    await with_password(ki, "alice@example.com")
     statuses = [await login(ki, "alice@example.com", PASSWORD, "198.51.100.30") for _ in range(31)]
     assert Counter(statuses) == {201: 30, 429: 1}
     # Another address is not affected.
