@@ -144,6 +144,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         app[REDIS],
         per_user=settings.token_create_limit_per_user,
         per_address=settings.token_create_limit_per_address,
+        ipv6_prefix=settings.client_ipv6_prefix,
     )
     # Half the pool (at least one connection) at most serves creates; the rest stays free for
     # introspection, whoami and revocations however many creates arrive.

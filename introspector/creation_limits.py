@@ -1,8 +1,9 @@
 """Rate and concurrency limits on token creation: each create costs an argon2 hash, so nobody
 may ask for many, and many at once may not crowd the database pool.
 
-Fixed one-minute windows per person and per client address (IPv6 per /64, which one subscriber
-usually holds whole; an IPv4-mapped address counts as its IPv4 address). Counters live in Redis
+Fixed one-minute windows per person and per client address, grouped as the failed-attempt
+counters group them (:func:`~introspector.attempts.address_bucket`: IPv6 per
+``KEYGATE_CLIENT_IPV6_PREFIX``, an IPv4-mapped address as its IPv4 address). Counters live in Redis
 so every introspector shares them; while Redis is unreachable this process counts on its own, so
 the limit still holds per process.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -20,6 +20,7 @@ from uuid import UUID
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from introspector.attempts import address_bucket
 from introspector.errors import TooManyRequests, Unavailable
 from keygate_core.redis_keys import token_create_key
 
@@ -27,24 +28,14 @@ WINDOW_SECONDS = 60
 _LOCAL_MAX_KEYS = 100_000
 
 
-def address_subject(address: str) -> str:
-    """The part of ``address`` a per-address limit counts: the address, or its IPv6 /64."""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(parsed, ipaddress.IPv6Address):
-        if parsed.ipv4_mapped is not None:
-            return str(parsed.ipv4_mapped)
-        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
-    return str(parsed)
-
-
 class CreationLimits:
     """Counts token creations per person and per address; refuses past the limits with 429."""
 
-    def __init__(self, redis: aioredis.Redis, *, per_user: int, per_address: int) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, per_user: int, per_address: int, ipv6_prefix: int = 64
+    ) -> None:
         self._redis = redis
+        self._ipv6_prefix = ipv6_prefix
         self._limits = {"u": per_user, "a": per_address}
         self._local: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
@@ -53,7 +44,7 @@ class CreationLimits:
         :class:`TooManyRequests` with the seconds left in the window when either is past."""
         subjects = [("u", f"u:{user_id}")]
         if address:
-            subjects.append(("a", f"a:{address_subject(address)}"))
+            subjects.append(("a", f"a:{address_bucket(address, self._ipv6_prefix)}"))
         keys = [token_create_key(subject) for _, subject in subjects]
         try:
             counts, ttls = await self._count_in_redis(keys)
