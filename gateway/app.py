@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import get_args
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway.appkeys import (
@@ -57,6 +56,7 @@ from gateway.usage import UsageRecorder
 from keygate_core.envconfig import SettingsError
 from keygate_core.logs import request_id_var
 from keygate_core.problems import http_exception_problem, internal_error, render_problem
+from keygate_core.redis_connect import open_redis
 from keygate_core.shared_settings import check_internal_secret
 
 log = logging.getLogger("keygate.gateway")
@@ -137,14 +137,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         # A bounded pool: a burst of requests queues for a connection instead of opening
         # hundreds at once (which is what makes Redis look slow under load). from_pool: closing
         # the client closes the pool and its connections.
-        app[REDIS] = aioredis.Redis.from_pool(
-            aioredis.BlockingConnectionPool.from_url(
-                settings.redis_url,
-                max_connections=64,
-                timeout=timeout,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-            )
+        app[REDIS] = open_redis(
+            settings.redis_url, timeout=timeout, connect_timeout=timeout, max_connections=64
         )
         opened.push_async_callback(app[REDIS].aclose)
         app[HTTP] = upstream_session(settings.upstream_max_connections)
@@ -223,7 +217,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     timeout = settings.redis_timeout_ms / 1000
     async with contextlib.AsyncExitStack() as running:
         # The revocation listener blocks on reads, so it gets its own connection pool.
-        listener_redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
+        listener_redis = open_redis(settings.redis_url, timeout=None, connect_timeout=timeout)
         running.push_async_callback(listener_redis.aclose)
         listener = RevocationListener(
             listener_redis,

@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from introspector.appkeys import (
@@ -57,6 +56,7 @@ from keygate_core.internal_secret import InternalSecrets
 from keygate_core.logs import request_id_var
 from keygate_core.middlewares import internal_secret_guard, request_context
 from keygate_core.problems import http_exception_problem, internal_error, render_problem
+from keygate_core.redis_connect import open_redis
 from keygate_core.session_record import session_record_keys
 from keygate_core.shared_settings import check_internal_secret
 
@@ -107,9 +107,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[POOL] = await create_pool(settings)
     timeout = settings.redis_timeout_ms / 1000
-    app[REDIS] = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    app[REDIS] = open_redis(settings.redis_url, timeout=timeout, connect_timeout=timeout)
     app[HASHER] = SecretHasher.from_settings(settings)
     yield
     app[HASHER].close()

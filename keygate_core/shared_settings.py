@@ -20,6 +20,7 @@ from keygate_core.envconfig import (
     url,
 )
 from keygate_core.internal_secret import InternalSecrets
+from keygate_core.redis_connect import RedisAddress
 
 
 class LogLevel(enum.Enum):
@@ -36,10 +37,18 @@ def redis_url() -> Any:
     return setting(
         "KEYGATE_REDIS_URL",
         "redis://127.0.0.1:6379/0",
-        "Redis connection URL for the token cache, revocation channel and rate limiter.",
-        parse=url("redis", "rediss", "unix"),
+        "Redis connection URL for the token cache, revocation channel and rate limiter: "
+        "`redis://` (or `rediss://`, `unix://`) for one server, "
+        "`redis+sentinel://host:port,host:port/service` for a primary found through Sentinel, "
+        "`redis+cluster://host:port,host:port` for Redis Cluster.",
+        parse=_redis_url,
         secret=True,
     )
+
+
+def _redis_url(text: str) -> str:
+    RedisAddress.parse(text)
+    return text
 
 
 def redis_timeout_ms() -> Any:
