@@ -37,7 +37,7 @@ from tests.harness.relay import RelayTestServer
 from tests.harness.sentinel import SentinelDeployment
 from tests.harness.stack import Stack, StartStack, gateway_env
 from tests.reliability.fault_traffic import base_url, bearer, rotating, statuses
-from tests.reliability.measure import Outcome, Traffic, sample
+from tests.reliability.measure import Outcome, Traffic, percentile, sample
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "ha" / "sentinel.json"
 DEGRADED = "keygate_ratelimit_degraded_total"
@@ -200,6 +200,7 @@ def assert_outcomes(outcomes: list[Outcome], failover: Failover) -> dict[str, An
     assert doomed_after and {o.status for o in doomed_after} == {401}
     unready = [t for t, status in failover.readiness if status == 503]
     assert unready, "readyz never reported the missing primary"
+    during = [o.elapsed for o in good if failover.killed <= o.started < failover.recovered]
     return {
         "requests": len(outcomes),
         "status_counts": {str(k): v for k, v in sorted(statuses(outcomes).items())},
@@ -209,6 +210,8 @@ def assert_outcomes(outcomes: list[Outcome], failover: Failover) -> dict[str, An
         "window_503_seconds": round(unavailable[1] - unavailable[0], 3) if unavailable else 0.0,
         "readyz_503_seconds": round(max(unready) - failover.killed, 3),
         "revoked_after_kill_seconds": round(failover.revoked - failover.killed, 3),
+        "p99_ms_during_failover": round(percentile(during, 99) * 1000, 1),
+        "p99_ms_overall": round(percentile([o.elapsed for o in good], 99) * 1000, 1),
     }
 
 
