@@ -118,10 +118,14 @@ def open_redis(
         return aioredis.Redis.from_pool(pool)
     auth: dict[str, Any] = {"username": address.username, "password": address.password}
     if address.topology is Topology.SENTINEL:
+        # A sentinel's answer is never worth waiting for without bound, even for a client that
+        # blocks on reads (a subscriber): discovery moves on to the next sentinel only when one
+        # fails, so an unbounded wait on a frozen sentinel would never reach the others.
+        asking = {**sockets, "socket_timeout": timeout or connect_timeout}
         sentinel = Sentinel(
             address.nodes,
             sentinel_kwargs={
-                **sockets,
+                **asking,
                 "username": address.sentinel_username,
                 "password": address.sentinel_password,
                 "ssl": address.tls,
