@@ -127,6 +127,8 @@ class ReplicatedPostgres:
         """SIGKILL the primary's postmaster and every backend: a host that died."""
         proc = self.primary.proc
         assert proc is not None
+        # Stopped first, so it forks no backend between the listing and the kill.
+        os.kill(proc.pid, signal.SIGSTOP)
         children = _children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         for child in children:
