@@ -17,14 +17,24 @@ if TYPE_CHECKING:
 else:
     Connection = asyncpg.Connection
 
-#: Errors that mean Postgres cannot be reached or answered too late: the request gets 503.
+#: Errors after which a connection is dropped, not pooled again: its server cannot take writes
+#: (any more) — a standby, or a primary fenced or demoted during a failover — or asyncpg's own
+#: state for it is confused (seen after a server died mid-statement: "cannot switch to state
+#: 12; another operation (2) is in progress").
+NOT_REUSABLE = (asyncpg.ReadOnlySQLTransactionError, asyncpg.exceptions.InternalClientError)
+
+#: Errors that mean Postgres cannot be reached, answered too late, or no server of a multi-host
+#: URL takes writes right now (a failover under way): the request gets 503.
 DATABASE_UNAVAILABLE = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
+    # 57xxx: the server shuts down, crashed, still starts, or cancelled the statement.
+    asyncpg.exceptions.OperatorInterventionError,
+    # Includes TargetServerAttributeNotMatched: every host of a multi-host URL answered, none
+    # of them read-write (no primary yet).
+    *NOT_REUSABLE,
 )
 
 
@@ -43,7 +53,31 @@ class BoundedWaitPool(asyncpg.Pool):
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         """A connection from the pool (``async with``), waiting at most the bounded time."""
-        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+        bounded = self._acquire_timeout if timeout is None else timeout
+        return _DropIfNotReusable(super().acquire(timeout=bounded))
+
+
+class _DropIfNotReusable:
+    """``pool.acquire()``'s context, which closes a connection that met :data:`NOT_REUSABLE`.
+
+    A pooled connection stays bound to its server; after a failover the old primary may run
+    on read-only (fenced, or restarted as a standby), and the pool would hand the same
+    connection out again and again. Closing it makes the next acquire connect afresh, and
+    ``target_session_attrs=read-write`` then picks the new primary.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._conn: Any = None
+
+    async def __aenter__(self) -> Any:
+        self._conn = await self._inner.__aenter__()
+        return self._conn
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Any:
+        if isinstance(exc, NOT_REUSABLE) and self._conn is not None:
+            self._conn.terminate()
+        return await self._inner.__aexit__(exc_type, exc, tb)
 
 
 async def create_pool(settings: IntrospectorSettings) -> asyncpg.Pool:

@@ -33,7 +33,8 @@ class IntrospectorSettings:
     database_url: str = setting(
         "KEYGATE_DATABASE_URL",
         "postgresql://127.0.0.1:5432/keygate",
-        "Postgres connection URL (asyncpg/libpq syntax).",
+        "Postgres connection URL (asyncpg/libpq syntax); several hosts with "
+        "`target_session_attrs=read-write` follow a failover.",
         parse=url("postgresql", "postgres"),
         secret=True,
     )

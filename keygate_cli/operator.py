@@ -22,6 +22,7 @@ from uuid import UUID
 import asyncpg
 
 from introspector import privileges, tokens, users, workspaces
+from introspector.db import DATABASE_UNAVAILABLE
 from introspector.errors import KeygateError
 from introspector.hashing import SecretHasher
 from introspector.migrate import migrate
@@ -239,7 +240,7 @@ async def _with_connection(
 ) -> int:
     try:
         conn = await asyncpg.connect(settings.database_url, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+    except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
         where = _describe_database(settings.database_url)
         raise KeygateError(f"cannot reach Postgres at {where}: {type(exc).__name__}") from None
     try:
@@ -253,9 +254,12 @@ async def _with_connection(
 
 
 def _describe_database(url: str) -> str:
-    """Host, port and database of a URL, without user or password."""
+    """Hosts, ports and database of a URL, without user or password; a multi-host URL
+    (``db1:5432,db2:5432``) names every host."""
     parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    hosts = parts.netloc.rpartition("@")[2] or "localhost"
+    named = [h if ":" in h.rpartition("]")[2] else f"{h}:5432" for h in hosts.split(",")]
+    return f"{','.join(named)}{parts.path}"
 
 
 def _when(value: datetime | None, missing: str = "-") -> str:

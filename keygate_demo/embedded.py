@@ -55,13 +55,21 @@ class PostgresServer(ServerProcess):
 
     ``durable=False`` (the test suite's choice) turns off fsync and friends: faster, and nothing
     there must survive a crash. A durable cluster keeps Postgres's defaults. The binaries come
-    from ``bindir``, else from :func:`postgres_bindir`.
+    from ``bindir``, else from :func:`postgres_bindir`; ``settings`` override any of these
+    (a replicated pair needs ``synchronous_commit=on``, for one).
     """
 
     def __init__(
-        self, base_dir: Path, *, durable: bool = False, bindir: Path | None = None
+        self,
+        base_dir: Path,
+        *,
+        durable: bool = False,
+        bindir: Path | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.bindir = bindir or postgres_bindir()
+        #: Server settings given last on the command line, so they win over the defaults here.
+        self.settings = dict(settings or {})
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
         self.durable = durable
@@ -124,7 +132,12 @@ class PostgresServer(ServerProcess):
     def start(self) -> None:
         """Start (or restart after :meth:`stop`) on the same port and data."""
         fast = ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
-        options = [*([] if self.durable else fast), "max_connections=300", "shared_buffers=64MB"]
+        options = [
+            *([] if self.durable else fast),
+            "max_connections=300",
+            "shared_buffers=64MB",
+            *(f"{name}={value}" for name, value in self.settings.items()),
+        ]
         log = open(self.base_dir / "postgres.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [

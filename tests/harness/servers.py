@@ -24,8 +24,12 @@ def postgres_bindir_from_env(environ: Mapping[str, str] = os.environ) -> Path | 
 class PostgresServer(embedded.PostgresServer):
     """The embedded Postgres, from ``KEYGATE_TEST_PG_BINDIR`` when that is set."""
 
-    def __init__(self, base_dir: Path, *, durable: bool = False) -> None:
-        super().__init__(base_dir, durable=durable, bindir=postgres_bindir_from_env())
+    def __init__(
+        self, base_dir: Path, *, durable: bool = False, settings: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            base_dir, durable=durable, bindir=postgres_bindir_from_env(), settings=settings
+        )
 
 
 __all__ = ["PostgresServer", "RedisServer", "ServerUnavailable", "free_port", "wait_for_port"]

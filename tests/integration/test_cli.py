@@ -196,6 +196,15 @@ def test_workspace_tokens_need_enterprise_and_an_admin(keygate_env: dict[str, st
             1,
             "cannot reach Postgres at 127.0.0.1:1/x",
         ),
+        (
+            ["migrate"],
+            {
+                "KEYGATE_DATABASE_URL": "postgresql://user:hunter2@127.0.0.1:1,127.0.0.1:2/x"
+                "?target_session_attrs=read-write"
+            },
+            1,
+            "cannot reach Postgres at 127.0.0.1:1,127.0.0.1:2/x",
+        ),
     ],
     ids=[
         "unknown-owner",
@@ -209,6 +218,7 @@ def test_workspace_tokens_need_enterprise_and_an_admin(keygate_env: dict[str, st
         "typo-variable",
         "bad-edition",
         "unreachable-database",
+        "unreachable-multi-host-database",
     ],
 )
 def test_bad_input_is_a_clear_error(

@@ -63,3 +63,16 @@ def test_documentation_lists_every_variable_with_its_default() -> None:
     declared = {name: spec.default_text for name, spec in all_variables().items()}
     assert sorted(documented) == sorted(declared), "variables differ between code and docs"
     assert documented == declared, "defaults differ between code and docs"
+
+
+def test_a_multi_host_database_url_is_accepted_and_its_password_never_shown() -> None:
+    """A primary-and-standbys URL loads as given; a bad one is refused without its password."""
+    url = "postgresql://kg:hunter2@db1:5432,db2:5432/keygate?target_session_attrs=read-write"
+    settings = load_settings(IntrospectorSettings, {"KEYGATE_DATABASE_URL": url})
+    assert settings.database_url == url
+    with pytest.raises(SettingsError) as refused:
+        load_settings(
+            IntrospectorSettings, {"KEYGATE_DATABASE_URL": "mysql://kg:hunter2@db1,db2/x"}
+        )
+    assert "KEYGATE_DATABASE_URL" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
