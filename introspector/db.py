@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
@@ -80,6 +82,21 @@ class _DropIfNotReusable:
         return await self._inner.__aexit__(exc_type, exc, tb)
 
 
+def writable_server(url: str) -> dict[str, str]:
+    """Connection options that make a multi-host ``url`` settle on the server that takes writes.
+
+    keygate writes on almost every path, and asyncpg's default for several hosts (``any``, the
+    first that answers) could settle on a standby. A URL that says what it wants
+    (``target_session_attrs=…``, or ``PGTARGETSESSIONATTRS``) is left alone.
+    """
+    netloc = urlsplit(url).netloc
+    hosts = netloc.rpartition("@")[2]
+    chosen = "target_session_attrs" in parse_qs(urlsplit(url).query)
+    if "," not in hosts or chosen or os.environ.get("PGTARGETSESSIONATTRS"):
+        return {}
+    return {"target_session_attrs": "read-write"}
+
+
 async def create_pool(settings: IntrospectorSettings) -> asyncpg.Pool:
     """A lazily connecting pool: the process starts even while Postgres is down."""
     timeout = settings.database_timeout_ms / 1000
@@ -95,6 +112,7 @@ async def create_pool(settings: IntrospectorSettings) -> asyncpg.Pool:
         timeout=timeout,
         command_timeout=timeout,
         max_inactive_connection_lifetime=60,
+        **writable_server(settings.database_url),
     )
     await pool
     return pool

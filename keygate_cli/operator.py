@@ -22,7 +22,7 @@ from uuid import UUID
 import asyncpg
 
 from introspector import privileges, tokens, users, workspaces
-from introspector.db import DATABASE_UNAVAILABLE
+from introspector.db import DATABASE_UNAVAILABLE, writable_server
 from introspector.errors import KeygateError
 from introspector.hashing import SecretHasher
 from introspector.migrate import migrate
@@ -239,7 +239,9 @@ async def _with_connection(
     settings: IntrospectorSettings, command: Command, call: Invocation
 ) -> int:
     try:
-        conn = await asyncpg.connect(settings.database_url, timeout=10)
+        conn = await asyncpg.connect(
+            settings.database_url, timeout=10, **writable_server(settings.database_url)
+        )
     except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
         where = _describe_database(settings.database_url)
         raise KeygateError(f"cannot reach Postgres at {where}: {type(exc).__name__}") from None

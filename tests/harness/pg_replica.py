@@ -105,11 +105,13 @@ class ReplicatedPostgres:
             time.sleep(0.05)
         raise ServerUnavailable(f"the standby did not become synchronous in {timeout}s")
 
-    def url(self, database: str, **query: str) -> str:
-        """The multi-host URL, primary first; ``target_session_attrs=read-write`` by default."""
+    def url(self, database: str, *, standby_first: bool = False, **query: str | None) -> str:
+        """The multi-host URL, primary first; ``target_session_attrs=read-write`` by default
+        (pass ``target_session_attrs=None`` for a URL that does not say)."""
         query.setdefault("target_session_attrs", "read-write")
-        hosts = f"127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
-        params = "&".join(f"{k}={v}" for k, v in query.items())
+        ports = [self.primary.port, self.standby.port]
+        hosts = ",".join(f"127.0.0.1:{port}" for port in (ports[::-1] if standby_first else ports))
+        params = "&".join(f"{k}={v}" for k, v in query.items() if v is not None)
         return f"postgresql://{self.primary.user}@{hosts}/{database}?{params}"
 
     async def connect_standby(self, database: str) -> asyncpg.Connection:

@@ -27,6 +27,7 @@ from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from introspector import users
 from introspector.app import create_app as create_introspector
+from introspector.db import writable_server
 from introspector.hashing import SecretHasher
 from introspector.models import Actor
 from introspector.settings import IntrospectorSettings
@@ -85,7 +86,7 @@ async def _start_stack(
 
 async def _owner_tokens(url: str, introspector_url: str, hasher: SecretHasher) -> list[str]:
     """Three tokens of one person, made through the management API."""
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(url, **writable_server(url))
     try:
         owner = await users.create_user(conn, hasher, Actor.operator(), email="ha@example.com")
     finally:
@@ -296,3 +297,38 @@ async def test_switchover_from_a_fenced_primary(
             await asyncio.sleep(0.05)
     assert set(statuses) <= {201, 503}, statuses
     figures.update(promote_to_first_create_s=round(time.monotonic() - promoted, 3))
+
+
+async def test_a_multi_host_url_that_does_not_choose_still_writes_to_the_primary(
+    pair: ReplicatedPostgres,
+    redis_url: str,
+    hasher: SecretHasher,
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+) -> None:
+    """The standby is listed first and the URL names no ``target_session_attrs``: asyncpg's own
+    default would settle on the standby and every write would fail. keygate asks for the
+    writable server, so the operator CLI and token creation both work."""
+    url = pair.url(DATABASE, standby_first=True, target_session_attrs=None)
+    env = {**base_environment(), "KEYGATE_DATABASE_URL": url}
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [KEYGATE, "users", "create", "--email", "cli@example.test", "--password-stdin"],
+        env=env,
+        input="a long enough password",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    introspector_url, gateway = await _start_stack(url, redis_url, aiohttp_client, aiohttp_server)
+    token = (await _owner_tokens(url, introspector_url, hasher))[0]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{gateway}{API}/api-tokens",
+            json={"name": "standby listed first"},
+            headers=_bearer(token),
+        ) as response,
+    ):
+        assert response.status == 201, await response.text()
