@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+from asyncpg.connect_utils import SessionAttribute
 
 from introspector.settings import IntrospectorSettings
 
@@ -82,8 +83,9 @@ class _DropIfNotReusable:
         return await self._inner.__aexit__(exc_type, exc, tb)
 
 
-def writable_server(url: str) -> dict[str, str]:
-    """Connection options that make a multi-host ``url`` settle on the server that takes writes.
+def writable_server(url: str) -> SessionAttribute | None:
+    """The ``target_session_attrs`` that makes a multi-host ``url`` settle on the server that
+    takes writes (``None``: the URL's or the environment's own choice stands).
 
     keygate writes on almost every path, and asyncpg's default for several hosts (``any``, the
     first that answers) could settle on a standby. A URL that says what it wants
@@ -93,8 +95,8 @@ def writable_server(url: str) -> dict[str, str]:
     hosts = netloc.rpartition("@")[2]
     chosen = "target_session_attrs" in parse_qs(urlsplit(url).query)
     if "," not in hosts or chosen or os.environ.get("PGTARGETSESSIONATTRS"):
-        return {}
-    return {"target_session_attrs": "read-write"}
+        return None
+    return SessionAttribute.read_write
 
 
 async def create_pool(settings: IntrospectorSettings) -> asyncpg.Pool:
@@ -112,7 +114,7 @@ async def create_pool(settings: IntrospectorSettings) -> asyncpg.Pool:
         timeout=timeout,
         command_timeout=timeout,
         max_inactive_connection_lifetime=60,
-        **writable_server(settings.database_url),
+        target_session_attrs=writable_server(settings.database_url),
     )
     await pool
     return pool

@@ -240,7 +240,9 @@ async def _with_connection(
 ) -> int:
     try:
         conn = await asyncpg.connect(
-            settings.database_url, timeout=10, **writable_server(settings.database_url)
+            settings.database_url,
+            timeout=10,
+            target_session_attrs=writable_server(settings.database_url),
         )
     except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
         where = _describe_database(settings.database_url)

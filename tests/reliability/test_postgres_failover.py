@@ -86,7 +86,7 @@ async def _start_stack(
 
 async def _owner_tokens(url: str, introspector_url: str, hasher: SecretHasher) -> list[str]:
     """Three tokens of one person, made through the management API."""
-    conn = await asyncpg.connect(url, **writable_server(url))
+    conn = await asyncpg.connect(url, target_session_attrs=writable_server(url))
     try:
         owner = await users.create_user(conn, hasher, Actor.operator(), email="ha@example.com")
     finally:
