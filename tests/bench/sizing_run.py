@@ -85,14 +85,20 @@ async def _traffic(
     return Phase(requests_of(result), before, after, extra, ours), buckets
 
 
-async def _warm_l1(stack: Stack, wrk: Wrk, connections: int, token_file: Path) -> None:
+async def _warm_l1(stack: Stack, wrk: Wrk, args: argparse.Namespace, token_file: Path) -> None:
     """Traffic through ``sizing-l1`` until each worker's L1 holds the tokens: every worker
-    has its own, so one pass is not enough; done when a run has under 1 % L1 misses."""
+    has its own, so one pass is not enough; done when a run has under 1 % L1 misses. Every
+    wrk run starts at the top of the token file, so each run lasts as long as the measured
+    one: it then reaches as far into the file."""
     url = stack.services["sizing-l1"].url
-    for _ in range(20):
+    for _ in range(8):
         misses = gauge(url, _MISSES)
         run = await asyncio.to_thread(
-            wrk.run, url + PATH, connections=connections, seconds=1, token_file=token_file
+            wrk.run,
+            url + PATH,
+            connections=args.connections,
+            seconds=args.seconds,
+            token_file=token_file,
         )
         if gauge(url, _MISSES) - misses < run.requests / 100:
             return
@@ -119,7 +125,7 @@ async def _gateway_phases(
         "sizing-no-l1", KEYGATE_RATE_LIMIT_PER_MINUTE=DEFAULT_LIMIT, KEYGATE_L1_CACHE_SIZE="0"
     )
     try:
-        await _warm_l1(stack, wrk, args.connections, token_file)
+        await _warm_l1(stack, wrk, args, token_file)
         phases: dict[str, Phase] = {}
         phases["l1_hit"], buckets = await _traffic(
             stack, wrk, "sizing-l1", args, token_file=token_file
