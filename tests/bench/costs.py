@@ -13,9 +13,10 @@ Redis counts a command a Lua script runs as a command of its own (``INFO command
 counts here do too: that is the work Redis does, and the shard capacity is measured in the same
 unit.
 
-CPU time per request holds up on a busy machine far better than requests per second do, which is
-why the model uses it: a core's capacity is the inverse. Our own reads (``INFO``, ``MEMORY``,
-``SCAN``, the ``pg_stat_database`` query) are left out of the counts.
+CPU time per request moves less on a busy machine than requests per second do (in runs on the
+same shared machine, about a third against a half or more), which is why the model uses it: a
+core's capacity is the inverse. Our own reads (``INFO``, ``MEMORY``, ``SCAN``, the
+``pg_stat_database`` query) are left out of the counts.
 """
 
 from __future__ import annotations

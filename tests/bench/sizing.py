@@ -79,11 +79,12 @@ def inputs_table(report: dict[str, Any], costs: Costs) -> list[str]:
         ),
     ]
     machine = report.get("machine", {})
+    load = report.get("load_average", {}).get("before", "unknown")
     lines = [
         f"Measured by the benchmark ({machine.get('cores', '?')} cores, "
         f"{machine.get('cpu', 'unknown CPU')}; {s['workers']} gateway workers, "
         f"{s['tokens']:,} distinct tokens, {s['connections']} connections, "
-        f"{s['table_rows']:,} token rows):",
+        f"{s['table_rows']:,} token rows; load average {load} before the run):",
         "",
         "| Measured | Value | Phase |",
         "|---|---:|---|",
