@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 # `--locked` refuses to run when pyproject.toml and uv.lock disagree, instead of re-resolving.
 SYNC := $(UV) sync --locked --quiet
 
-.PHONY: demo docs bench soak test pytest image-test lint typecheck servers lock clean
+.PHONY: demo docs bench sizing sizing-docs soak test pytest image-test lint typecheck servers lock clean
 
 # Extra options for `keygate demo`, e.g. make demo DEMO_FLAGS="--gateway-port 9080".
 DEMO_FLAGS ?=
@@ -61,6 +61,15 @@ BENCH_FLAGS ?=
 bench: bench-env
 	@tests/harness/ensure-packages.sh postgresql redis-server nginx wrk
 	$(BIN)/python -m tests.bench $(BENCH_FLAGS)
+
+# The sizing tables of docs/operations/scaling.md from a bench JSON (default: the last run's).
+# sizing-docs also copies the JSON to docs/operations/scaling-bench.json and rewrites the tables
+# on the page; tests/docs/test_scaling.py holds the page to that JSON.
+SIZING_JSON ?= test-artifacts/bench/results.json
+sizing: test-env
+	$(BIN)/python -m tests.bench.sizing $(SIZING_JSON)
+sizing-docs: test-env
+	$(BIN)/python -m tests.bench.sizing --update-docs $(SIZING_JSON)
 
 # The documentation site (mkdocs, Material theme) into site/; any warning fails the build.
 docs: test-env

@@ -10,25 +10,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.bench import dataset
-from tests.bench.coldpath import CacheMiss, Introspect, cache_miss, cold_path
+from tests.bench import dataset, sizing_run
+from tests.bench.coldpath import CacheMiss, Introspect, cache_miss
 from tests.bench.load import LoadResult, Wrk
 from tests.bench.memory import fill
+from tests.bench.options import parser, quick
 from tests.bench.profile import Profile, record
 from tests.bench.report import load_average, machine
 from tests.bench.results import Results, document, evaluate_targets, markdown
 from tests.bench.revocation import propagation
 from tests.bench.round_trips import limiter_round_trips
+from tests.bench.sizing import sizing_markdown
 from tests.bench.stack import Stack, make_work_dir, start_services, start_stack
 from tests.bench.throughput import (
     FloodResult,
@@ -38,47 +38,6 @@ from tests.bench.throughput import (
     wrong_secret_flood,
 )
 from tests.harness.nginx import nginx_binary
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
-    add = parser.add_argument
-    add("--connections", type=int, default=64, help="wrk connections at full load")
-    add("--seconds", type=float, default=8, help="length of each measured wrk run")
-    add("--warmup", type=float, default=2, help="unmeasured wrk run before each measured one")
-    add("--rounds", type=int, default=2, help="rounds through all contenders; best one counts")
-    add("--latency-seconds", type=float, default=4, help="length of each concurrency-1 run")
-    add(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="gateway worker processes, and nginx worker processes (default: one per core)",
-    )
-    add("--cpus", default=None, help="pin wrk to these CPUs with taskset (e.g. 1)")
-    add("--cold-tokens", type=int, default=150, help="real tokens for the argon2 path")
-    add("--cold-concurrency", type=int, default=8)
-    add("--miss-tokens", type=int, default=60, help="real tokens timed on a cache miss")
-    add("--unknown-ids", type=int, default=300, help="unknown ids timed on a cache miss")
-    add("--small-table", type=int, default=1_000)
-    add("--big-table", type=int, default=1_000_000)
-    add("--memory-tokens", type=int, default=100_000)
-    add("--memory-extra", type=int, default=50_000)
-    add("--revocations", type=int, default=50)
-    add("--flood-connections", type=int, default=16)
-    add("--json", type=Path, default=ROOT / "test-artifacts" / "bench" / "results.json")
-    add("--no-profile", action="store_true", help="skip the py-spy profiles of the gateways")
-    add("--keep", action="store_true", help="keep the work folder (logs, data)")
-    add("--quick", action="store_true", help="a short smoke run with small sizes")
-    return parser
-
-
-def _quick(args: argparse.Namespace) -> None:
-    args.seconds, args.warmup, args.rounds, args.latency_seconds = 3, 1, 1, 2
-    args.cold_tokens, args.miss_tokens, args.unknown_ids = 30, 20, 50
-    args.big_table, args.memory_tokens, args.memory_extra = 50_000, 5_000, 2_000
-    args.revocations = 10
 
 
 def _say(text: str) -> None:
@@ -100,7 +59,9 @@ async def _measure(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> Results:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         client = Introspect(stack, session)
         _say("cold path (argon2)")
-        cold = await cold_path(client, tokens.cold, args.cold_concurrency)
+        cold, argon2 = await sizing_run.measured_cold_path(
+            stack, client, tokens.cold, args.cold_concurrency
+        )
         _say(f"  {cold.per_second:.1f}/s, loop lag {cold.lag_during}")
         missed = tokens.cold[: args.miss_tokens]
 
@@ -116,9 +77,38 @@ async def _measure(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> Results:
         _say(f"  {memory.steps}")
 
         miss_small, miss_big = await _cache_misses(stack, args, client, missed)
+        _say("sizing: what a request costs each tier")
+        sizing = await sizing_run.measure(
+            stack, args, wrk, client, (tokens.main, tokens.cold), argon2
+        )
     return Results(
-        full, single, flood, cold, miss_small, miss_big, revocation, memory, profiles, trips
+        full, single, flood, cold, miss_small, miss_big, revocation, memory, profiles, trips, sizing
     )
+
+
+async def _sizing_only(stack: Stack, args: argparse.Namespace, wrk: Wrk) -> dict[str, Any]:
+    """``--only-sizing``: the argon2 path, the table grown to ``--big-table`` rows, the sizing
+    phases; the JSON sections ``cold_path`` and ``sizing``."""
+    tokens = await _seed(stack, args)
+    start_services(stack)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        client = Introspect(stack, session)
+        _say("cold path (argon2)")
+        cold, argon2 = await sizing_run.measured_cold_path(
+            stack, client, tokens.cold, args.cold_concurrency
+        )
+        _say(f"growing the token table to {args.big_table:,} rows")
+        assert stack.owner is not None
+        conn = await stack.connect()
+        try:
+            await dataset.fill_table(conn, stack.owner, stack.token_hash, args.big_table)
+        finally:
+            await conn.close()
+        _say("sizing: what a request costs each tier")
+        sizing = await sizing_run.measure(
+            stack, args, wrk, client, (tokens.main, tokens.cold), argon2
+        )
+    return {"cold_path": cold.as_dict(), "sizing": sizing}
 
 
 @dataclass
@@ -249,7 +239,10 @@ async def _main(args: argparse.Namespace) -> int:
     _say(f"work folder {work_dir}; load average {load_before}")
     stack = await start_stack(work_dir, workers=args.workers, keepalive=max(64, args.connections))
     try:
-        results = await _measure(stack, args, wrk)
+        if args.only_sizing:
+            found = await _sizing_only(stack, args, wrk)
+        else:
+            results = await _measure(stack, args, wrk)
         host = machine(nginx_binary(), stack.postgres.bindir, stack.redis_server.binary)
         load_after = load_average()
         info: dict[str, Any] = {
@@ -260,8 +253,12 @@ async def _main(args: argparse.Namespace) -> int:
         }
     finally:
         stack.stop(keep=args.keep)
-    targets = evaluate_targets(results, args)
-    lines = markdown(results, targets, args)
+    if args.only_sizing:
+        report, lines = {**info, **found}, sizing_markdown({**info, **found})
+    else:
+        targets = evaluate_targets(results, args)
+        report = document(results, targets, info)
+        lines = [*markdown(results, targets, args), "", *sizing_markdown(report)]
     lines.append(
         f"Run took {info['seconds']:.0f} s; load average before {load_before}, after "
         f"{load_after}; {host['cores']} cores ({host['cpu']})."
@@ -269,7 +266,7 @@ async def _main(args: argparse.Namespace) -> int:
     text = "\n".join(lines)
     print(text)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(document(results, targets, info), indent=2) + "\n")
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
     args.json.with_suffix(".md").write_text(text + "\n")
     _say(f"wrote {args.json} and {args.json.with_suffix('.md')}")
     return 0
@@ -277,9 +274,9 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 0 when it ran (targets missed are reported, not failures)."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     if args.quick:
-        _quick(args)
+        quick(args)
     # SIGTERM (or `timeout`) must still stop every server the run started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return asyncio.run(_main(args))

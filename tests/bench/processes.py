@@ -91,6 +91,16 @@ class Service:
                         total += int(line.split()[1]) * 1024
         return total
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process and its direct children, in seconds."""
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                text = Path(f"/proc/{pid}/stat").read_text()
+                fields = text[text.rindex(")") + 2 :].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def tail(self, lines: int = 20) -> str:
         """The last lines of its log."""
         with contextlib.suppress(OSError):

@@ -34,6 +34,7 @@ class Results:
     memory: MemoryResult
     profiles: dict[str, Profile]
     round_trips: RoundTrips
+    sizing: dict[str, Any]
 
 
 def evaluate_targets(r: Results, args: argparse.Namespace) -> list[Target]:
@@ -210,4 +211,5 @@ def document(r: Results, targets: list[Target], info: dict[str, Any]) -> dict[st
         "memory": r.memory.as_dict(),
         "targets": [t.as_dict() for t in targets],
         "profiles": {k: v.as_dict() for k, v in r.profiles.items()},
+        "sizing": r.sizing,
     }
