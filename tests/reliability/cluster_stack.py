@@ -191,6 +191,25 @@ class Traffic:
 
         await asyncio.gather(*(worker(n) for n in range(workers)))
 
+    def summary(self, since: float) -> tuple[Counter[int], float, float]:
+        """Every status, then the window of answers sent from ``since`` on that failed or took
+        over half a second (first to last), and the slowest of those answers."""
+        after = [a for a in self.answers if a[0] >= since]
+        slow = [sent - since for sent, status, took in after if status != 200 or took > 0.5]
+        window = max(slow) - min(slow) if slow else 0.0
+        worst = max(took for _, _, took in after)
+        return Counter(status for _, status, _ in self.answers), window, worst
+
+
+async def revoked_everywhere(stack: ClusterStack, token: ClusterToken) -> float:
+    """Revoke ``token``; seconds from sending the revoke until every gateway answers 401."""
+    started = time.monotonic()
+    await revoke(stack.http, stack.introspector, stack.owner, token.token_id)
+    both = await asyncio.gather(
+        *(until_refused(stack.http, g, token.plaintext, started) for g in stack.gateways)
+    )
+    return max(both)
+
 
 async def listening(stack: ClusterStack) -> tuple[RevocationListener, L1Cache, asyncio.Task[None]]:
     """A gateway's revocation listener, in this process, on its own cluster client."""
