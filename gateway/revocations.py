@@ -4,7 +4,10 @@ The introspector publishes a revoked token's public id on ``keygate:revocations`
 evicts it from the L1 cache and closes the WebSockets opened with it. After any (re)connect
 the whole L1 cache is cleared, because messages published while we were disconnected are lost;
 while disconnected, the cache trusts an entry for only a second (see gateway.token_cache).
-A paused Redis is detected by pinging: no reply in time means reconnect.
+A paused Redis is detected by pinging: no reply in time means reconnect. On Redis Cluster the
+listener subscribes (plain SUBSCRIBE) on the master that serves the channel name's slot, and
+asks the cluster for its slot map again before every reconnect, so after a failover it follows
+the replica that took over (see :func:`keygate_core.redis_connect.refresh_topology`).
 
 Stopping must never depend on a cancellation arriving: Python 3.11's ``asyncio.wait_for`` can
 swallow one when its inner call finishes at the same moment, and a loop that retries on
@@ -23,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway.token_cache import L1Cache
+from keygate_core.redis_connect import refresh_topology
 from keygate_core.redis_keys import REVOCATION_CHANNEL
 
 PING_EVERY = 1.0
@@ -75,6 +79,9 @@ class RevocationListener:
             await asyncio.sleep(0.2)
 
     async def _listen(self) -> None:
+        if self.reconnects:
+            async with asyncio.timeout(self._dead_after * 4):
+                await refresh_topology(self._redis)
         pubsub = self._redis.pubsub()
         try:
             async with asyncio.timeout(self._dead_after):

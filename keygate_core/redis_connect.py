@@ -21,7 +21,9 @@ from urllib.parse import parse_qs, unquote
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
 
 #: Schemes ``KEYGATE_REDIS_URL`` accepts.
 SCHEMES = (
@@ -152,10 +154,26 @@ def open_redis(
         socket_connect_timeout=connect_timeout,
         username=address.username,
         password=address.password,
+        # One immediate retry: redis-py's default (three, with backoff, and 0.25 s more after
+        # each CLUSTERDOWN) holds a command for seconds while a master fails over, past the
+        # callers' own timeouts; they have fallbacks (Postgres, the local bucket) for failures.
+        retry=Retry(NoBackoff(), retries=1),
     )
     # RedisCluster speaks the same commands as Redis and routes each by its key's slot; keygate
     # uses only commands both have, so the rest of the code is written against one type.
     return cast(aioredis.Redis, cluster)
+
+
+async def refresh_topology(client: aioredis.Redis) -> None:
+    """Ask a Redis Cluster again which node serves which slot (a no-op for other topologies).
+
+    redis-py refreshes its slot map when a command meets MOVED or a dead node, but a client that
+    only subscribes (the gateway's revocation listener) never sends such a command: after a
+    failover it would keep dialling the dead master. Calling this before re-subscribing makes
+    it follow the replica that took over.
+    """
+    if isinstance(client, aioredis.RedisCluster):
+        await client.nodes_manager.initialize()
 
 
 class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):

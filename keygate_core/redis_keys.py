@@ -1,15 +1,19 @@
 """Every Redis key and channel keygate's services share, built in one place.
 
 Keys are hash-tagged (``{…}``) on the token or session they belong to, so every multi-key
-operation on one token stays within one Redis Cluster slot. No key ever contains a secret:
-sessions are keyed by a SHA-256 of the cookie, tokens by their public id.
+operation on one token stays within one Redis Cluster slot. The rules on Redis Cluster: a script
+takes one key, there are no transactions, and a command with several keys names one subject's
+keys only (``tests/unit/core/test_redis_slots.py`` checks the source); pipelines without a
+transaction may mix subjects, since redis-py's cluster client splits them per node. No key ever
+contains a secret: sessions are keyed by a SHA-256 of the cookie, tokens by their public id.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-#: The introspector publishes a revoked token's public id here; every gateway listens.
+#: The introspector publishes a revoked token's public id here; every gateway listens. Plain
+#: pub/sub: on Redis Cluster every node hears every message (docs/reliability.md says why).
 REVOCATION_CHANNEL = "keygate:revocations"
 
 
