@@ -118,34 +118,8 @@ def open_redis(
             url, max_connections=max_connections, timeout=connect_timeout, **sockets
         )
         return aioredis.Redis.from_pool(pool)
-    auth: dict[str, Any] = {"username": address.username, "password": address.password}
     if address.topology is Topology.SENTINEL:
-        # A sentinel's answer is never worth waiting for without bound, even for a client that
-        # blocks on reads (a subscriber): discovery moves on to the next sentinel only when one
-        # fails, so an unbounded wait on a frozen sentinel would never reach the others.
-        asking = {**sockets, "socket_timeout": timeout or connect_timeout}
-        sentinel = Sentinel(
-            address.nodes,
-            sentinel_kwargs={
-                **asking,
-                "username": address.sentinel_username,
-                "password": address.sentinel_password,
-                "ssl": address.tls,
-            },
-            **sockets,
-            **auth,
-            db=address.db,
-            ssl=address.tls,
-        )
-        if max_connections is None:
-            return cast(aioredis.Redis, sentinel.master_for(address.service))
-        client = sentinel.master_for(
-            address.service,
-            connection_pool_class=_BlockingSentinelPool,
-            max_connections=max_connections,
-            timeout=connect_timeout,
-        )
-        return cast(aioredis.Redis, client)
+        return _open_sentinel(address, timeout, connect_timeout, max_connections)
     cluster = aioredis.RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
         max_connections=max_connections or 100,
@@ -162,6 +136,43 @@ def open_redis(
     # RedisCluster speaks the same commands as Redis and routes each by its key's slot; keygate
     # uses only commands both have, so the rest of the code is written against one type.
     return cast(aioredis.Redis, cluster)
+
+
+def _open_sentinel(
+    address: RedisAddress,
+    timeout: float | None,
+    connect_timeout: float,
+    max_connections: int | None,
+) -> aioredis.Redis:
+    """A client of the primary the sentinels name; it asks them again on every new connection."""
+    sockets: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout}
+    auth: dict[str, Any] = {"username": address.username, "password": address.password}
+    # A sentinel's answer is never worth waiting for without bound, even for a client that
+    # blocks on reads (a subscriber): discovery moves on to the next sentinel only when one
+    # fails, so an unbounded wait on a frozen sentinel would never reach the others.
+    asking = {**sockets, "socket_timeout": timeout or connect_timeout}
+    sentinel = Sentinel(
+        address.nodes,
+        sentinel_kwargs={
+            **asking,
+            "username": address.sentinel_username,
+            "password": address.sentinel_password,
+            "ssl": address.tls,
+        },
+        **sockets,
+        **auth,
+        db=address.db,
+        ssl=address.tls,
+    )
+    if max_connections is None:
+        return cast(aioredis.Redis, sentinel.master_for(address.service))
+    client = sentinel.master_for(
+        address.service,
+        connection_pool_class=_BlockingSentinelPool,
+        max_connections=max_connections,
+        timeout=connect_timeout,
+    )
+    return cast(aioredis.Redis, client)
 
 
 async def refresh_topology(client: aioredis.Redis) -> None:

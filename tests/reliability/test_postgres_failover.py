@@ -20,32 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 
-from gateway.app import create_app as create_gateway
-from gateway.settings import GatewaySettings
-from introspector import users
-from introspector.app import create_app as create_introspector
-from introspector.db import writable_server
 from introspector.hashing import SecretHasher
-from introspector.models import Actor
-from introspector.settings import IntrospectorSettings
-from keygate_cli.settings import load_settings
 from tests.harness.figures import Figures
 from tests.harness.pg_replica import ReplicatedPostgres, replicated_postgres
-from tests.harness.relay import RelayTestServer
 from tests.harness.services import KEYGATE, base_environment
-from tests.harness.stack import API, INTERNAL_SECRET, gateway_env, introspector_env
-from tests.harness.upstream import create_upstream
+from tests.harness.stack import API
+from tests.reliability.postgres_stack import bearer, owner_tokens, start_stack
 
 DATABASE = "keygate"
 ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "ha" / "postgres.json"
-#: Creation is throttled per person by default; this test creates as fast as it can.
-NO_CREATE_LIMITS = {
-    "KEYGATE_TOKEN_CREATE_LIMIT_PER_USER": "100000",
-    "KEYGATE_TOKEN_CREATE_LIMIT_PER_ADDRESS": "100000",
-}
 #: (sent at, status, body, headers) of one create.
 Create = tuple[float, int, dict[str, Any], dict[str, str]]
 
@@ -61,54 +46,6 @@ def pair() -> Iterator[ReplicatedPostgres]:
         )
         assert migrated.returncode == 0, migrated.stderr
         yield started
-
-
-async def _start_stack(
-    url: str, redis_url: str, aiohttp_client: Any, aiohttp_server: Any
-) -> tuple[str, str]:
-    """An introspector and a gateway in this process on ``url``; their base URLs."""
-    settings = load_settings(
-        IntrospectorSettings, introspector_env(url, redis_url, **NO_CREATE_LIMITS)
-    )
-    introspector = await aiohttp_client(create_introspector(settings))
-    upstream = await aiohttp_server(create_upstream()[0])
-    introspector_url = str(introspector.make_url("")).rstrip("/")
-    upstream_url = str(upstream.make_url("")).rstrip("/")
-    # A short L1 lifetime: during the outage the gateway also asks the introspector, which
-    # answers from its Redis cache — both caches are exercised, not only the gateway's memory.
-    extra = {"KEYGATE_RATE_LIMIT_PER_MINUTE": "1000000", "KEYGATE_L1_CACHE_TTL_SECONDS": "1"}
-    gateway_settings = load_settings(
-        GatewaySettings, gateway_env(introspector_url, upstream_url, redis_url, **extra)
-    )
-    gateway = await aiohttp_client(RelayTestServer(create_gateway(gateway_settings)))
-    return introspector_url, str(gateway.make_url("")).rstrip("/")
-
-
-async def _owner_tokens(url: str, introspector_url: str, hasher: SecretHasher) -> list[str]:
-    """Three tokens of one person, made through the management API."""
-    conn = await asyncpg.connect(url, target_session_attrs=writable_server(url))
-    try:
-        owner = await users.create_user(conn, hasher, Actor.operator(), email="ha@example.com")
-    finally:
-        await conn.close()
-    headers = {
-        "X-Keygate-Internal-Secret": INTERNAL_SECRET,
-        "X-Keygate-User-Id": str(owner.id),
-        "X-Keygate-Auth-Method": "session",
-    }
-    made: list[str] = []
-    async with aiohttp.ClientSession() as http:
-        for i in range(3):
-            async with http.post(
-                f"{introspector_url}{API}/api-tokens", json={"name": f"seed {i}"}, headers=headers
-            ) as response:
-                assert response.status == 201, await response.text()
-                made.append((await response.json())["token"])
-    return made
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 class Traffic:
@@ -131,7 +68,7 @@ class Traffic:
             name = f"ha {len(self.creates)} {uuid.uuid4().hex[:8]}"  # names are unique per owner
             sent = time.monotonic()
             async with http.post(
-                f"{gateway}{API}/api-tokens", json={"name": name}, headers=_bearer(token)
+                f"{gateway}{API}/api-tokens", json={"name": name}, headers=bearer(token)
             ) as response:
                 body = await response.json(content_type=None)
                 self.creates.append((sent, response.status, body, dict(response.headers)))
@@ -147,7 +84,7 @@ class Traffic:
         n = 0
         while not self.stop.is_set():
             n += 1
-            headers = _bearer(tokens[n % len(tokens)])
+            headers = bearer(tokens[n % len(tokens)])
             async with http.get(f"{gateway}/app/ping", headers=headers) as response:
                 await response.read()
                 self.bearer.append((time.monotonic(), response.status))
@@ -159,7 +96,7 @@ async def _run_failover(pair: ReplicatedPostgres, gateway: str, tokens: list[str
     traffic = Traffic()
     async with aiohttp.ClientSession() as http:
         for token in tokens:  # each verified once, so cached from here on
-            async with http.get(f"{gateway}/app/ping", headers=_bearer(token)) as response:
+            async with http.get(f"{gateway}/app/ping", headers=bearer(token)) as response:
                 assert response.status == 200, await response.text()
         tasks = [
             *(asyncio.create_task(traffic.create_loop(http, gateway, tokens[0])) for _ in range(2)),
@@ -223,8 +160,8 @@ async def test_keygate_follows_a_promoted_standby(
     """Primary killed, standby promoted mid-run: creates resume without a restart, answer only
     201 or 503, lose nothing and write nothing by halves; cached tokens never fail."""
     url = pair.url(DATABASE)
-    introspector_url, gateway = await _start_stack(url, redis_url, aiohttp_client, aiohttp_server)
-    tokens = await _owner_tokens(url, introspector_url, hasher)
+    introspector_url, gateway = await start_stack(url, redis_url, aiohttp_client, aiohttp_server)
+    tokens = await owner_tokens(url, introspector_url, hasher)
     traffic = await _run_failover(pair, gateway, tokens)
     resumed = _check_answers(traffic)
 
@@ -234,7 +171,7 @@ async def test_keygate_follows_a_promoted_standby(
     assert stored <= audited, "a token row without its audit event: half-written"
     async with aiohttp.ClientSession() as http:
         for token in created.values():
-            async with http.get(f"{gateway}/app/ping", headers=_bearer(token)) as response:
+            async with http.get(f"{gateway}/app/ping", headers=bearer(token)) as response:
                 assert response.status == 200, await response.text()
     _report(figures, traffic, resumed, len(created), len(stored))
 
@@ -272,8 +209,8 @@ async def test_switchover_from_a_fenced_primary(
     is promoted: creates answer 503 meanwhile (never 500), and keygate drops the read-only
     connections and moves to the new primary without a restart."""
     url = pair.url(DATABASE)
-    introspector_url, gateway = await _start_stack(url, redis_url, aiohttp_client, aiohttp_server)
-    token = (await _owner_tokens(url, introspector_url, hasher))[0]
+    introspector_url, gateway = await start_stack(url, redis_url, aiohttp_client, aiohttp_server)
+    token = (await owner_tokens(url, introspector_url, hasher))[0]
     await asyncio.to_thread(pair.fence_primary)
     await asyncio.sleep(0.3)  # the sessions take the reloaded setting between statements
     statuses: list[int] = []
@@ -282,7 +219,7 @@ async def test_switchover_from_a_fenced_primary(
         async def create() -> int:
             name = f"switchover {uuid.uuid4().hex[:8]}"
             async with http.post(
-                f"{gateway}{API}/api-tokens", json={"name": name}, headers=_bearer(token)
+                f"{gateway}{API}/api-tokens", json={"name": name}, headers=bearer(token)
             ) as response:
                 await response.read()
                 statuses.append(response.status)
@@ -321,14 +258,14 @@ async def test_a_multi_host_url_that_does_not_choose_still_writes_to_the_primary
         timeout=60,
     )
     assert created.returncode == 0, created.stderr
-    introspector_url, gateway = await _start_stack(url, redis_url, aiohttp_client, aiohttp_server)
-    token = (await _owner_tokens(url, introspector_url, hasher))[0]
+    introspector_url, gateway = await start_stack(url, redis_url, aiohttp_client, aiohttp_server)
+    token = (await owner_tokens(url, introspector_url, hasher))[0]
     async with (
         aiohttp.ClientSession() as http,
         http.post(
             f"{gateway}{API}/api-tokens",
             json={"name": "standby listed first"},
-            headers=_bearer(token),
+            headers=bearer(token),
         ) as response,
     ):
         assert response.status == 201, await response.text()
