@@ -20,10 +20,12 @@ from tests.harness.relay import RelayTestServer
 from tests.harness.stack import API, INTERNAL_SECRET, gateway_env, introspector_env
 from tests.harness.upstream import create_upstream
 
-#: Creation is throttled per person by default; this test creates as fast as it can.
+#: Creation is throttled and live tokens are capped per person by default; these tests create
+#: as fast as they can, often more than the cap.
 NO_CREATE_LIMITS = {
     "KEYGATE_TOKEN_CREATE_LIMIT_PER_USER": "100000",
     "KEYGATE_TOKEN_CREATE_LIMIT_PER_ADDRESS": "100000",
+    "KEYGATE_MAX_TOKENS_PER_USER": "100000",
 }
 
 
