@@ -8,10 +8,19 @@ on 400/401/403 for bearer problems). The client sees the generic reason; ``inter
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final, Literal
 
 from keygate_core.problems import Problem
 
 REALM = 'Bearer realm="keygate"'
+
+#: Every ``result`` of ``keygate_gateway_auth_decisions_total`` for a refused bearer request
+#: (``method="token"``), declared once: docs/metrics.md and the observability guide mirror it.
+TokenRefusal = Literal[
+    "malformed", "wrong_secret", "invalid", "invalid_request", "too_many_attempts", "unavailable"
+]
+#: The ``result`` values counted with ``method="session"``.
+SessionRefusal = Literal["session_unavailable", "forged_session"]
 
 
 class GatewayError(Problem):
@@ -49,7 +58,7 @@ def invalid_request(detail: str) -> GatewayError:
     )
 
 
-def invalid_token(internal_reason: str) -> GatewayError:
+def invalid_token(internal_reason: TokenRefusal) -> GatewayError:
     """401: the token is not valid; the client is not told whether it was revoked or expired."""
     return GatewayError(
         401,
@@ -106,12 +115,12 @@ def too_many_attempts(retry_after: int) -> GatewayError:
 
 
 #: Internal reason of a 503 caused by the app's session-check service (not by keygate).
-SESSION_UNAVAILABLE = "session_unavailable"
+SESSION_UNAVAILABLE: Final = "session_unavailable"
 
 
 def auth_unavailable(
     detail: str = "the token service is unavailable; retry shortly",
-    internal_reason: str = "unavailable",
+    internal_reason: TokenRefusal | SessionRefusal = "unavailable",
 ) -> GatewayError:
     """503: keygate cannot decide right now — never a 401, never a pass-through."""
     return GatewayError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,21 @@ from uuid import UUID
 
 from introspector.db import Connection
 from introspector.models import Actor
+
+
+class AuditAction(enum.Enum):
+    """Every action the audit log records, in one place: ``record_event`` takes only these, and
+    the actions table in docs/security-model.md is checked against this list."""
+
+    TOKEN_CREATE = "token.create"
+    TOKEN_REVOKE = "token.revoke"
+    USER_CREATE = "user.create"
+    USER_CREATE_EXTERNAL = "user.create_external"
+    USER_LINK_EXTERNAL = "user.link_external"
+    USER_SET_ADMIN = "user.set_admin"
+    WORKSPACE_CREATE = "workspace.create"
+    WORKSPACE_ADD_MEMBER = "workspace.add_member"
+    WORKSPACE_REMOVE_MEMBER = "workspace.remove_member"
 
 
 @dataclass(frozen=True)
@@ -32,7 +48,7 @@ class AuditEvent:
 async def record_event(
     conn: Connection,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     *,
     target_type: str | None = None,
     target_id: object = None,
@@ -48,7 +64,7 @@ async def record_event(
         actor.kind.value,
         actor.user_id,
         actor.token_id,
-        action,
+        action.value,
         target_type,
         None if target_id is None else str(target_id),
         actor.source_ip,

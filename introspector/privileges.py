@@ -10,7 +10,7 @@ lookup on its hot path.
 
 from __future__ import annotations
 
-from introspector.audit import record_event
+from introspector.audit import AuditAction, record_event
 from introspector.db import Connection
 from introspector.models import Actor, User
 from introspector.revoking import revoke_role_tokens
@@ -34,7 +34,7 @@ async def set_org_admin(conn: Connection, actor: Actor, user: User, *, is_admin:
             await record_event(
                 conn,
                 actor,
-                "user.set_admin",
+                AuditAction.USER_SET_ADMIN,
                 target_type="user",
                 target_id=user.id,
                 details={"isAdmin": is_admin, "revokedTokens": revoked},

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from introspector.audit import record_event
+from introspector.audit import AuditAction, record_event
 from introspector.db import Connection
 from introspector.errors import NotFound
 from introspector.models import Actor, TokenRecord
@@ -68,7 +68,7 @@ async def revoke_tree(
                 await record_event(
                     conn,
                     actor,
-                    "token.revoke",
+                    AuditAction.TOKEN_REVOKE,
                     target_type="api_token",
                     target_id=row["id"],
                     details=details,

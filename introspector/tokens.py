@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from introspector.audit import record_event
+from introspector.audit import AuditAction, record_event
 from introspector.db import Connection
 from introspector.errors import NotFound, Unauthenticated
 from introspector.hashing import SecretHasher
@@ -168,7 +168,7 @@ async def insert_token(
         await record_event(
             conn,
             actor,
-            "token.create",
+            AuditAction.TOKEN_CREATE,
             target_type="api_token",
             target_id=record.id,
             details=_create_details(new, record),

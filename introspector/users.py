@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from introspector.audit import record_event
+from introspector.audit import AuditAction, record_event
 from introspector.db import Connection
 from introspector.errors import Conflict, InvalidInput, NotFound
 from introspector.hashing import SecretHasher
@@ -65,7 +65,7 @@ async def create_user(
         await record_event(
             conn,
             actor,
-            "user.create",
+            AuditAction.USER_CREATE,
             target_type="user",
             target_id=user.id,
             details={"email": user.email, "isAdmin": is_admin},
@@ -210,7 +210,7 @@ async def _link_or_create(
             await record_event(
                 conn,
                 actor,
-                "user.create_external",
+                AuditAction.USER_CREATE_EXTERNAL,
                 target_type="user",
                 target_id=user.id,
                 details={"email": user.email, "externalId": external_id},
@@ -238,7 +238,7 @@ async def _audit_link(
     await record_event(
         conn,
         actor,
-        "user.link_external",
+        AuditAction.USER_LINK_EXTERNAL,
         target_type="user",
         target_id=user.id,
         details={"email": user.email, "externalId": external_id, "linkedBy": how},

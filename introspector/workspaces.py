@@ -6,7 +6,7 @@ from uuid import UUID
 
 import asyncpg
 
-from introspector.audit import record_event
+from introspector.audit import AuditAction, record_event
 from introspector.db import Connection
 from introspector.errors import Conflict, InvalidInput, NotFound
 from introspector.models import Actor, Role, User, Workspace
@@ -44,7 +44,7 @@ async def create_workspace(conn: Connection, actor: Actor, *, name: str) -> Work
         await record_event(
             conn,
             actor,
-            "workspace.create",
+            AuditAction.WORKSPACE_CREATE,
             target_type="workspace",
             target_id=workspace.id,
             details={"name": name},
@@ -95,7 +95,7 @@ async def add_member(
         await record_event(
             conn,
             actor,
-            "workspace.add_member",
+            AuditAction.WORKSPACE_ADD_MEMBER,
             target_type="workspace",
             target_id=workspace.id,
             details={"userId": str(user.id), "role": role.value},
@@ -121,7 +121,7 @@ async def remove_member(conn: Connection, actor: Actor, workspace: Workspace, us
         await record_event(
             conn,
             actor,
-            "workspace.remove_member",
+            AuditAction.WORKSPACE_REMOVE_MEMBER,
             target_type="workspace",
             target_id=workspace.id,
             details={"userId": str(user.id)},
