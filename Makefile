@@ -42,9 +42,12 @@ bench-env: $(UV)
 servers:
 	@tests/harness/ensure-packages.sh
 
-# The whole stack with demo data on this machine, until Ctrl-C (see README).
+# The whole stack with demo data on this machine, until Ctrl-C (see README). Only the servers
+# the demo will run itself are installed: none for a KEYGATE_DATABASE_URL / KEYGATE_REDIS_URL
+# that is set (an empty list must not reach ensure-packages.sh, which then installs everything).
+DEMO_PACKAGES = $(strip $(if $(KEYGATE_DATABASE_URL),,postgresql) $(if $(KEYGATE_REDIS_URL),,redis-server))
 demo: runtime-env
-	@tests/harness/ensure-packages.sh postgresql redis-server
+	$(if $(DEMO_PACKAGES),@tests/harness/ensure-packages.sh $(DEMO_PACKAGES))
 	@$(BIN)/keygate demo $(DEMO_FLAGS)
 
 lint: test-env

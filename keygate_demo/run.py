@@ -139,11 +139,13 @@ def _banner(options: DemoOptions, token: str, owner: str, reused: bool) -> Itera
     yield f"  A demo token for {owner} (issued for this run; the previous run's is revoked):"
     yield f"    {token}"
     yield ""
+    bearer = shlex.quote("Authorization: Bearer " + token)
     yield "  Ask keygate who that token is:"
-    yield (
-        f"    curl -sS -H {shlex.quote('Authorization: Bearer ' + token)} "
-        f"{gateway}/api/platform/internal/whoami"
-    )
+    yield f"    curl -sS -H {bearer} {gateway}/api/platform/internal/whoami"
+    yield ""
+    # A browser cannot send a bearer token: this is how to see the app's side of one.
+    yield "  See what the demo app receives with that token (identity headers keygate vouches for):"
+    yield f"    curl -sS -H {bearer} {gateway}/api/echo"
     yield ""
     where = options.data_dir
     yield (
