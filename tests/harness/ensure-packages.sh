@@ -28,7 +28,7 @@ have_chromium() {
 # Arguments name the Debian packages wanted (`make demo` needs only postgresql and
 # redis-server); without arguments, everything `make test` uses.
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(postgresql redis-server nginx chromium nodejs curl openssl)
+[ ${#wanted[@]} -eq 0 ] && wanted=(postgresql redis-server nginx chromium nodejs curl openssl caddy)
 missing=()
 for package in "${wanted[@]}"; do
     case "$package" in
@@ -37,7 +37,7 @@ for package in "${wanted[@]}"; do
         nginx) have_nginx || missing+=(nginx) ;;
         chromium) have_chromium || missing+=(chromium) ;;
         nodejs) have_command node || missing+=(nodejs) ;;
-        curl | openssl | wrk | podman | runc | debootstrap)
+        curl | openssl | caddy | wrk | podman | runc | debootstrap)
             have_command "$package" || missing+=("$package") ;;
         *) echo "ensure-packages: unknown package $package" >&2; exit 2 ;;
     esac
