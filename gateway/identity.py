@@ -36,6 +36,9 @@ class Identity:
     external: bool = False
     #: The app's session check said it verified ``email`` (``emailVerified: true``).
     email_verified: bool = False
+    #: The app's own id for the caller (``X-Keygate-External-Id``): the session check's
+    #: ``userId``, or the app account a token's owner is linked to; ``None`` when unknown.
+    external_id: str | None = None
 
     @classmethod
     def anonymous(cls) -> Identity:

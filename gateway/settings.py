@@ -41,7 +41,15 @@ def networks(text: str) -> tuple[Network, ...]:
     return tuple(found)
 
 
-IDENTITY_FIELDS = ("user_id", "email", "workspace_id", "token_id", "token_scope", "auth_method")
+IDENTITY_FIELDS = (
+    "user_id",
+    "email",
+    "workspace_id",
+    "token_id",
+    "token_scope",
+    "auth_method",
+    "external_id",
+)
 
 
 def header_names(text: str) -> dict[str, str]:

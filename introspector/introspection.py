@@ -40,9 +40,9 @@ from keygate_core.token_format import ParsedToken, TokenFormatError, parse_token
 log = logging.getLogger("keygate.introspection")
 
 _LOOKUP = """
-    SELECT t.id, t.public_id, t.user_id, u.email, t.workspace_id, t.scope::text AS scope,
-           t.rate_limit, t.created_at, t.expires_at, t.revoked_at, t.token_hash,
-           t.secret_verifier, t.secret_verifier_key_id
+    SELECT t.id, t.public_id, t.user_id, u.email, u.external_id, t.workspace_id,
+           t.scope::text AS scope, t.rate_limit, t.created_at, t.expires_at, t.revoked_at,
+           t.token_hash, t.secret_verifier, t.secret_verifier_key_id
     FROM api_token t JOIN users u ON u.id = t.user_id
     WHERE t.public_id = $1
 """
@@ -151,6 +151,7 @@ class TokenIntrospector:
             rate_limit=row["rate_limit"],
             issued_at=int(row["created_at"].timestamp()),
             expires_at=None if expires_at is None else int(expires_at.timestamp()),
+            external_id=row["external_id"],
         )
         try:
             await self._cache.put_active(parts.public_id, parts.secret, result, now)

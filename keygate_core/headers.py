@@ -36,6 +36,9 @@ WORKSPACE_ID = "X-Keygate-Workspace-Id"
 TOKEN_ID = "X-Keygate-Token-Id"
 TOKEN_SCOPE = "X-Keygate-Token-Scope"
 AUTH_METHOD = "X-Keygate-Auth-Method"
+#: The protected app's own id for the caller: ``userId`` from its session check, or the app
+#: account a token's owner is linked to (``keygate users link``).
+EXTERNAL_ID = "X-Keygate-External-Id"
 
 REQUEST_ID = "X-Request-Id"
 #: keygate's own login session (admin UI sign-in), looked up in Redis by a hash of its value.

@@ -31,6 +31,9 @@ class IntrospectionResult:
     rate_limit: int | None = None
     issued_at: int | None = None
     expires_at: int | None = None
+    #: The protected app's id of the owner, when the owner is linked to an app account.
+    #: Last, so cache entries written before it existed still load (it defaults to None).
+    external_id: str | None = None
 
     @classmethod
     def inactive(cls, reason: str) -> IntrospectionResult:
@@ -52,6 +55,7 @@ class IntrospectionResult:
             "public_id": self.public_id,
             "workspace_id": self.workspace_id,
             "rate_limit": self.rate_limit,
+            "external_id": self.external_id,
         }
         if self.expires_at is not None:
             body["exp"] = self.expires_at
@@ -73,4 +77,5 @@ class IntrospectionResult:
             rate_limit=body.get("rate_limit"),
             issued_at=body.get("iat"),
             expires_at=body.get("exp"),
+            external_id=body.get("external_id"),
         )

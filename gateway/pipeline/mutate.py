@@ -61,6 +61,7 @@ class IdentityHeaderNames:
     token_id: str = wire.TOKEN_ID
     token_scope: str = wire.TOKEN_SCOPE
     auth_method: str = wire.AUTH_METHOD
+    external_id: str = wire.EXTERNAL_ID
 
     def __post_init__(self) -> None:
         seen: dict[str, str] = {}
@@ -131,6 +132,7 @@ def _facts(identity: Identity, names: IdentityHeaderNames) -> tuple[tuple[str, s
         (names.token_id, identity.token_id),
         (names.token_scope, identity.token_scope),
         (names.auth_method, identity.auth_method.value),
+        (names.external_id, identity.external_id),
     )
 
 

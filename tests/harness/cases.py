@@ -17,6 +17,7 @@ IDENTITY_HEADERS = (
     "X-Keygate-Token-Id",
     "X-Keygate-Token-Scope",
     "X-Keygate-Auth-Method",
+    "X-Keygate-External-Id",
 )
 
 #: One spoofed user id per spelling a case- or separator-blind check might let through

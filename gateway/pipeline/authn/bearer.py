@@ -142,4 +142,5 @@ def _identity(result: IntrospectionResult) -> Identity:
         token_scope=result.scope,
         auth_method=AuthMethod.TOKEN,
         rate_limit=result.rate_limit,
+        external_id=result.external_id,
     )

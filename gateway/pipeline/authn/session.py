@@ -115,6 +115,7 @@ class UpstreamSessionAuthenticator:
             auth_method=AuthMethod.SESSION,
             external=True,
             email_verified=body.get("emailVerified") is True,
+            external_id=str(body["userId"]),
         )
 
 

@@ -34,7 +34,7 @@ SESSION_IDENTITY = Identity(
 
 
 def test_default_names_are_the_documented_ones() -> None:
-    """all() lists the six default names in field order."""
+    """all() lists the seven default names in field order."""
     assert IdentityHeaderNames().all() == IDENTITY_HEADERS
 
 
