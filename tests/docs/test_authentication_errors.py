@@ -196,12 +196,15 @@ async def _relay_to(introspector_url: str, *, stall: str | None = None) -> Any:
     async def relay(request: web.Request) -> web.StreamResponse:
         if request.path == stall:
             await asyncio.sleep(30)
-        async with aiohttp.ClientSession() as session, session.request(
-            request.method,
-            introspector_url + request.path_qs,
-            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
-            data=await request.read(),
-        ) as answer:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method,
+                introspector_url + request.path_qs,
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+                data=await request.read(),
+            ) as answer,
+        ):
             body = await answer.read()
             return web.Response(status=answer.status, body=body, headers=answer.headers)
 
