@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+from aiohttp.test_utils import TestServer
+
 from gateway.appkeys import LISTENER
 from tests.harness.stack import Stack
 from tests.integration.test_introspector_metrics import sample
@@ -44,6 +46,8 @@ async def test_answers_from_the_gateways_cache_are_not_counted_by_the_introspect
 ) -> None:
     """Three requests with one token: the gateway counts three successes, the introspector
     one (the first; the gateway answers the others from its cache)."""
+    # Listening for revocations, the gateway trusts its cache for its full lifetime.
+    assert isinstance(stack.gateway.server, TestServer)
     await asyncio.wait_for(stack.gateway.server.app[LISTENER].connected.wait(), 10)
     alice = await stack.introspector.user("alice@example.com")
     headers = {"Authorization": f"Bearer {await stack.token_for(alice)}"}
