@@ -33,7 +33,8 @@ class IntrospectionClient:
         self, token: str, *, client_address: str | None, request_id: str
     ) -> IntrospectionResult:
         """The introspector's verdict. Raises a 503 :class:`GatewayError` when it cannot be had
-        (unreachable, slow, 5xx, garbled) and 429 when the introspector throttles the client."""
+        (unreachable, slow, 5xx, garbled), logging which, and 429 when the introspector
+        throttles the client."""
         headers = {wire.INTERNAL_SECRET: self._secret, wire.REQUEST_ID: request_id}
         if client_address:
             headers[wire.CLIENT_ADDRESS] = client_address
@@ -46,14 +47,20 @@ class IntrospectionClient:
                 if response.status == 401:
                     self._log_refused_secret()
                 if response.status != 200:
-                    raise auth_unavailable()
+                    raise _failed(request_id, "status", introspector_status=response.status)
                 body = json.loads(await response.read())
         except GatewayError:
             raise
-        except (TimeoutError, aiohttp.ClientError, ValueError, OSError):
-            raise auth_unavailable() from None
+        except TimeoutError:
+            raise _failed(request_id, "timeout") from None
+        except (aiohttp.ClientConnectorError, ConnectionRefusedError):
+            raise _failed(request_id, "refused") from None
+        except ValueError:
+            raise _failed(request_id, "bad_json") from None
+        except (aiohttp.ClientError, OSError) as error:
+            raise _failed(request_id, "connection", error=type(error).__name__) from None
         if not isinstance(body, dict):
-            raise auth_unavailable()
+            raise _failed(request_id, "bad_json")
         return IntrospectionResult.from_rfc7662(body)
 
     def _log_refused_secret(self) -> None:
@@ -64,3 +71,12 @@ class IntrospectionClient:
                 "the introspector refused the gateway's internal secret: KEYGATE_INTERNAL_SECRET "
                 "differs between the two services; bearer requests are answered 503"
             )
+
+
+def _failed(request_id: str, cause: str, **details: object) -> GatewayError:
+    """The 503 for a failed introspection, after logging why (GS-14): the client is only told
+    to retry, and the operator needs to tell a timeout from a refused connection, a 5xx or a
+    garbled answer. ``cause`` is one of ``timeout``, ``refused``, ``status`` (with
+    ``introspector_status``), ``bad_json`` and ``connection`` (with the error's class)."""
+    log.warning("introspection failed", extra={"cause": cause, "request_id": request_id, **details})
+    return auth_unavailable()

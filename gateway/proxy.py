@@ -100,12 +100,7 @@ class Pipeline:
         self._strip_for_trusted = (*protected, *GATEWAY_WRITTEN)
         self._strip_for_untrusted = (*self._strip_for_trusted, *UNTRUSTED_FORWARDING)
         settings = self.settings
-        self._mutator = Mutator(
-            self.header_names,
-            settings.internal_secret,
-            settings.forward_bearer,
-            settings.trusted_proxies,
-        )
+        self._mutator = Mutator.configured(self.header_names, settings)
         m = self.metrics  # the counters every admitted request adds to, looked up once:
         self._forwarding = ForwardingTrust(settings.trusted_proxies, m.forwarded_ignored_count)
         self._authenticated = {a: m.labels(m.auth_decisions, a.value, "ok") for a in AuthMethod}

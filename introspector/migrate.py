@@ -22,6 +22,11 @@ import asyncpg
 #: Arbitrary but fixed: every keygate migrate run contends on this advisory lock key.
 ADVISORY_LOCK_KEY = 0x6B657967617465  # "keygate" in ASCII
 
+#: The oldest PostgreSQL keygate runs on, as ``server_version_num`` (15.0): the oldest release
+#: its tests run against. The schema itself needs 13 (``gen_random_uuid()`` without pgcrypto);
+#: 13 and 14 are refused because nothing checks that the rest of keygate works on them.
+MIN_SERVER_VERSION_NUM = 150000
+
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -57,9 +62,26 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+def check_server_version(version_num: int, version: str) -> None:
+    """Refuse (:class:`MigrationError`) a server older than :data:`MIN_SERVER_VERSION_NUM`;
+    ``version_num`` and ``version`` are the server's ``server_version_num`` and
+    ``server_version``. Checked before anything is written, so an old server is told so
+    plainly instead of failing half-way with an unknown function."""
+    if version_num < MIN_SERVER_VERSION_NUM:
+        raise MigrationError(
+            f"keygate needs PostgreSQL {MIN_SERVER_VERSION_NUM // 10000} or later; "
+            f"this server is {version}"
+        )
+
+
 async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[int]:
-    """Apply pending migrations; return the versions this call applied (maybe none)."""
+    """Apply pending migrations, on a new enough server only (:func:`check_server_version`);
+    return the versions this call applied (maybe none)."""
     migrations = load_migrations() if migrations is None else migrations
+    check_server_version(
+        int(await conn.fetchval("SHOW server_version_num")),
+        await conn.fetchval("SHOW server_version"),
+    )
     await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
     try:
         await conn.execute(

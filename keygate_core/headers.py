@@ -27,6 +27,9 @@ IDENTITY_SOURCE = "X-Keygate-Identity-Source"
 #: ``true`` when the app's session check said it verified the e-mail (``emailVerified: true``);
 #: only then may the introspector link the person to an existing keygate user by e-mail.
 EMAIL_VERIFIED = "X-Keygate-Email-Verified"
+#: The per-minute limit the gateway applies to the calling token (its own, or the gateway's
+#: ``KEYGATE_RATE_LIMIT_PER_MINUTE``): only the gateway knows the default, and whoami shows it.
+RATE_LIMIT = "X-Keygate-Rate-Limit"
 
 # The identity headers keygate's own services read. Their names are fixed; the names the
 # protected app sees are configurable (KEYGATE_IDENTITY_HEADERS) and default to these.

@@ -23,6 +23,7 @@ from gateway.pipeline.authz import ADMIN_UI, INTROSPECTOR
 from gateway.pipeline.cookies import drop_keygate_cookies
 from gateway.pipeline.strip import HOP_BY_HOP, canonical_name, is_field_name
 from gateway.request import ProxiedRequest
+from gateway.settings import GatewaySettings
 from keygate_core import headers as wire
 
 # Visible ASCII except "%" is left alone; "%" itself is encoded so the result decodes
@@ -137,14 +138,21 @@ def _facts(identity: Identity, names: IdentityHeaderNames) -> tuple[tuple[str, s
 
 
 def service_headers(
-    headers: MutableMapping[str, str], secret: str, ctx: RequestContext, identity: Identity
+    headers: MutableMapping[str, str],
+    secret: str,
+    ctx: RequestContext,
+    identity: Identity,
+    default_rate_limit: int,
 ) -> None:
     """Set what only keygate's own services are told: the internal secret that proves the
-    request came through the gateway, the client's address (when known) and, for a person the
-    app's session check vouched for, ``X-Keygate-Identity-Source: upstream``."""
+    request came through the gateway, the client's address (when known), a token caller's
+    per-minute limit (for whoami) and, for a person the app's session check vouched for,
+    ``X-Keygate-Identity-Source: upstream``."""
     headers[wire.INTERNAL_SECRET] = secret
     if ctx.client_address:
         headers[wire.CLIENT_ADDRESS] = ctx.client_address
+    if identity.token_id is not None:
+        headers[wire.RATE_LIMIT] = str(identity.rate_limit or default_rate_limit)
     if identity.external:
         headers[wire.IDENTITY_SOURCE] = "upstream"
         if identity.email_verified:
@@ -196,6 +204,19 @@ class Mutator:
     #: The operator's ``KEYGATE_FORWARD_BEARER``; see :func:`forwards_bearer`.
     forward_bearer: bool
     trusted_proxies: tuple[Network, ...]
+    #: ``KEYGATE_RATE_LIMIT_PER_MINUTE``: the limit of a token without its own.
+    default_rate_limit: int
+
+    @classmethod
+    def configured(cls, names: IdentityHeaderNames, settings: GatewaySettings) -> Mutator:
+        """The mutate stage for a gateway with ``settings`` showing the app ``names``."""
+        return cls(
+            names,
+            settings.internal_secret,
+            settings.forward_bearer,
+            settings.trusted_proxies,
+            settings.rate_limit_per_minute,
+        )
 
     def for_upstream(
         self,
@@ -228,7 +249,7 @@ class Mutator:
             headers[name] = value
         headers[wire.REQUEST_ID] = ctx.request_id
         if upstream in KEYGATE_SERVICES:
-            service_headers(headers, self.internal_secret, ctx, identity)
+            service_headers(headers, self.internal_secret, ctx, identity, self.default_rate_limit)
             set_identity_headers(headers, identity, SERVICE_IDENTITY)
         else:
             if "Cookie" in headers:

@@ -150,6 +150,7 @@ def protected_headers(
         wire.CLIENT_ADDRESS,
         wire.IDENTITY_SOURCE,
         wire.EMAIL_VERIFIED,
+        wire.RATE_LIMIT,
     )
 
 

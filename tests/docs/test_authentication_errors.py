@@ -7,6 +7,7 @@ a row, or an answer that differs from the row fails the suite.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -16,8 +17,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from multidict import CIMultiDict
 
+from gateway.appkeys import LISTENER
 from gateway.settings import GatewaySettings
 from keygate_core.token_format import generate_token, parse_token
 from tests.docs.live import Live
@@ -72,6 +75,7 @@ class Extra:
 
     start_gateway: Any
     tmp_path: Path
+    aiohttp_server: Any
 
 
 Scenario = Callable[[Live, Extra], Awaitable[list[Answer]]]
@@ -185,6 +189,56 @@ async def auth_unavailable(live: Live, extra: Extra) -> list[Answer]:
     return [answer]
 
 
+async def _relay_to(introspector_url: str, *, stall: str | None = None) -> Any:
+    """A real HTTP server in front of the live introspector that passes every request on,
+    except that requests for ``stall`` get no answer (the introspector "accepts but hangs")."""
+
+    async def relay(request: web.Request) -> web.StreamResponse:
+        if request.path == stall:
+            await asyncio.sleep(30)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method,
+                introspector_url + request.path_qs,
+                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+                data=await request.read(),
+            ) as answer,
+        ):
+            body = await answer.read()
+            return web.Response(status=answer.status, body=body, headers=answer.headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", relay)
+    return app
+
+
+async def upstream_unreachable(live: Live, extra: Extra) -> list[Answer]:
+    """whoami with a recently used token while the token service refuses connections."""
+    server = await extra.aiohttp_server(await _relay_to(live.introspector_url))
+    gateway = await extra.start_gateway(
+        str(server.make_url("")).rstrip("/"), live.stack.upstream_url
+    )
+    # Listening for revocations, the gateway trusts what it knows for its cache's lifetime.
+    await asyncio.wait_for(gateway.server.app[LISTENER].connected.wait(), 10)
+    headers = {"Authorization": f"Bearer {live.token}"}
+    assert (await call(gateway, WHOAMI, headers)).status == 200  # now the gateway knows it
+    await server.close()
+    answer = await call(gateway, WHOAMI, headers)
+    return [answer]
+
+
+async def upstream_timeout(live: Live, extra: Extra) -> list[Answer]:
+    """whoami while the token service accepts the forwarded call but never answers."""
+    server = await extra.aiohttp_server(await _relay_to(live.introspector_url, stall=WHOAMI))
+    gateway = await extra.start_gateway(
+        str(server.make_url("")).rstrip("/"),
+        live.stack.upstream_url,
+        KEYGATE_UPSTREAM_TIMEOUT_SECONDS="1",
+    )
+    return [await call(gateway, WHOAMI, {"Authorization": f"Bearer {live.token}"})]
+
+
 SCENARIOS: dict[tuple[int, str], Scenario] = {
     (400, "invalid_request"): malformed_authorization,
     (401, "unauthenticated"): no_credential,
@@ -192,7 +246,9 @@ SCENARIOS: dict[tuple[int, str], Scenario] = {
     (403, "insufficient_scope"): insufficient_scope,
     (429, "rate_limited"): rate_limited,
     (429, "too_many_attempts"): too_many_attempts,
+    (502, "upstream_unreachable"): upstream_unreachable,
     (503, "auth_unavailable"): auth_unavailable,
+    (504, "upstream_timeout"): upstream_timeout,
 }
 ROWS = documented_rows()
 
@@ -215,6 +271,7 @@ def test_documented_limits_are_the_code_defaults() -> None:
     assert f"{introspector.failed_verify_limit_per_address} from one client" in attempts
     seconds = gateway.introspector_timeout_ms // 1000
     assert f"within {seconds} seconds" in text[503, "auth_unavailable"]
+    assert f"{gateway.upstream_timeout_seconds} by default" in text[504, "upstream_timeout"]
 
 
 def test_numbers_in_the_text_are_the_code_defaults() -> None:
@@ -240,10 +297,11 @@ def test_numbers_in_the_text_are_the_code_defaults() -> None:
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.status}-{r.reason}")
 async def test_documented_error_happens_as_documented(
-    row: Row, live: Live, start_gateway: Any, tmp_path: Path
+    row: Row, live: Live, start_gateway: Any, tmp_path: Path, aiohttp_server: Any
 ) -> None:
     """Each cause of the row gets the row's status, reason and problem+json body."""
-    answers = await SCENARIOS[row.status, row.reason](live, Extra(start_gateway, tmp_path))
+    extra = Extra(start_gateway, tmp_path, aiohttp_server)
+    answers = await SCENARIOS[row.status, row.reason](live, extra)
     for answer in answers:
         assert (answer.status, answer.body.get("reason")) == (row.status, row.reason), answer
         assert answer.headers["Content-Type"] == "application/problem+json"

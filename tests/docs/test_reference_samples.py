@@ -19,16 +19,18 @@ from pathlib import Path
 
 import pytest
 
+from gateway.settings import GatewaySettings
 from tests.docs.live import Live
-from tests.docs.markdown_blocks import REFERENCE, RUNNERS, CodeBlock, code_blocks
+from tests.docs.markdown_blocks import REFERENCE, RUNNERS, CodeBlock, code_blocks, section_text
 from tests.docs.shapes import http_differences, json_differences
 
 PAGES = sorted(REFERENCE.glob("*.md"))
 BLOCKS = [block for page in PAGES for block in code_blocks(page)]
 SAMPLES = [block for block in BLOCKS if block.is_sample]
 RUNNABLE_LANGUAGES = {"bash", "sh", "shell", "python", "py", "javascript", "js"}
-#: The placeholders a setup block may hold, and what the tests fill in.
-INSTANCE_PLACEHOLDER = "https://<your-instance>"
+#: What a setup block holds and the page tells the reader to replace (their own instance): a
+#: gateway on this machine at its default address, so the block works as written locally.
+LOCAL_GATEWAY = f"http://{GatewaySettings().host}:{GatewaySettings().port}"
 TOKEN_PLACEHOLDER = "<your-token>"
 _EXPORT = re.compile(r'^export (?P<name>[A-Z_]+)="(?P<value>[^"]*)"$')
 _CLI = re.compile(r"^\s*keygate\s", re.M)
@@ -82,7 +84,9 @@ def test_every_sample_has_a_documented_output_and_every_output_a_sample() -> Non
 
 
 def test_setup_block_uses_the_documented_base_url_and_token_placeholder() -> None:
-    """The setup block names the base URL ``https://<your-instance>/api`` and ``$KEYGATE_TOKEN``."""
+    """The setup block's base URL is the local gateway's (``http://127.0.0.1:8080/api``), which
+    the page tells the reader to replace, scheme included, with their instance; the token is a
+    placeholder. The samples run with exactly that replacement made."""
     for page in PAGES:
         exports = dict(
             (m["name"], m["value"])
@@ -90,9 +94,11 @@ def test_setup_block_uses_the_documented_base_url_and_token_placeholder() -> Non
             if m
         )
         assert exports == {
-            "KEYGATE_BASE_URL": f"{INSTANCE_PLACEHOLDER}/api",
+            "KEYGATE_BASE_URL": f"{LOCAL_GATEWAY}/api",
             "KEYGATE_TOKEN": TOKEN_PLACEHOLDER,
         }
+        told = " ".join(section_text(page, "Code samples").split())
+        assert f"replace `{LOCAL_GATEWAY}` with `https://<your-instance>`" in told
 
 
 def _command(sample: CodeBlock, path: Path, setup: str | None) -> list[str]:
@@ -117,7 +123,7 @@ async def test_sample_runs_against_a_live_stack_and_prints_the_documented_shape(
         env = live.base_environment()
         setup = (
             setup_block(sample.page)
-            .text.replace(INSTANCE_PLACEHOLDER, live.gateway_url)
+            .text.replace(LOCAL_GATEWAY, live.gateway_url)
             .replace(TOKEN_PLACEHOLDER, live.token)
         )
     result = await asyncio.to_thread(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from keygate_core.token_format import generate_token, parse_token
@@ -26,6 +28,39 @@ async def test_whoami_through_the_gateway(stack: Stack) -> None:
     assert response.headers["X-RateLimit-Limit"] == "600"
     assert response.headers["X-RateLimit-Remaining"] == "599"
     assert response.headers["RateLimit-Policy"] == '"per-token";q=600;w=60'
+
+
+async def test_whoami_shows_the_tokens_expiry_and_rate_limit(stack: Stack) -> None:
+    """whoami tells a token caller when its token expires and which per-minute limit applies:
+    the gateway's default, or the token's own."""
+    alice = await stack.introspector.user("alice@example.com")
+    admin = await stack.introspector.user("root@example.com", admin=True)
+    plain = await stack.token_for(alice)
+    expires = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    own = await stack.token_for(admin, rateLimit=7, expiresAt=expires.isoformat())
+
+    default_body = await (
+        await stack.gateway.get(f"{API}/whoami", headers={"Authorization": f"Bearer {plain}"})
+    ).json()
+    assert default_body["expiresAt"] is None
+    assert default_body["rateLimit"] == {"perMinute": 600, "source": "default"}
+
+    response = await stack.gateway.get(f"{API}/whoami", headers={"Authorization": f"Bearer {own}"})
+    body = await response.json()
+    assert datetime.fromisoformat(body["expiresAt"]) == expires
+    assert body["rateLimit"] == {"perMinute": 7, "source": "token"}
+    assert response.headers["X-RateLimit-Limit"] == "7"
+
+
+async def test_a_client_cannot_claim_a_rate_limit_to_whoami(stack: Stack) -> None:
+    """The limit whoami reports is the gateway's, whatever header the client sends."""
+    alice = await stack.introspector.user("alice@example.com")
+    token = await stack.token_for(alice)
+    response = await stack.gateway.get(
+        f"{API}/whoami",
+        headers={"Authorization": f"Bearer {token}", "X-Keygate-Rate-Limit": "99999"},
+    )
+    assert (await response.json())["rateLimit"] == {"perMinute": 600, "source": "default"}
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])

@@ -8,7 +8,13 @@ import dataclasses
 import asyncpg
 import pytest
 
-from introspector.migrate import MigrationError, load_migrations, migrate, pending
+from introspector.migrate import (
+    MIN_SERVER_VERSION_NUM,
+    MigrationError,
+    load_migrations,
+    migrate,
+    pending,
+)
 
 ARGON2_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"
 
@@ -26,6 +32,17 @@ async def test_migrate_applies_every_migration_once(empty_database_url: str) -> 
             for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
         }
         assert {"users", "workspaces", "workspace_members", "api_token", "audit_event"} <= tables
+    finally:
+        await conn.close()
+
+
+async def test_the_harness_postgres_passes_the_version_check(empty_database_url: str) -> None:
+    """The real server (the harness's PostgreSQL 15) meets the minimum, so migrate runs."""
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        version_num = int(await conn.fetchval("SHOW server_version_num"))
+        assert version_num >= MIN_SERVER_VERSION_NUM
+        assert await migrate(conn) == [m.version for m in load_migrations()]
     finally:
         await conn.close()
 

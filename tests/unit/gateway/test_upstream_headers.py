@@ -71,8 +71,29 @@ def test_forwards_bearer_only_when_opted_in_and_never_to_keygate(
 def test_service_headers(address: str | None, external: bool, expected: dict[str, str]) -> None:
     """keygate's services get the secret, the client address when known, and the source."""
     headers: CIMultiDict[str] = CIMultiDict()
-    service_headers(headers, SECRET, RequestContext("r-1", address), _person(external=external))
+    ctx = RequestContext("r-1", address)
+    service_headers(headers, SECRET, ctx, _person(external=external), default_rate_limit=600)
     assert dict(headers) == expected
+
+
+@pytest.mark.parametrize(
+    ("own_limit", "expected"),
+    [pytest.param(None, "600", id="gateway-default"), pytest.param(7, "7", id="token-own")],
+)
+def test_service_headers_tell_a_token_callers_limit(own_limit: int | None, expected: str) -> None:
+    """A token caller's effective per-minute limit goes to keygate's services (for whoami)."""
+    caller = Identity(
+        user_id="u-1",
+        email=None,
+        workspace_id=None,
+        token_id="t-1",
+        token_scope="PERSONAL",
+        auth_method=AuthMethod.TOKEN,
+        rate_limit=own_limit,
+    )
+    headers: CIMultiDict[str] = CIMultiDict()
+    service_headers(headers, SECRET, RequestContext("r-1", None), caller, default_rate_limit=600)
+    assert headers["X-Keygate-Rate-Limit"] == expected
 
 
 def test_set_identity_headers_replaces_and_matches_identity_headers() -> None:
@@ -95,5 +116,6 @@ def test_protected_headers_cover_both_name_sets_and_the_internal_headers() -> No
         "X-Keygate-Internal-Secret",
         "X-Keygate-Client-Address",
         "X-Keygate-Identity-Source",
+        "X-Keygate-Rate-Limit",
     } <= set(protected)
     assert set(SERVICE_IDENTITY.all()) <= set(protected)
