@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, Literal
 
+from keygate_core import headers as wire
 from keygate_core.problems import Problem
 
 REALM = 'Bearer realm="keygate"'
@@ -131,6 +132,19 @@ def auth_unavailable(
         headers={"Retry-After": "1"},
         internal_reason=internal_reason,
     )
+
+
+def refused_secret(status: int, refused: str | None) -> bool:
+    """Whether keygate's own service answered that it refused this gateway's internal secret
+    (``X-Keygate-Refused`` on its 401)."""
+    return status == 401 and refused == wire.INTERNAL_SECRET_REFUSED
+
+
+def service_refused_secret() -> GatewayError:
+    """503: keygate's own service refused this gateway's internal secret while answering a
+    client's call (services on different secrets mid-rotation). The client's token is not at
+    fault, so never the service's 401."""
+    return auth_unavailable("keygate's services disagree on their internal secret; retry shortly")
 
 
 def duplicate_header(name: str) -> GatewayError:

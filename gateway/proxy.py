@@ -268,6 +268,8 @@ class Pipeline:
 
     def count_upstream_error(self, error: GatewayError) -> None:
         """``keygate_gateway_upstream_errors_total`` for a 502 or 504 from forwarding."""
+        if error.status not in (502, 504):
+            return
         kind = "timeout" if error.status == 504 else "unreachable"
         self.metrics.upstream_errors.labels(kind).inc()
 

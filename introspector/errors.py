@@ -7,7 +7,7 @@ stable and machine-readable; the detail is for people and never contains a secre
 
 from __future__ import annotations
 
-from keygate_core.headers import INTERNAL_SECRET_REFUSED
+from keygate_core.headers import INTERNAL_SECRET_REFUSED, REFUSED
 from keygate_core.problems import Problem
 
 
@@ -89,6 +89,10 @@ class InternalSecretRefused(Unauthenticated):
 
     reason = INTERNAL_SECRET_REFUSED
     title = "Internal secret refused"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers[REFUSED] = INTERNAL_SECRET_REFUSED
 
 
 class TooManyAttempts(KeygateError):

@@ -19,6 +19,11 @@ INTERNAL_SECRET = "X-Keygate-Internal-Secret"
 #: The problem reason the introspector answers a request without an accepted internal secret
 #: with, so the admin UI can tell a misconfigured secret from a person's wrong password.
 INTERNAL_SECRET_REFUSED = "internal_secret_refused"
+#: Set to :data:`INTERNAL_SECRET_REFUSED` on that answer, so a gateway forwarding a client's call
+#: to the introspector can tell "this gateway's secret was refused" (a rotation done in the wrong
+#: order: 503, keep the token) from a 401 about the client's own credential, without reading the
+#: body.
+REFUSED = "X-Keygate-Refused"
 #: The end client's address as the gateway determined it (never the TCP peer).
 CLIENT_ADDRESS = "X-Keygate-Client-Address"
 #: ``upstream`` when the protected app's session check vouched for the person: ``USER_ID`` is

@@ -21,11 +21,19 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway.errors import bad_gateway, bad_path, body_timeout, gateway_timeout
+from gateway.errors import (
+    bad_gateway,
+    bad_path,
+    body_timeout,
+    gateway_timeout,
+    refused_secret,
+    service_refused_secret,
+)
 from gateway.pipeline.cookies import sets_keygate_cookie
 from gateway.pipeline.strip import HOP_BY_HOP
 from gateway.pipeline.websocket import OpenWebsockets, WebsocketLimits, proxy_websocket
 from gateway.settings import GatewaySettings
+from keygate_core import headers as wire
 
 CHUNK = 64 * 1024
 
@@ -164,6 +172,9 @@ class Forwarder:
             if isinstance(exc, TimeoutError):
                 raise gateway_timeout() from None
             raise bad_gateway() from None
+        if not foreign and refused_secret(upstream.status, upstream.headers.get(wire.REFUSED)):
+            upstream.release()
+            raise service_refused_secret()
         try:
             returned = _response_headers(upstream, foreign)
             returned.update(response_headers or {})

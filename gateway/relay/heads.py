@@ -223,6 +223,14 @@ class ResponseHead:
             elif lower == b"transfer-encoding":
                 self.chunked = value.strip().lower().endswith(b"chunked")
 
+    def refused(self) -> str | None:
+        """``X-Keygate-Refused`` (see gateway.errors.refused_secret); read only when asked, for
+        answers of keygate's own services, so the apps' answers pay nothing for it."""
+        for name, value in self._reader.fields:
+            if name.lower() == b"x-keygate-refused":
+                return value.decode("latin-1")
+        return None
+
     def unframed(self) -> None:
         """Pass decoded chunks on as they are (for an HTTP/1.0 client, which reads to the
         close), without the relay's own chunk framing."""

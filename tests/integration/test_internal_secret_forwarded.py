@@ -3,10 +3,10 @@ that refuses the gateway's internal secret (a rotation done in the wrong order).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from tests.harness.stack import API, StartIntrospector, StartStack
@@ -20,7 +20,8 @@ def _split(good: str, bad: str) -> web.Application:
 
     async def relay(request: web.Request) -> web.StreamResponse:
         target = good if request.path == "/introspect" else bad
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        framing = ("host", "transfer-encoding", "content-length")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in framing}
         async with (
             aiohttp.ClientSession() as session,
             session.request(
@@ -35,11 +36,6 @@ def _split(good: str, bad: str) -> web.Application:
     return app
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W17 is open: the gateway passes the introspector's 401 internal_secret_refused "
-    "through to the client; it should answer 503 (remove this mark with the fix)",
-)
 async def test_a_forwarded_call_refused_for_the_secret_is_not_a_401_for_the_client(
     start_stack: StartStack, start_introspector: StartIntrospector, aiohttp_server: Any
 ) -> None:
@@ -52,7 +48,21 @@ async def test_a_forwarded_call_refused_for_the_secret_is_not_a_401_for_the_clie
     stack = await start_stack(KEYGATE_INTROSPECTOR_URL=str(server.make_url("")).rstrip("/"))
     alice = await on_secret.user("alice@example.com")
     token = (await on_secret.create_ok(alice))["token"]
-    response = await stack.gateway.get(
-        f"{API}/whoami", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status == 503, await response.text()
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield b'{"name": "made while the secrets disagree"}'
+
+    # A GET rides the relay; a chunked body is handed to aiohttp: both data paths.
+    for response in (
+        await stack.gateway.get(f"{API}/whoami", headers=bearer),
+        await stack.gateway.post(
+            f"{API}/api-tokens",
+            data=chunked(),
+            headers={**bearer, "Content-Type": "application/json"},
+        ),
+    ):
+        body = await response.json()
+        assert response.status == 503, body
+        assert body["reason"] == "auth_unavailable"
+        assert response.headers["Retry-After"] == "1"
