@@ -172,27 +172,32 @@ class Forwarder:
             if isinstance(exc, TimeoutError):
                 raise gateway_timeout() from None
             raise bad_gateway() from None
-        if not foreign and refused_secret(upstream.status, upstream.headers.get(wire.REFUSED)):
-            upstream.release()
-            raise service_refused_secret()
         try:
+            if not foreign and refused_secret(upstream.status, upstream.headers.get(wire.REFUSED)):
+                raise service_refused_secret()
             returned = _response_headers(upstream, foreign)
             returned.update(response_headers or {})
             response = web.StreamResponse(
                 status=upstream.status, reason=upstream.reason, headers=returned
             )
-            # The upstream's Content-Length, when given, is still true: the body is passed on
-            # unchanged. Without one the response goes out chunked.
-            await response.prepare(request)
-            try:
-                async for chunk in upstream.content.iter_chunked(CHUNK):
-                    await response.write(chunk)
-            except (TimeoutError, aiohttp.ClientError, OSError):
-                # Headers are gone already; all we can do is cut the connection short.
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-            await response.write_eof()
-            return response
+            return await _stream(request, upstream, response)
         finally:
             upstream.release()
+
+
+async def _stream(
+    request: web.Request, upstream: aiohttp.ClientResponse, response: web.StreamResponse
+) -> web.StreamResponse:
+    """The upstream's body to the client as it arrives. The upstream's Content-Length, when
+    given, is still true: the body is passed on unchanged. Without one it goes out chunked."""
+    await response.prepare(request)
+    try:
+        async for chunk in upstream.content.iter_chunked(CHUNK):
+            await response.write(chunk)
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        # Headers are gone already; all we can do is cut the connection short.
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response

@@ -12,14 +12,7 @@ from typing import TYPE_CHECKING
 import httptools
 from aiohttp import web
 
-from gateway.errors import (
-    GatewayError,
-    bad_gateway,
-    body_timeout,
-    gateway_timeout,
-    refused_secret,
-    service_refused_secret,
-)
+from gateway.errors import GatewayError, bad_gateway, body_timeout, gateway_timeout
 from gateway.relay.heads import RelayRequest, ResponseHead, response_bytes
 from gateway.relay.upstream import UpstreamConnection, UpstreamPool
 
@@ -135,9 +128,6 @@ class Answering:
                 return
             if response.status < 200:
                 continue  # interim answers (100, 103 Early Hints) are not passed on
-            if not self._foreign and refused_secret(response.status, response.refused()):
-                self.refuse(service_refused_secret())
-                return
             self._respond(response)
 
     def _respond(self, response: ResponseHead) -> None:

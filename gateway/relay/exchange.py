@@ -17,10 +17,16 @@ from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
-from gateway.errors import GatewayError, bad_gateway, gateway_timeout
+from gateway.errors import (
+    GatewayError,
+    bad_gateway,
+    gateway_timeout,
+    refused_secret,
+    service_refused_secret,
+)
 from gateway.proxy import Outbound, Unfinished
 from gateway.relay.answer import Answering
-from gateway.relay.heads import request_head
+from gateway.relay.heads import ResponseHead, request_head
 from gateway.relay.upstream import UpstreamConnection
 from keygate_core.logs import request_id_var
 from keygate_core.problems import internal_error, render_problem
@@ -149,6 +155,16 @@ class Exchange(Answering):
         return data[len(take) :]
 
     # -- refusals ---------------------------------------------------------------------------
+
+    def _respond(self, response: ResponseHead) -> None:
+        """keygate's own service refusing this gateway's internal secret is no answer for the
+        client: 503, never the 401 that would tell it to discard a good token."""
+        if not self._foreign and response.status == 401:
+            named = (v for n, v in response.fields if n.lower() == b"x-keygate-refused")
+            if refused_secret(401, next(named, b"").decode("latin-1")):
+                self.refuse(service_refused_secret())
+                return
+        super()._respond(response)
 
     def refuse(self, error: GatewayError) -> None:
         """Answer with ``error`` (problem+json) instead of the upstream."""

@@ -205,7 +205,7 @@ class _ResponseReader(_HeadReader):
 class ResponseHead:
     """An upstream response head: status, reason, fields, and how its body is framed."""
 
-    __slots__ = ("_parser", "_reader", "chunked", "keep_alive", "length", "status")
+    __slots__ = ("_parser", "_reader", "chunked", "fields", "keep_alive", "length", "status")
 
     def __init__(self, head: bytes) -> None:
         """Read ``head`` (ending in the blank line); raises ``httptools.HttpParserError``."""
@@ -214,6 +214,7 @@ class ResponseHead:
         self._parser.feed_data(head)
         self.status: int = self._parser.get_status_code()
         self.keep_alive = self._reader.keep_alive
+        self.fields = self._reader.fields  # as received: name and value bytes
         self.length: int | None = None
         self.chunked = False
         for name, value in self._reader.fields:
@@ -222,14 +223,6 @@ class ResponseHead:
                 self.length = int(value)
             elif lower == b"transfer-encoding":
                 self.chunked = value.strip().lower().endswith(b"chunked")
-
-    def refused(self) -> str | None:
-        """``X-Keygate-Refused`` (see gateway.errors.refused_secret); read only when asked, for
-        answers of keygate's own services, so the apps' answers pay nothing for it."""
-        for name, value in self._reader.fields:
-            if name.lower() == b"x-keygate-refused":
-                return value.decode("latin-1")
-        return None
 
     def unframed(self) -> None:
         """Pass decoded chunks on as they are (for an HTTP/1.0 client, which reads to the

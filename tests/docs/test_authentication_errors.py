@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.appkeys import LISTENER
@@ -25,6 +24,7 @@ from gateway.settings import GatewaySettings
 from keygate_core.token_format import generate_token, parse_token
 from tests.docs.live import Live
 from tests.docs.markdown_blocks import REFERENCE, section_text, table_rows
+from tests.harness.forwarding import forwarding_app
 from tests.harness.servers import free_port
 
 PAGE = REFERENCE / "authentication.md"
@@ -189,33 +189,9 @@ async def auth_unavailable(live: Live, extra: Extra) -> list[Answer]:
     return [answer]
 
 
-async def _relay_to(introspector_url: str, *, stall: str | None = None) -> Any:
-    """A real HTTP server in front of the live introspector that passes every request on,
-    except that requests for ``stall`` get no answer (the introspector "accepts but hangs")."""
-
-    async def relay(request: web.Request) -> web.StreamResponse:
-        if request.path == stall:
-            await asyncio.sleep(30)
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(
-                request.method,
-                introspector_url + request.path_qs,
-                headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
-                data=await request.read(),
-            ) as answer,
-        ):
-            body = await answer.read()
-            return web.Response(status=answer.status, body=body, headers=answer.headers)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", relay)
-    return app
-
-
 async def upstream_unreachable(live: Live, extra: Extra) -> list[Answer]:
     """whoami with a recently used token while the token service refuses connections."""
-    server = await extra.aiohttp_server(await _relay_to(live.introspector_url))
+    server = await extra.aiohttp_server(await forwarding_app(live.introspector_url))
     gateway = await extra.start_gateway(
         str(server.make_url("")).rstrip("/"), live.stack.upstream_url
     )
@@ -230,7 +206,7 @@ async def upstream_unreachable(live: Live, extra: Extra) -> list[Answer]:
 
 async def upstream_timeout(live: Live, extra: Extra) -> list[Answer]:
     """whoami while the token service accepts the forwarded call but never answers."""
-    server = await extra.aiohttp_server(await _relay_to(live.introspector_url, stall=WHOAMI))
+    server = await extra.aiohttp_server(await forwarding_app(live.introspector_url, stall=WHOAMI))
     gateway = await extra.start_gateway(
         str(server.make_url("")).rstrip("/"),
         live.stack.upstream_url,
