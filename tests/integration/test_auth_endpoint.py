@@ -147,6 +147,18 @@ async def test_auth_endpoint_refuses_conflicting_original_paths(
     assert response.status == 400
 
 
+async def test_auth_endpoint_takes_a_path_header_repeated_with_the_same_value(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    """Only distinct values are ambiguous (docs/gateway.md, forward auth): the same path sent
+    twice gets that path's policy, here the 401 of a protected route."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text(PRIVATE_AND_ORGANIZATION_ROUTES)
+    stack = await start_stack(KEYGATE_ROUTES_FILE=str(routes))
+    twice = [("X-Forwarded-Uri", "/private/report")] * 2
+    assert (await stack.gateway.get(AUTH, headers=twice)).status == 401
+
+
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
