@@ -8,15 +8,13 @@ on port 80, and never its admin port 2019, which parallel tests would fight over
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
-from tests.harness.servers import ServerUnavailable, free_port, wait_for_port
+from tests.harness.proxy_process import ProxyProcess
+from tests.harness.servers import ServerUnavailable
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "caddy"
 
@@ -53,26 +51,15 @@ def caddy_version() -> str:
     return result.stdout.strip()
 
 
-class CaddyServer:
+class CaddyServer(ProxyProcess):
     """One Caddy process serving ``site`` (a rendered site block) on 127.0.0.1:``port``."""
+
+    name = "caddy"
+    log_name = "caddy.log"
 
     def __init__(self, base_dir: Path, site: str, *, port: int | None = None) -> None:
         """``site`` is a rendered site block whose address is ``http://:{port}``."""
-        self.binary = caddy_binary()
-        self.base_dir = base_dir
-        self.port = port or free_port()
-        self.site = site
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL clients use."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_file(self) -> Path:
-        """Caddy's log (its stderr and stdout)."""
-        return self.base_dir / "caddy.log"
+        super().__init__(caddy_binary(), base_dir, site, port=port)
 
     def start(self) -> None:
         """Write the Caddyfile and run Caddy in the foreground; wait until it listens."""
@@ -81,40 +68,8 @@ class CaddyServer:
         caddyfile.write_text(_GLOBAL_OPTIONS + self.site)
         base = str(self.base_dir)
         env = {**os.environ, "HOME": base, "XDG_DATA_HOME": base, "XDG_CONFIG_HOME": base}
-        log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(
+        self._spawn(
             [self.binary, "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
             env=env,
             cwd=base,
-            start_new_session=True,
         )
-        log.close()
-        deadline = time.monotonic() + 10.0
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(ServerUnavailable):
-                wait_for_port(self.port, timeout=0.2)
-                return
-        self.stop()
-        raise ServerUnavailable(f"caddy did not start:\n{self.errors()}")
-
-    def errors(self) -> str:
-        """What Caddy logged so far (its errors are JSON lines among the others)."""
-        with contextlib.suppress(OSError):
-            return self.log_file.read_text(errors="replace")
-        return ""
-
-    def stop(self) -> None:
-        """Graceful stop (SIGTERM), then SIGKILL of its process group if it lingers."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None

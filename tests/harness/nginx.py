@@ -7,16 +7,13 @@ directory that holds its configuration, pid file, logs and temp paths, on a free
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import stat
-import subprocess
-import time
 from pathlib import Path
 
-from tests.harness.servers import ServerUnavailable, free_port, wait_for_port
+from tests.harness.proxy_process import ProxyProcess
+from tests.harness.servers import ServerUnavailable
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 
@@ -62,26 +59,15 @@ def render(template: str, placeholders: dict[str, str]) -> str:
     return text
 
 
-class NginxServer:
+class NginxServer(ProxyProcess):
     """One nginx master (and its worker) serving ``site`` on 127.0.0.1:``port``."""
+
+    name = "nginx"
+    log_name = "error.log"
 
     def __init__(self, base_dir: Path, site: str, *, port: int | None = None) -> None:
         """``site`` is a rendered server config listening on 127.0.0.1:``port``."""
-        self.binary = nginx_binary()
-        self.base_dir = base_dir
-        self.port = port or free_port()
-        self.site = site
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL clients use."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_file(self) -> Path:
-        """nginx's error log (its stderr)."""
-        return self.base_dir / "error.log"
+        super().__init__(nginx_binary(), base_dir, site, port=port)
 
     def start(self) -> None:
         """Write the configuration and start nginx in the foreground; wait until it listens."""
@@ -91,8 +77,7 @@ class NginxServer:
         self.base_dir.chmod(mode | stat.S_IRWXU | stat.S_IXGRP | stat.S_IXOTH)
         (self.base_dir / "site.conf").write_text(self.site)
         (self.base_dir / "nginx.conf").write_text(_MAIN_CONF.format(base=self.base_dir))
-        log = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(
+        self._spawn(
             [
                 self.binary,
                 "-p",
@@ -101,36 +86,5 @@ class NginxServer:
                 str(self.base_dir / "nginx.conf"),
                 "-g",
                 f"daemon off; pid {self.base_dir / 'nginx.pid'}; error_log stderr;",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            ]
         )
-        log.close()
-        deadline = time.monotonic() + 10.0
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(ServerUnavailable):
-                wait_for_port(self.port, timeout=0.2)
-                return
-        self.stop()
-        raise ServerUnavailable(f"nginx did not start:\n{self.errors()}")
-
-    def errors(self) -> str:
-        """What nginx wrote to its error log so far."""
-        with contextlib.suppress(OSError):
-            return self.log_file.read_text(errors="replace")
-        return ""
-
-    def stop(self) -> None:
-        """Fast shutdown (SIGTERM), then SIGKILL if it lingers."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
