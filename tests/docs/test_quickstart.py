@@ -10,36 +10,18 @@ environment already did.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import subprocess
-from typing import Any
 
 from tests.docs.live import BIN
 from tests.docs.markdown_blocks import DOCS, code_blocks
 from tests.docs.shapes import json_differences
+from tests.docs.shell_recipes import json_documents, run_recipe
 from tests.harness.servers import free_port
 
 PAGE = DOCS / "quickstart.md"
 EXAMPLE_DATABASE_URL = "postgresql://keygate:secret@127.0.0.1:5432/keygate"
 EXAMPLE_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def json_documents(text: str) -> list[Any]:
-    """Every JSON object printed in ``text``, in order (curl adds no newline after a body)."""
-    decoder = json.JSONDecoder()
-    found = []
-    position = text.find("{")
-    while position != -1:
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except ValueError:
-            position = text.find("{", position + 1)
-            continue
-        found.append(value)
-        position = text.find("{", end)
-    return found
 
 
 def test_only_the_install_step_is_not_run() -> None:
@@ -75,17 +57,7 @@ async def test_quickstart_steps_end_in_a_successful_whoami(
             "KEYGATE_LOG_LEVEL": "warning",
         }
     )
-    # The services the page starts in the background stop with the shell.
-    wrapped = f"set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n{script}"
-    result = await asyncio.to_thread(
-        subprocess.run,
-        ["bash", "-c", wrapped],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-3000:]}"
+    result = await run_recipe(script, env)
     printed = json_documents(result.stdout)
     assert printed[0]["status"] == "ready", result.stdout
     documented = next(b for b in code_blocks(PAGE) if b.output_of == "whoami")

@@ -15,7 +15,6 @@ token's identity.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 from keygate_demo.run import DemoOptions, _banner
 from tests.docs.live import BIN
 from tests.docs.markdown_blocks import code_blocks
-from tests.docs.test_quickstart import json_documents
+from tests.docs.shell_recipes import json_documents, run_recipe
 from tests.harness.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,22 +118,7 @@ async def test_the_operator_recipe_ends_in_a_whoami_200(
         f"curl -fsS --retry 30 --retry-connrefused --retry-delay 1 -o /dev/null "
         f"-w 'login page %{{http_code}}\\n' {gateway}/_keygate/login\n"
     )
-    wrapped = (
-        "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n"
-        + before
-        + recipe
-        + after
-    )
-    result = await asyncio.to_thread(
-        subprocess.run,
-        ["bash", "-c", wrapped],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-3000:]}"
+    result = await run_recipe(before + recipe + after, env, cwd=tmp_path)
     printed = json_documents(result.stdout)
     assert printed[0]["status"] == "ready", result.stdout
     whoami = next(d for d in printed if "authMethod" in d)
