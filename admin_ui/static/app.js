@@ -212,6 +212,11 @@
       heading.innerHTML = title.innerHTML;
       title.replaceWith(heading);
     }
+    var warning = moved.querySelector(".warning");
+    if (warning) {
+      warning.id = "reveal-warning";
+      reveal.setAttribute("aria-describedby", warning.id);
+    }
     reveal.replaceChildren(moved);
     initCopy(moved);
     openDialog(reveal, opener);
@@ -230,12 +235,21 @@
     reveal.addEventListener("cancel", keep);
     reveal.addEventListener("keydown", function (event) { if (event.key === "Escape") keep(event); });
     reveal.addEventListener("close", function () {
-      // Chromium closes a modal on a second Escape even when the first was refused.
+      // A browser may still close a modal on a repeated Escape (its close-watcher rules).
       if (reveal.querySelector("#token-value")) reveal.showModal();
     });
     // Leaving the page (Done, a link, a reload) wipes the key, so Back never shows it again
-    // from the back/forward cache.
-    window.addEventListener("pagehide", function () { reveal.replaceChildren(); });
+    // from the back/forward cache; a page restored from there reloads to list the new key.
+    var wiped = false;
+    window.addEventListener("pagehide", function () {
+      if (!reveal.open) return;
+      wiped = true;
+      reveal.replaceChildren();
+      reveal.close();
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted && wiped) window.location.reload();
+    });
   }
 
   function showPage(answer) {
