@@ -174,7 +174,9 @@ class SessionStore:
         """End a session (idempotent); :class:`Unavailable` when Redis cannot be reached."""
         key = session_key(session_id)
         try:
-            raw = await self._redis.getdel(key)
+            # GET then DEL, not GETDEL: that needs Redis 6.2, and keygate supports 6.0.
+            raw = await self._redis.get(key)
+            await self._redis.delete(key)
             record = None if raw is None else open_session((self._record_key,), key, raw)
             if record is not None and isinstance(record.get("userId"), str):
                 await self.index.remove(record["userId"], key)

@@ -74,15 +74,10 @@ async def create_user(request: web.Request) -> web.Response:
         raise InvalidInput("is required", field="email")
     password = optional_str(body, "password")
     app = request.app
+    # The password is hashed on this borrowed connection: creating people is rare and only
+    # for admins, unlike token creation, which keeps argon2 off its connections.
     async with app[POOL].acquire() as conn:
         caller = await _admin(request, conn)
-    users.normalise_email(email)
-    if password is not None and len(password) < users.MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            f"must be at least {users.MIN_PASSWORD_LENGTH} characters", field="password"
-        )
-    # create_user hashes before it opens its transaction; no connection waits for argon2.
-    async with app[POOL].acquire() as conn:
         user = await users.create_user(
             conn, app[HASHER], caller.actor, email=email, password=password
         )

@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 from introspector import users
+from introspector.outbox_wakeup import LISTENER_NAME
+from tests.harness.polling import eventually
 from tests.harness.stack import API, Stack, StartStack
 from tests.integration.test_cli import KEYGATE
 from tests.integration.test_user_lifecycle import PASSWORD, login, person, seconds_until_refused
@@ -152,3 +154,26 @@ async def test_cli_lists_and_sets_passwords(
     assert code == 2
     code, _, err = await run(keygate_env, "users", "deactivate", "--email", "nobody@example.com")
     assert code == 1 and "(email)" in err
+
+
+async def listeners(stack: Stack) -> list[int]:
+    """Backend pids of the connections listening on the outbox channel."""
+    rows = await stack.introspector.db.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
+        "AND datname = current_database()",
+        LISTENER_NAME,
+    )
+    return [r["pid"] for r in rows]
+
+
+async def test_a_lost_listener_is_reopened_by_the_poll(start_stack: StartStack) -> None:
+    """Postgres drops the LISTEN connection (as in a failover): the next poll opens a new one."""
+    stack = await start_stack(introspector_env_extra={"KEYGATE_OUTBOX_POLL_SECONDS": "0.5"})
+    first = await eventually(lambda: listeners(stack))
+    assert len(first) == 1
+    await stack.introspector.db.execute("SELECT pg_terminate_backend($1)", first[0])
+
+    async def reopened() -> list[int]:
+        return [pid for pid in await listeners(stack) if pid != first[0]]
+
+    assert len(await eventually(reopened)) == 1
