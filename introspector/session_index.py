@@ -40,11 +40,9 @@ class SessionIndex:
         """End every session of ``user_id``; return how many records were deleted."""
         index = user_sessions_key(str(user_id))
         members = await self._redis.smembers(index)
-        deleted = 0
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in members:
                 pipe.delete(key)
             pipe.delete(index)
             results = await pipe.execute()
-        deleted = sum(int(r) for r in results[:-1])
-        return deleted
+        return sum(int(r) for r in results[:-1])
