@@ -38,7 +38,9 @@ from introspector.hashing import SecretHasher
 from introspector.introspection import TokenIntrospector
 from introspector.last_used import LastUsedRecorder
 from introspector.metrics import IntrospectorMetrics
+from introspector.outbox_wakeup import OutboxWakeup
 from introspector.revocation import RevocationAnnouncer
+from introspector.session_index import SessionIndex
 from introspector.sessions import SessionStore
 from introspector.settings import IntrospectorSettings
 from introspector.views import (
@@ -48,6 +50,7 @@ from introspector.views import (
     introspect,
     sessions,
     usage,
+    users,
     whoami,
 )
 from keygate_core import headers
@@ -116,17 +119,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(app[POOL].close(), timeout=5)
 
 
-async def _services(app: web.Application) -> AsyncIterator[None]:
+def _failed_attempts(app: web.Application) -> FailedAttempts:
     settings = app[SETTINGS]
-    metrics = app[METRICS]
-    cache = TokenCache(
-        app[REDIS],
-        derive_cache_mac(settings.internal_secret),
-        settings.cache_ttl_seconds,
-        settings.negative_cache_ttl_seconds,
-        on_rejected=metrics.cache_rejected.inc,
-    )
-    app[ATTEMPTS] = FailedAttempts(
+    return FailedAttempts(
         app[REDIS],
         AttemptLimits(
             per_token=settings.failed_verify_limit_per_token,
@@ -138,6 +133,19 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             ipv6_prefix=settings.client_ipv6_prefix,
         ),
     )
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    cache = TokenCache(
+        app[REDIS],
+        derive_cache_mac(settings.internal_secret),
+        settings.cache_ttl_seconds,
+        settings.negative_cache_ttl_seconds,
+        on_rejected=metrics.cache_rejected.inc,
+    )
+    app[ATTEMPTS] = _failed_attempts(app)
     app[CREATION_LIMITS] = CreationLimits(
         app[REDIS],
         per_user=settings.token_create_limit_per_user,
@@ -151,8 +159,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[LAST_USED] = LastUsedRecorder(app[POOL])
     app[ANNOUNCER] = RevocationAnnouncer(
-        app[POOL], app[REDIS], cache, on_deferred=metrics.revocations_pending.inc
+        app[POOL],
+        app[REDIS],
+        cache,
+        SessionIndex(app[REDIS], settings.session_ttl_seconds),
+        on_deferred=metrics.revocations_pending.inc,
     )
+    wakeup = OutboxWakeup(settings, app[ANNOUNCER].wake)
     secrets = InternalSecrets(settings.internal_secret, settings.internal_secret_previous)
     app[SESSIONS] = SessionStore(
         app[POOL],
@@ -168,7 +181,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     tasks = [
         asyncio.create_task(app[LAST_USED].run(settings.last_used_flush_seconds)),
-        asyncio.create_task(app[ANNOUNCER].run(settings.outbox_poll_seconds)),
+        asyncio.create_task(app[ANNOUNCER].run(settings.outbox_poll_seconds, wakeup)),
     ]
     yield
     await stop_tasks(tasks, grace_seconds=5)
@@ -204,6 +217,11 @@ def create_app(settings: IntrospectorSettings) -> web.Application:
     app.router.add_get(f"{API}/api-tokens/{{token_id}}/usage", usage.token_usage)
     app.router.add_get(f"{API}/whoami", whoami.whoami)
     app.router.add_get(f"{API}/audit-events", audit_events.list_audit_events)
+    app.router.add_get(f"{API}/users", users.list_users)
+    app.router.add_post(f"{API}/users", users.create_user)
+    app.router.add_put(f"{API}/users/{{user_id}}/password", users.set_password)
+    app.router.add_post(f"{API}/users/{{user_id}}/deactivate", users.deactivate)
+    app.router.add_post(f"{API}/users/{{user_id}}/reactivate", users.reactivate)
     app.router.add_post("/sessions", sessions.create_session)
     app.router.add_post("/sessions/revoke", sessions.revoke_session)
     app.router.add_get("/healthz", health.healthz)

@@ -64,6 +64,7 @@ async def load_caller(request: web.Request, conn: Connection) -> Caller:
         user = await users.get_user(conn, user_id)
     except NotFound:
         raise Unauthenticated("the signed-in user no longer exists") from None
+    _refuse_deactivated(user)
     token: TokenRecord | None = None
     if method == "token":
         token_id = _uuid_header(request, headers.TOKEN_ID)
@@ -101,10 +102,19 @@ async def _app_session_caller(request: web.Request, conn: Connection) -> Caller:
         email_verified=request.headers.get(headers.EMAIL_VERIFIED) == "true",
         link_by_email=request.app[SETTINGS].link_users_by_email,
     )
+    _refuse_deactivated(user)
     actor = Actor(
         kind=ActorKind.SESSION, user_id=user.id, source_ip=source_ip, request_id=request_id
     )
     return Caller(user=user, auth_method="session", token=None, actor=actor)
+
+
+def _refuse_deactivated(user: User) -> None:
+    """A deactivated person is nobody to the management API, however they authenticated: their
+    sessions and tokens are ended anyway, this also covers the moments before that is done and
+    the app's own sessions (upstream mode), which keygate cannot end."""
+    if user.deactivated_at is not None:
+        raise Unauthenticated("this account is deactivated")
 
 
 def client_address(request: web.Request) -> str | None:

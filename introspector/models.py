@@ -52,6 +52,8 @@ class User:
     email: str
     is_admin: bool
     created_at: datetime
+    #: When an organisation admin or the operator deactivated them; ``None`` while active.
+    deactivated_at: datetime | None = None
 
 
 @dataclass(frozen=True)

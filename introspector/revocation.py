@@ -1,15 +1,19 @@
-"""Announcing revocations: cache tombstone + a message every gateway hears.
+"""Announcing revocations (cache tombstone + a message every gateway hears) and ending the
+sessions of deactivated people.
 
-Every revoke commits a ``revocation_outbox`` row together with the revocation itself. This module
-delivers those rows — right after an API revoke, and from a background loop for revokes made
-while Redis was down or from the CLI — by writing the cache tombstone and publishing the token's
-public id on :data:`REVOCATION_CHANNEL`. A row is deleted only after Redis accepted both, so a
-revoke is announced at least once even across a Redis outage.
+Every revoke commits a ``revocation_outbox`` row together with the revocation itself, and every
+deactivation or password change a ``session_purge_outbox`` row. This module delivers those rows —
+right after an API call, at once when a NOTIFY says another writer (the CLI) committed some (see
+:mod:`introspector.outbox_wakeup`), and from a polling loop for what Redis missed — by writing
+the cache tombstone and publishing the token's public id on :data:`REVOCATION_CHANNEL`, or by
+deleting every session of the person. A row is deleted only after Redis accepted the work, so it
+is delivered at least once even across a Redis outage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -19,6 +23,8 @@ from redis.exceptions import RedisError
 
 from introspector.cache import TokenCache
 from introspector.db import DATABASE_UNAVAILABLE
+from introspector.outbox_wakeup import OutboxWakeup
+from introspector.session_index import SessionIndex
 from keygate_core.background import stop_requested
 from keygate_core.redis_keys import REVOCATION_CHANNEL
 
@@ -33,13 +39,17 @@ class RevocationAnnouncer:
         pool: asyncpg.Pool,
         redis: aioredis.Redis,
         cache: TokenCache,
+        sessions: SessionIndex,
         on_deferred: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
         self._redis = redis
         self._cache = cache
+        self._sessions = sessions
         self._on_deferred = on_deferred
         self._lock = asyncio.Lock()
+        #: Set by the outbox NOTIFY listener: there is work now, do not wait for the poll.
+        self.wake = asyncio.Event()
 
     async def deliver_pending(self, batch: int = 100) -> int:
         """Announce every pending revocation; return how many were delivered.
@@ -53,7 +63,10 @@ class RevocationAnnouncer:
                 count = await self._deliver_batch(batch)
                 delivered += count
                 if count < batch:
-                    return delivered
+                    break
+            while await self._purge_batch(batch) == batch:
+                pass
+            return delivered
 
     async def _deliver_batch(self, batch: int) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -81,6 +94,31 @@ class RevocationAnnouncer:
             )
             return len(rows)
 
+    async def _purge_batch(self, batch: int) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, user_id FROM session_purge_outbox ORDER BY id "
+                "LIMIT $1 FOR UPDATE SKIP LOCKED",
+                batch,
+            )
+            if not rows:
+                return 0
+            try:
+                for user_id in {row["user_id"] for row in rows}:
+                    await self._sessions.purge(user_id)
+            except (RedisError, OSError) as exc:
+                self._on_deferred()
+                log.warning(
+                    "session purge deferred: Redis unavailable",
+                    extra={"pending": len(rows), "error": type(exc).__name__},
+                )
+                raise _Deferred from None
+            await conn.execute(
+                "DELETE FROM session_purge_outbox WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+            return len(rows)
+
     async def deliver_quietly(self) -> None:
         """:meth:`deliver_pending`, treating an unavailable Redis or Postgres as "later"."""
         try:
@@ -90,18 +128,27 @@ class RevocationAnnouncer:
         except DATABASE_UNAVAILABLE as exc:
             log.warning("revocation outbox unreachable", extra={"error": type(exc).__name__})
 
-    async def run(self, poll_seconds: float) -> None:
-        """Deliver pending revocations forever, every ``poll_seconds``."""
-        while True:
-            try:
-                await self.deliver_quietly()
-            except Exception:
-                # This loop is what makes revocations survive outages: it must never die,
-                # except when its service stops.
-                if stop_requested():
-                    raise asyncio.CancelledError from None
-                log.exception("revocation delivery failed; retrying")
-            await asyncio.sleep(poll_seconds)
+    async def run(self, poll_seconds: float, wakeup: OutboxWakeup | None = None) -> None:
+        """Deliver pending outbox rows forever: when ``wakeup`` hears of new ones, and every
+        ``poll_seconds`` (which also re-opens ``wakeup``'s connection when it died)."""
+        try:
+            while True:
+                self.wake.clear()
+                try:
+                    if wakeup is not None:
+                        await wakeup.ensure()
+                    await self.deliver_quietly()
+                except Exception:
+                    # This loop is what makes revocations survive outages: it must never die,
+                    # except when its service stops.
+                    if stop_requested():
+                        raise asyncio.CancelledError from None
+                    log.exception("revocation delivery failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), poll_seconds)
+        finally:
+            if wakeup is not None:
+                await wakeup.close()
 
 
 class _Deferred(Exception):

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from introspector.audit import AuditAction, record_event
 from introspector.db import Connection
-from introspector.errors import NotFound, Unauthenticated
+from introspector.errors import Conflict, NotFound, Unauthenticated
 from introspector.hashing import SecretHasher
 from introspector.models import Actor, CreatedToken, TokenRecord, User
 from introspector.revoking import revoke_token as revoke_token
@@ -51,15 +51,19 @@ async def _lock_owner(conn: Connection, new: NewToken) -> NewToken:
     current admin flag.
 
     The owner's row lock serialises the live-token cap and waits for (or holds off) a change
-    of the admin flag; the membership lock does the same for a demotion. So a token is never
-    inserted on a role that a committed demotion has already taken away, and a demotion's
-    revocation always sees a token committed before it.
+    of the admin flag or a deactivation (no token is ever made for a deactivated person, so
+    introspection needs no check of its owner); the membership lock does the same for a
+    demotion. So a token is never inserted on a role that a committed demotion has already
+    taken away, and a demotion's revocation always sees a token committed before it.
     """
-    is_admin = await conn.fetchval(
-        "SELECT is_admin FROM users WHERE id = $1 FOR NO KEY UPDATE", new.owner.id
+    owner = await conn.fetchrow(
+        "SELECT is_admin, deactivated_at FROM users WHERE id = $1 FOR NO KEY UPDATE", new.owner.id
     )
-    if is_admin is None:
+    if owner is None:
         raise Unauthenticated("the signed-in user no longer exists")
+    if owner["deactivated_at"] is not None:
+        raise Conflict("this person is deactivated; no token can be made for them", field="email")
+    is_admin = owner["is_admin"]
     if new.workspace_id is not None:
         await conn.execute(
             "SELECT 1 FROM workspace_members WHERE workspace_id = $1 AND user_id = $2 FOR SHARE",

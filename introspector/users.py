@@ -25,9 +25,14 @@ def normalise_email(email: str) -> str:
     return cleaned
 
 
-def _user(row: asyncpg.Record) -> User:
+def user_of(row: asyncpg.Record) -> User:
+    """The :class:`User` of a row with ``id, email, is_admin, created_at, deactivated_at``."""
     return User(
-        id=row["id"], email=row["email"], is_admin=row["is_admin"], created_at=row["created_at"]
+        id=row["id"],
+        email=row["email"],
+        is_admin=row["is_admin"],
+        created_at=row["created_at"],
+        deactivated_at=row["deactivated_at"],
     )
 
 
@@ -53,7 +58,7 @@ async def create_user(
         try:
             row = await conn.fetchrow(
                 "INSERT INTO users (email, password_hash, is_admin) VALUES ($1, $2, $3) "
-                "RETURNING id, email, is_admin, created_at",
+                "RETURNING id, email, is_admin, created_at, deactivated_at",
                 email,
                 password_hash,
                 is_admin,
@@ -61,7 +66,7 @@ async def create_user(
         except asyncpg.UniqueViolationError:
             raise Conflict("a user with this e-mail already exists", field="email") from None
         assert row is not None
-        user = _user(row)
+        user = user_of(row)
         await record_event(
             conn,
             actor,
@@ -76,22 +81,22 @@ async def create_user(
 async def get_user_by_email(conn: Connection, email: str) -> User:
     """The user with this e-mail, or :class:`NotFound`."""
     row = await conn.fetchrow(
-        "SELECT id, email, is_admin, created_at FROM users WHERE email = $1",
+        "SELECT id, email, is_admin, created_at, deactivated_at FROM users WHERE email = $1",
         normalise_email(email),
     )
     if row is None:
         raise NotFound("no user with this e-mail", field="email")
-    return _user(row)
+    return user_of(row)
 
 
 async def get_user(conn: Connection, user_id: UUID) -> User:
     """The user with this id, or :class:`NotFound`."""
     row = await conn.fetchrow(
-        "SELECT id, email, is_admin, created_at FROM users WHERE id = $1", user_id
+        "SELECT id, email, is_admin, created_at, deactivated_at FROM users WHERE id = $1", user_id
     )
     if row is None:
         raise NotFound("no such user")
-    return _user(row)
+    return user_of(row)
 
 
 async def memberships(conn: Connection, user_id: UUID) -> list[Membership]:
@@ -168,7 +173,7 @@ async def link_external(conn: Connection, actor: Actor, *, email: str, external_
             row = await conn.fetchrow(
                 "UPDATE users SET external_id = $1 WHERE id = $2 "
                 "AND (external_id IS NULL OR external_id = $1) "
-                "RETURNING id, email, is_admin, created_at",
+                "RETURNING id, email, is_admin, created_at, deactivated_at",
                 external_id,
                 user.id,
             )
@@ -178,15 +183,16 @@ async def link_external(conn: Connection, actor: Actor, *, email: str, external_
             ) from None
         if row is None:
             raise Conflict("this person is already linked to another app id", field="email")
-        await _audit_link(conn, actor, _user(row), external_id, "operator")
+        await _audit_link(conn, actor, user_of(row), external_id, "operator")
     return user
 
 
 async def _by_external_id(conn: Connection, external_id: str) -> User | None:
     row = await conn.fetchrow(
-        "SELECT id, email, is_admin, created_at FROM users WHERE external_id = $1", external_id
+        "SELECT id, email, is_admin, created_at, deactivated_at FROM users WHERE external_id = $1",
+        external_id,
     )
-    return None if row is None else _user(row)
+    return None if row is None else user_of(row)
 
 
 async def _link_or_create(
@@ -201,12 +207,12 @@ async def _link_or_create(
         if existing is None:
             row = await conn.fetchrow(
                 "INSERT INTO users (email, external_id) VALUES ($1, $2) "
-                "RETURNING id, email, is_admin, created_at",
+                "RETURNING id, email, is_admin, created_at, deactivated_at",
                 email,
                 external_id,
             )
             assert row is not None
-            user = _user(row)
+            user = user_of(row)
             await record_event(
                 conn,
                 actor,
@@ -222,12 +228,12 @@ async def _link_or_create(
             raise Conflict(LINK_REQUIRED, field="email")
         row = await conn.fetchrow(
             "UPDATE users SET external_id = $1 WHERE id = $2 "
-            "RETURNING id, email, is_admin, created_at",
+            "RETURNING id, email, is_admin, created_at, deactivated_at",
             external_id,
             existing["id"],
         )
         assert row is not None
-        user = _user(row)
+        user = user_of(row)
         await _audit_link(conn, actor, user, external_id, "verified_email")
     return user
 

@@ -140,6 +140,7 @@ def _add_people_commands(commands: Commands) -> None:
     )
     set_admin.add_argument("--email", required=True)
     set_admin.add_argument("--admin", action=argparse.BooleanOptionalAction, required=True)
+    _add_lifecycle_commands(users_cmd)
 
     ws_cmd = commands.add_parser("workspaces", help="manage workspaces").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -155,6 +156,33 @@ def _add_people_commands(commands: Commands) -> None:
     )
     remove_member.add_argument("--workspace", required=True, help="workspace name or id")
     remove_member.add_argument("--email", required=True)
+
+
+def _add_lifecycle_commands(users_cmd: Commands) -> None:
+    list_users = users_cmd.add_parser("list", help="list everyone, by e-mail")
+    list_users.add_argument("--json", action="store_true", help="one JSON object per line")
+    set_password = users_cmd.add_parser(
+        "set-password", help="set or reset a person's password (ends all their sessions)"
+    )
+    set_password.add_argument("--email", required=True)
+    source = set_password.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    source.add_argument(
+        "--generate",
+        action="store_true",
+        help="generate a random password and print it (once) on stdout",
+    )
+    deactivate = users_cmd.add_parser(
+        "deactivate",
+        help="offboard a person: revoke all their tokens, end their sessions, refuse sign-in",
+    )
+    deactivate.add_argument("--email", required=True)
+    reactivate = users_cmd.add_parser(
+        "reactivate", help="let a deactivated person sign in again (tokens stay revoked)"
+    )
+    reactivate.add_argument("--email", required=True)
 
 
 def _add_token_commands(commands: Commands) -> None:

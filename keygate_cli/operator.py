@@ -12,8 +12,6 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -21,35 +19,28 @@ from uuid import UUID
 
 import asyncpg
 
-from introspector import privileges, tokens, users, workspaces
+from introspector import tokens, users, workspaces
 from introspector.db import DATABASE_UNAVAILABLE, writable_server
 from introspector.errors import KeygateError
 from introspector.hashing import SecretHasher
 from introspector.migrate import migrate
-from introspector.models import Actor, Role
+from introspector.models import Role
 from introspector.settings import IntrospectorSettings
+from keygate_cli.invocation import Command, Invocation
+from keygate_cli.invocation import UsageError as UsageError
+from keygate_cli.user_commands import (
+    users_create,
+    users_deactivate,
+    users_link,
+    users_list,
+    users_reactivate,
+    users_set_admin,
+    users_set_password,
+)
 from keygate_core.scopes import Scope
 
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class UsageError(Exception):
-    """The command line itself is wrong (exit 2)."""
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """What every operator command gets besides its connection."""
-
-    args: argparse.Namespace
-    settings: IntrospectorSettings
-    hasher: SecretHasher
-    stdin: TextIO
-    actor: Actor = field(default_factory=Actor.operator)
-
-
-Command = Callable[[asyncpg.Connection, Invocation], Awaitable[int]]
 
 
 def parse_duration(text: str) -> timedelta:
@@ -73,38 +64,6 @@ async def migrate_database(conn: asyncpg.Connection, call: Invocation) -> int:
         f"applied migrations: {applied}" if applied else "database is up to date",
         file=sys.stderr,
     )
-    return 0
-
-
-async def users_create(conn: asyncpg.Connection, call: Invocation) -> int:
-    """``keygate users create``: print the new person's id."""
-    args = call.args
-    password = None
-    if args.password_stdin:
-        password = call.stdin.readline().rstrip("\r\n")
-    user = await users.create_user(
-        conn, call.hasher, call.actor, email=args.email, password=password, is_admin=args.admin
-    )
-    print(user.id)
-    return 0
-
-
-async def users_link(conn: asyncpg.Connection, call: Invocation) -> int:
-    """``keygate users link``: make a person the keygate identity of an app account."""
-    args = call.args
-    user = await users.link_external(
-        conn, call.actor, email=args.email, external_id=args.external_id
-    )
-    print(f"{user.email} is now the app's user {args.external_id.strip()}", file=sys.stderr)
-    return 0
-
-
-async def users_set_admin(conn: asyncpg.Connection, call: Invocation) -> int:
-    """``keygate users set-admin``: set or clear the organisation-admin flag."""
-    user = await users.get_user_by_email(conn, call.args.email)
-    revoked = await privileges.set_org_admin(conn, call.actor, user, is_admin=call.args.admin)
-    state = "an organisation admin" if call.args.admin else "not an organisation admin"
-    print(f"{user.email} is {state}; {revoked} token(s) revoked", file=sys.stderr)
     return 0
 
 
@@ -214,6 +173,10 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("users", "create"): users_create,
     ("users", "link"): users_link,
     ("users", "set-admin"): users_set_admin,
+    ("users", "list"): users_list,
+    ("users", "set-password"): users_set_password,
+    ("users", "deactivate"): users_deactivate,
+    ("users", "reactivate"): users_reactivate,
     ("workspaces", "create"): workspaces_create,
     ("workspaces", "add-member"): workspaces_add_member,
     ("workspaces", "remove-member"): workspaces_remove_member,

@@ -57,6 +57,12 @@ def session_key(session_id: str) -> str:
     return f"kg:sess:{{{hashlib.sha256(session_id.encode()).hexdigest()}}}"
 
 
+def user_sessions_key(user_id: str) -> str:
+    """The set of one person's session keys (:func:`session_key` values), so that deactivating
+    them or setting their password can end every session they have."""
+    return f"kg:usess:{{{user_id}}}"
+
+
 def usage_key(token_id: str, minute: int) -> str:
     """One token's request count in one epoch minute (written by gateways, read for charts)."""
     return f"kg:use:{{{token_id}}}:{minute}"

@@ -129,7 +129,12 @@ def _form_values(form: Form) -> dict[str, str]:
 
 
 async def create_key(request: web.Request) -> web.StreamResponse:
-    """Create a key and reveal it once; a resubmitted form goes back to the list instead."""
+    """Create a key and reveal it once; a resubmitted form goes back to the list instead.
+
+    The list page's dialog posts here with ``fetch`` (app.js) and shows this same answer: the
+    ``#reveal`` section in its reveal dialog, or the ``#create-form`` with errors in place of its
+    own. Browsers without JavaScript show the answer as the page it is.
+    """
     viewer = require_viewer(request)
     form = await session_form(request, viewer)
     client = request.app[CLIENT]

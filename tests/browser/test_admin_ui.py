@@ -6,7 +6,10 @@ under ``test-artifacts/screenshots/``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -22,7 +25,6 @@ from tests.browser.admin_pages import (
     at,
     create_form_fields,
     create_in_dialog,
-    focus_by_tab,
     log_in,
     post_form,
     revealed_token,
@@ -35,7 +37,8 @@ from tests.harness.ui_stack import Person, UIStack
 
 
 async def test_member_creates_uses_and_revokes_a_token(ui_stack: UIStack, page: Page) -> None:
-    """Log in, create in the dialog, whoami 200; revoke → 401; logging out ends the session."""
+    """Log in, create in the dialog; the key writes to the app as its owner; revoke → 401;
+    logging out ends the session."""
     member = ui_stack.member
     await page.goto(LOGIN)
     await screenshot(page, "login")
@@ -57,6 +60,7 @@ async def test_member_creates_uses_and_revokes_a_token(ui_stack: UIStack, page: 
     status, body = await ui_stack.whoami(token)
     assert status == 200, body
     assert (body["userId"], body["email"]) == (member.id, member.email)
+    await assert_the_key_writes_to_the_app_as(ui_stack, token, member)
 
     await page.locator("a#reveal-done").click()
     row = token_rows(page)
@@ -75,11 +79,42 @@ async def test_member_creates_uses_and_revokes_a_token(ui_stack: UIStack, page: 
     await screenshot(page, "tokens-revoked")
 
     async def refused() -> bool:
-        return (await ui_stack.whoami(token))[0] == 401
+        return (await write_to_the_app(ui_stack, token))[0] == 401
 
     # The design promises refusal everywhere within 1 s of the revoke.
     assert await eventually(refused, within=1.0)
     await assert_logging_out_ends_the_session(ui_stack, page)
+
+
+NEW_RECORD = json.dumps({"title": "made with a key from the admin UI"}).encode()
+
+
+async def write_to_the_app(stack: UIStack, token: str) -> tuple[int, dict[str, Any]]:
+    """POST a JSON record to the protected app through the gateway with ``token``."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{stack.gateway_url}/upload",
+            data=NEW_RECORD,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def assert_the_key_writes_to_the_app_as(stack: UIStack, token: str, owner: Person) -> None:
+    """A write with the key reaches the app whole, as ``owner``, without the key itself (GS-28)."""
+    before = len(stack.upstream.requests)
+    status, body = await write_to_the_app(stack, token)
+    assert status == 200, body
+    assert body == {"size": len(NEW_RECORD), "sha256": hashlib.sha256(NEW_RECORD).hexdigest()}
+    (received,) = stack.upstream.requests[before:]
+    assert (received.method, received.raw_path) == ("POST", "/upload")
+    assert received.header("X-Keygate-User-Id") == [owner.id]
+    assert received.header("X-Keygate-User-Email") == [owner.email]
+    assert received.header("X-Keygate-Auth-Method") == ["token"]
+    assert received.header("X-Keygate-Token-Scope") == ["PERSONAL"]
+    assert received.header("Authorization") == []
 
 
 async def assert_logging_out_ends_the_session(ui_stack: UIStack, page: Page) -> None:
@@ -244,23 +279,3 @@ async def test_the_reveal_never_comes_back(ui_stack: UIStack, page: Page) -> Non
         await page.reload()
     await expect(page.locator("code#token-value")).to_have_count(0)
     assert len(await ui_stack.tokens_of(ui_stack.member)) == 2
-
-
-async def test_keyboard_alone_logs_in_and_creates_a_token(ui_stack: UIStack, page: Page) -> None:
-    """Tab, typing and Enter alone log in, open the create dialog (it takes focus), create."""
-    await page.goto(LOGIN)
-    await focus_by_tab(page, "form#login-form input[name=email]")
-    await page.keyboard.type(ui_stack.member.email)
-    await focus_by_tab(page, "form#login-form input[name=password]")
-    await page.keyboard.type(ui_stack.member.password)
-    await page.keyboard.press("Enter")
-    await page.wait_for_url(at(TABLE))
-
-    await focus_by_tab(page, "#new-token")
-    await page.keyboard.press("Enter")
-    await expect(page.locator("dialog#create-dialog")).to_be_visible()
-    assert await page.evaluate("() => !!document.activeElement?.closest('dialog#create-dialog')")
-    await focus_by_tab(page, "form#create-form input[name=name]")
-    await page.keyboard.type("typed")
-    await page.keyboard.press("Enter")
-    await revealed_token(page)

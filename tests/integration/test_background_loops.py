@@ -27,6 +27,7 @@ from gateway.usage import UsageRecorder
 from introspector.cache import TokenCache, derive_cache_mac
 from introspector.last_used import LastUsedRecorder
 from introspector.revocation import RevocationAnnouncer
+from introspector.session_index import SessionIndex
 from keygate_core.background import stop_tasks
 from tests.harness.servers import RedisServer
 from tests.harness.stack import INTERNAL_SECRET
@@ -47,7 +48,7 @@ async def _last_used(pool: asyncpg.Pool, redis: aioredis.Redis) -> None:
 async def _announcer(pool: asyncpg.Pool, redis: aioredis.Redis) -> None:
     """The revocation announcer's loop."""
     cache = TokenCache(redis, derive_cache_mac(INTERNAL_SECRET), 60, 5)
-    await RevocationAnnouncer(pool, redis, cache).run(0.01)
+    await RevocationAnnouncer(pool, redis, cache, SessionIndex(redis, 60)).run(0.01)
 
 
 LOOPS = {"last-used": _last_used, "announcer": _announcer}

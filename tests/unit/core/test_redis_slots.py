@@ -52,6 +52,7 @@ def test_an_accounts_login_counters_share_one_slot() -> None:
         redis_keys.failed_device_key,
         redis_keys.login_address_key,
         redis_keys.token_create_key,
+        redis_keys.user_sessions_key,
     ],
 )
 def test_keys_are_hash_tagged_on_their_subject(build: object) -> None:
