@@ -130,7 +130,9 @@ async def new_person(request: web.Request) -> web.StreamResponse:
             await _people(request).list(viewer.caller, limit=1)
         except ApiError as refused:
             raise _refused(refused) from None
-        return _form_page(request, viewer, "user_new.html", {"email": "", "error": None})
+        return _form_page(
+            request, viewer, "user_new.html", {"email": "", "error": None, "error_field": None}
+        )
     form = await session_form(request, viewer)
     email = text(form, "email", limit=254).strip()
     password = text(form, "password")

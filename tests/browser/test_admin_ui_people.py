@@ -134,6 +134,7 @@ async def test_an_admin_sets_a_password_and_adds_a_person(
     await log_in(member_page, Person(member.id, member.email, "new-password-1"))
 
     await page.locator("#add-person").click()
+    await page.wait_for_url(at(f"{PEOPLE}/new"))
     new = page.locator("form#new-person-form")
     await new.locator("input[name=email]").fill(member.email)
     await new.locator("button[type=submit]").click()
