@@ -118,21 +118,19 @@ class IntrospectorClient:
         payload = {"email": email, "password": password}
         if device_token:
             payload["deviceToken"] = device_token
-        body = await self._call("POST", "/sessions", headers=caller_headers, json=payload)
-        return _parsed(LoginSession.parse, body)
+        body = await self.call("POST", "/sessions", headers=caller_headers, json=payload)
+        return parsed(LoginSession.parse, body)
 
     async def revoke_session(self, session_id: str, *, request_id: str | None) -> None:
         """End a session server-side (idempotent)."""
         headers = {wire.REQUEST_ID: request_id} if request_id else {}
-        await self._call(
-            "POST", "/sessions/revoke", headers=headers, json={"sessionId": session_id}
-        )
+        await self.call("POST", "/sessions/revoke", headers=headers, json={"sessionId": session_id})
 
     # --- management API -----------------------------------------------------------------------
 
     async def whoami(self, caller: Caller) -> WhoAmI:
         """The user, their workspaces and the scopes they may create."""
-        return _parsed(WhoAmI.parse, await self._call("GET", f"{API}/whoami", caller=caller))
+        return parsed(WhoAmI.parse, await self.call("GET", f"{API}/whoami", caller=caller))
 
     async def list_tokens(
         self, caller: Caller, *, everyone: bool = False, limit: int = 50, offset: int = 0
@@ -141,8 +139,8 @@ class IntrospectorClient:
         params = {"limit": str(limit), "offset": str(offset)}
         if everyone:
             params["all"] = "true"
-        body = await self._call("GET", f"{API}/api-tokens", caller=caller, params=params)
-        return _parsed(TokenPage.parse, body)
+        body = await self.call("GET", f"{API}/api-tokens", caller=caller, params=params)
+        return parsed(TokenPage.parse, body)
 
     async def is_org_admin(self, caller: Caller) -> bool:
         """Whether the caller may list everyone's tokens (whoami has no explicit flag)."""
@@ -169,12 +167,12 @@ class IntrospectorClient:
             payload["workspaceId"] = workspace_id
         if expires_at:
             payload["expiresAt"] = expires_at
-        body = await self._call("POST", f"{API}/api-tokens", caller=caller, json=payload)
-        return _parsed(CreatedToken.parse, body)
+        body = await self.call("POST", f"{API}/api-tokens", caller=caller, json=payload)
+        return parsed(CreatedToken.parse, body)
 
     async def revoke_token(self, caller: Caller, token_id: str) -> None:
         """Revoke a token (idempotent; 404 when missing or not the caller's to revoke)."""
-        await self._call("DELETE", f"{API}/api-tokens/{token_id}", caller=caller)
+        await self.call("DELETE", f"{API}/api-tokens/{token_id}", caller=caller)
 
     async def audit_events(
         self, caller: Caller, *, limit: int = 50, before: int | None = None
@@ -183,17 +181,17 @@ class IntrospectorClient:
         params = {"limit": str(limit)}
         if before is not None:
             params["before"] = str(before)
-        body = await self._call("GET", f"{API}/audit-events", caller=caller, params=params)
-        return _parsed(AuditPage.parse, body)
+        body = await self.call("GET", f"{API}/audit-events", caller=caller, params=params)
+        return parsed(AuditPage.parse, body)
 
     async def token_usage(self, caller: Caller, token_id: str) -> list[tuple[int, int]]:
         """Requests per minute over the last 24 h, only minutes with traffic."""
-        body = await self._call("GET", f"{API}/api-tokens/{token_id}/usage", caller=caller)
-        return _parsed(parse_usage, body)
+        body = await self.call("GET", f"{API}/api-tokens/{token_id}/usage", caller=caller)
+        return parsed(parse_usage, body)
 
     # --- transport ----------------------------------------------------------------------------
 
-    async def _call(
+    async def call(
         self,
         method: str,
         path: str,
@@ -266,7 +264,7 @@ def _retry_after(value: str | None) -> int | None:
     return int(value.strip())
 
 
-def _parsed(parse: Callable[[Any], T], body: Any) -> T:
+def parsed(parse: Callable[[Any], T], body: Any) -> T:
     try:
         return parse(body)
     except MalformedAnswer as exc:

@@ -17,6 +17,9 @@ _BY_REASON: dict[tuple[str, str | None], str] = {
     ("invalid_request", "expiresAt"): "Choose an expiry date in the future, or leave it empty.",
     ("invalid_request", "scope"): "Choose one of the scopes offered in the list.",
     ("invalid_request", "workspaceId"): "Choose the workspace this key is for.",
+    ("invalid_request", "password"): "Use a password of at least 8 characters.",
+    ("invalid_request", "email"): "Enter a valid e-mail address, like name@example.com.",
+    ("conflict", "userId"): "You cannot deactivate your own account.",
     ("invalid_request", None): "Some of the details are not valid. Check them and try again.",
     ("edition_restricted", None): (
         "Workspace and organisation keys are only available in keygate's enterprise edition."

@@ -16,14 +16,14 @@ class MalformedAnswer(ValueError):
     """The introspector answered with JSON the UI cannot read."""
 
 
-def _str(data: dict[str, Any], key: str) -> str:
+def required_str(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str):
         raise MalformedAnswer(f"{key} is not a string")
     return value
 
 
-def _opt_str(data: dict[str, Any], key: str) -> str | None:
+def optional_str(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
         return None
@@ -32,8 +32,8 @@ def _opt_str(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _opt_time(data: dict[str, Any], key: str) -> datetime | None:
-    text = _opt_str(data, key)
+def optional_time(data: dict[str, Any], key: str) -> datetime | None:
+    text = optional_str(data, key)
     if text is None:
         return None
     try:
@@ -42,14 +42,14 @@ def _opt_time(data: dict[str, Any], key: str) -> datetime | None:
         raise MalformedAnswer(f"{key} is not a timestamp") from None
 
 
-def _time(data: dict[str, Any], key: str) -> datetime:
-    value = _opt_time(data, key)
+def required_time(data: dict[str, Any], key: str) -> datetime:
+    value = optional_time(data, key)
     if value is None:
         raise MalformedAnswer(f"{key} is missing")
     return value
 
 
-def _opt_int(data: dict[str, Any], key: str) -> int | None:
+def optional_int(data: dict[str, Any], key: str) -> int | None:
     value = data.get(key)
     if value is None:
         return None
@@ -58,13 +58,13 @@ def _opt_int(data: dict[str, Any], key: str) -> int | None:
     return value
 
 
-def _object(data: Any) -> dict[str, Any]:
+def object_of(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MalformedAnswer("expected a JSON object")
     return data
 
 
-def _list(data: dict[str, Any], key: str) -> list[Any]:
+def list_of(data: dict[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     if not isinstance(value, list):
         raise MalformedAnswer(f"{key} is not a list")
@@ -96,13 +96,15 @@ class WhoAmI:
 
     @classmethod
     def parse(cls, data: Any) -> WhoAmI:
-        body = _object(data)
+        body = object_of(data)
         workspaces = tuple(
-            Workspace(id=_str(w, "id"), name=_str(w, "name"), role=_str(w, "role"))
-            for w in map(_object, _list(body, "workspaces"))
+            Workspace(
+                id=required_str(w, "id"), name=required_str(w, "name"), role=required_str(w, "role")
+            )
+            for w in map(object_of, list_of(body, "workspaces"))
         )
-        scopes = tuple(s for s in _list(body, "scopes") if isinstance(s, str))
-        return cls(_str(body, "userId"), _str(body, "email"), workspaces, scopes)
+        scopes = tuple(s for s in list_of(body, "scopes") if isinstance(s, str))
+        return cls(required_str(body, "userId"), required_str(body, "email"), workspaces, scopes)
 
 
 @dataclass(frozen=True)
@@ -125,21 +127,21 @@ class Token:
 
     @classmethod
     def parse(cls, data: Any) -> Token:
-        body = _object(data)
+        body = object_of(data)
         return cls(
-            id=_str(body, "id"),
-            name=_str(body, "name"),
-            start=_str(body, "start"),
-            scope=_str(body, "scope"),
-            user_id=_str(body, "userId"),
-            user_email=_opt_str(body, "userEmail") or "",
-            workspace_id=_opt_str(body, "workspaceId"),
-            rate_limit=_opt_int(body, "rateLimit"),
-            created_at=_time(body, "createdAt"),
-            last_used_at=_opt_time(body, "lastUsedAt"),
-            expires_at=_opt_time(body, "expiresAt"),
-            revoked_at=_opt_time(body, "revokedAt"),
-            status=_str(body, "status"),
+            id=required_str(body, "id"),
+            name=required_str(body, "name"),
+            start=required_str(body, "start"),
+            scope=required_str(body, "scope"),
+            user_id=required_str(body, "userId"),
+            user_email=optional_str(body, "userEmail") or "",
+            workspace_id=optional_str(body, "workspaceId"),
+            rate_limit=optional_int(body, "rateLimit"),
+            created_at=required_time(body, "createdAt"),
+            last_used_at=optional_time(body, "lastUsedAt"),
+            expires_at=optional_time(body, "expiresAt"),
+            revoked_at=optional_time(body, "revokedAt"),
+            status=required_str(body, "status"),
         )
 
 
@@ -152,9 +154,9 @@ class TokenPage:
 
     @classmethod
     def parse(cls, data: Any) -> TokenPage:
-        body = _object(data)
-        items = tuple(Token.parse(item) for item in _list(body, "items"))
-        return cls(items, _opt_int(body, "nextOffset"))
+        body = object_of(data)
+        items = tuple(Token.parse(item) for item in list_of(body, "items"))
+        return cls(items, optional_int(body, "nextOffset"))
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,8 @@ class CreatedToken:
 
     @classmethod
     def parse(cls, data: Any) -> CreatedToken:
-        body = _object(data)
-        return cls(Token.parse(body), _str(body, "token"))
+        body = object_of(data)
+        return cls(Token.parse(body), required_str(body, "token"))
 
 
 @dataclass(frozen=True)
@@ -188,19 +190,19 @@ class AuditEvent:
 
     @classmethod
     def parse(cls, data: Any) -> AuditEvent:
-        body = _object(data)
+        body = object_of(data)
         details = body.get("details")
         return cls(
-            id=_opt_int(body, "id") or 0,
-            occurred_at=_time(body, "occurredAt"),
-            actor_kind=_opt_str(body, "actorKind") or "unknown",
-            actor_user_id=_opt_str(body, "actorUserId"),
-            actor_token_id=_opt_str(body, "actorTokenId"),
-            action=_str(body, "action"),
-            target_type=_opt_str(body, "targetType"),
-            target_id=_opt_str(body, "targetId"),
-            source_ip=_opt_str(body, "sourceIp"),
-            request_id=_opt_str(body, "requestId"),
+            id=optional_int(body, "id") or 0,
+            occurred_at=required_time(body, "occurredAt"),
+            actor_kind=optional_str(body, "actorKind") or "unknown",
+            actor_user_id=optional_str(body, "actorUserId"),
+            actor_token_id=optional_str(body, "actorTokenId"),
+            action=required_str(body, "action"),
+            target_type=optional_str(body, "targetType"),
+            target_id=optional_str(body, "targetId"),
+            source_ip=optional_str(body, "sourceIp"),
+            request_id=optional_str(body, "requestId"),
             details=details if isinstance(details, dict) else {},
         )
 
@@ -214,9 +216,9 @@ class AuditPage:
 
     @classmethod
     def parse(cls, data: Any) -> AuditPage:
-        body = _object(data)
-        items = tuple(AuditEvent.parse(item) for item in _list(body, "items"))
-        return cls(items, _opt_int(body, "nextBefore"))
+        body = object_of(data)
+        items = tuple(AuditEvent.parse(item) for item in list_of(body, "items"))
+        return cls(items, optional_int(body, "nextBefore"))
 
 
 @dataclass(frozen=True)
@@ -233,21 +235,21 @@ class LoginSession:
 
     @classmethod
     def parse(cls, data: Any) -> LoginSession:
-        body = _object(data)
+        body = object_of(data)
         return cls(
-            _str(body, "sessionId"),
-            _str(body, "userId"),
-            _str(body, "email"),
-            _opt_time(body, "expiresAt"),
-            _opt_str(body, "deviceToken"),
-            _opt_time(body, "deviceTokenExpiresAt"),
+            required_str(body, "sessionId"),
+            required_str(body, "userId"),
+            required_str(body, "email"),
+            optional_time(body, "expiresAt"),
+            optional_str(body, "deviceToken"),
+            optional_time(body, "deviceTokenExpiresAt"),
         )
 
 
 def parse_usage(data: Any) -> list[tuple[int, int]]:
     """``minutes`` of a usage answer as ``(epoch minute, count)`` pairs."""
     pairs: list[tuple[int, int]] = []
-    for entry in _list(_object(data), "minutes"):
+    for entry in list_of(object_of(data), "minutes"):
         if (
             not isinstance(entry, list)
             or len(entry) != 2

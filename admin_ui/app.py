@@ -32,7 +32,7 @@ from admin_ui.middlewares import (
 from admin_ui.nonces import NonceStore
 from admin_ui.pages import STATIC_ROUTE, asset_urls
 from admin_ui.settings import AdminUISettings
-from admin_ui.views import admin, keys, login
+from admin_ui.views import admin, keys, login, people
 from keygate_core.middlewares import internal_secret_guard, request_context
 from keygate_core.shared_settings import check_internal_secret
 
@@ -43,6 +43,7 @@ MAX_BODY_BYTES = 64 * 1024
 INTROSPECTOR_TIMEOUT_SECONDS = 10.0
 KEYS = "/settings/api-keys"
 TOKEN = "{token_id:[0-9a-fA-F-]{36}}"
+PERSON = "{person_id:[0-9a-fA-F-]{36}}"
 
 
 async def _introspector_client(app: web.Application) -> AsyncIterator[None]:
@@ -111,6 +112,14 @@ def create_app(settings: AdminUISettings) -> web.Application:
     app.router.add_get(f"{KEYS}/{TOKEN}/revoke", keys.confirm_revoke)
     app.router.add_post(f"{KEYS}/{TOKEN}/revoke", keys.revoke_key)
     app.router.add_get(f"{KEYS}/{TOKEN}/usage", admin.usage)
+    app.router.add_get(f"{KEYS}/users", people.list_people)
+    app.router.add_get(f"{KEYS}/users/new", people.new_person)
+    app.router.add_post(f"{KEYS}/users/new", people.new_person)
+    app.router.add_get(f"{KEYS}/users/{PERSON}/password", people.password_page)
+    app.router.add_post(f"{KEYS}/users/{PERSON}/password", people.password_page)
+    app.router.add_get(f"{KEYS}/users/{PERSON}/deactivate", people.deactivate_page)
+    app.router.add_post(f"{KEYS}/users/{PERSON}/deactivate", people.deactivate_page)
+    app.router.add_post(f"{KEYS}/users/{PERSON}/reactivate", people.reactivate)
     app.router.add_static(
         "/_keygate/static/", HERE / "static", name=STATIC_ROUTE, append_version=True
     )
