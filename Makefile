@@ -32,8 +32,10 @@ $(UV): requirements-uv.txt
 # runtime-only sync is --inexact, so it never removes the test tools of a venv that has them.
 runtime-env: $(UV)
 	@$(SYNC) --inexact
+# npm ci: the browser tests' axe-core, exactly as package-lock.json pins it (needs node/npm: make servers).
 test-env: $(UV)
 	@$(SYNC) --extra test
+	@npm ci --ignore-scripts --no-audit --no-fund --silent
 bench-env: $(UV)
 	@$(SYNC) --extra test --extra bench
 .PHONY: runtime-env test-env bench-env
