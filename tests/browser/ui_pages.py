@@ -90,6 +90,7 @@ class Viewers:
 
     tabs: dict[str, Page]
     token_id: str
+    mirror: Page
 
     async def open(self, ui_page: UIPage) -> Page:
         """Go to ``ui_page`` as its viewer and do what it does first; the tab."""
@@ -98,6 +99,23 @@ class Viewers:
         if ui_page.then is not None:
             await ui_page.then(tab)
         return tab
+
+    async def scriptable(self, ui_page: UIPage, tab: Page) -> Page:
+        """``tab`` itself, or for a no-JS viewer a copy of its document in a tab that can run
+        a checker's script but not the page's own (a JS-less page never runs timers, so a
+        script like axe-core would wait forever in it)."""
+        if ui_page.viewer != ADMIN_NO_JS:
+            return tab
+        html, url = await tab.content(), tab.url
+        await self.mirror.unroute_all()
+        await self.mirror.route(
+            url, lambda route: route.fulfill(body=html, content_type="text/html")
+        )
+        await self.mirror.route(
+            "**/app.js", lambda route: route.fulfill(body="", content_type="text/javascript")
+        )
+        await self.mirror.goto(url)
+        return self.mirror
 
 
 async def seed_keys(stack: UIStack, tab: Page, names: list[str]) -> None:
@@ -127,4 +145,4 @@ async def viewers(browsing: Browsing, stack: UIStack) -> Viewers:
     token_id = await admin.locator("tr[data-token-id]").first.get_attribute("data-token-id")
     assert token_id, "no key row after seeding"
     tabs = {ANONYMOUS: anonymous, ADMIN_VIEWER: admin, MEMBER: member, ADMIN_NO_JS: admin_no_js}
-    return Viewers(tabs, token_id)
+    return Viewers(tabs, token_id, mirror=await browsing.new_page())
