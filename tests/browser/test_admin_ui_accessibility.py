@@ -15,7 +15,7 @@ from typing import Literal
 from playwright.async_api import Page
 
 from tests.browser.admin_pages import TABLE
-from tests.browser.ui_pages import PAGES, viewers
+from tests.browser.ui_pages import ADMIN_VIEWER, PAGES, viewers
 from tests.harness.browser import Browsing, axe_violations
 from tests.harness.ui_stack import UIStack
 
@@ -23,9 +23,10 @@ SCHEMES: list[Literal["light", "dark"]] = ["light", "dark"]
 BLOCKING = {"serious", "critical"}
 
 
-async def test_every_page_has_no_serious_accessibility_violation(
+async def test_every_page_has_no_serious_accessibility_violation_and_shows_focus(
     browsing: Browsing, ui_stack: UIStack
 ) -> None:
+    """axe on every page in both schemes, then Tab through the keys page (one stack for both)."""
     tabs = await viewers(browsing, ui_stack)
     blocking: list[str] = []
     for scheme in SCHEMES:
@@ -41,6 +42,7 @@ async def test_every_page_has_no_serious_accessibility_violation(
                 else:
                     print(f"{line} {violation['help']}")
     assert not blocking, "\n".join(blocking)
+    await every_control_shows_where_the_focus_is(tabs.tabs[ADMIN_VIEWER])
 
 
 async def focus_ring(page: Page) -> dict[str, str]:
@@ -60,12 +62,9 @@ def visible_ring(ring: dict[str, str]) -> bool:
     return outline or ring["shadow"] not in {"none", ""}
 
 
-async def test_every_control_on_the_keys_page_shows_where_the_focus_is(
-    browsing: Browsing, ui_stack: UIStack
-) -> None:
-    """Tab through the keys page (a key listed): each control focused draws an outline or ring."""
-    tabs = await viewers(browsing, ui_stack)
-    page = tabs.tabs["admin"]
+async def every_control_shows_where_the_focus_is(page: Page) -> None:
+    """Tab through the keys page (keys listed): each control focused draws an outline or ring."""
+    await page.emulate_media(color_scheme="light")
     await page.goto(TABLE)
     seen: list[str] = []
     unringed: list[str] = []
