@@ -63,6 +63,7 @@ class UIPage:
     viewer: str
     path: str
     then: Callable[[Page], Awaitable[None]] | None = None
+    status: int = 200
 
 
 PAGES = [
@@ -79,8 +80,8 @@ PAGES = [
     UIPage("new-no-js", ADMIN_NO_JS, f"{TABLE}/new"),
     UIPage("reveal-no-js", ADMIN_NO_JS, f"{TABLE}/new", submit_create_form),
     UIPage("revoke-confirm-no-js", ADMIN_NO_JS, f"{TABLE}/{{token}}/revoke"),
-    UIPage("forbidden", MEMBER, ADMIN),
-    UIPage("not-found", ADMIN_VIEWER, f"{TABLE}/no-such-page"),
+    UIPage("forbidden", MEMBER, ADMIN, status=403),
+    UIPage("not-found", ADMIN_VIEWER, f"{TABLE}/no-such-page", status=404),
 ]
 
 
@@ -95,7 +96,10 @@ class Viewers:
     async def open(self, ui_page: UIPage) -> Page:
         """Go to ``ui_page`` as its viewer and do what it does first; the tab."""
         tab = self.tabs[ui_page.viewer]
-        await tab.goto(ui_page.path.format(token=self.token_id))
+        response = await tab.goto(ui_page.path.format(token=self.token_id))
+        assert response is not None and response.status == ui_page.status, (
+            f"{ui_page.name}: {response and response.status} from {tab.url}"
+        )
         if ui_page.then is not None:
             await ui_page.then(tab)
         return tab
