@@ -8,6 +8,7 @@ width, signed in or not, in light and dark.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from tests.harness.ui_stack import Person, UIStack
 ANONYMOUS, ADMIN_VIEWER, MEMBER, ADMIN_NO_JS = "anonymous", "admin", "member", "admin-no-js"
 # A long name and a long owner e-mail are what push a table past its card.
 LONG_NAME = "Nightly deploy bot for the production cluster in eu-west-1"
+LONG_EMAIL = "alexandra.konstantinopoulou@platform-engineering.example.com"
 
 
 async def wrong_password(page: Page) -> None:
@@ -131,6 +133,16 @@ async def seed_keys(stack: UIStack, tab: Page, names: list[str]) -> None:
         assert status == 200, (status, body[:500])
 
 
+def seed_organisation(stack: UIStack) -> None:
+    """With the operator CLI: a person with a long e-mail owning a key that expires (the stack
+    runs the community edition, so every key is PERSONAL)."""
+    stack.cli("users", "create", "--email", LONG_EMAIL)
+    stack.cli(
+        *("tokens", "create", "--email", LONG_EMAIL, "--name", "Terraform state sync"),
+        *("--expires-in", "30d"),
+    )
+
+
 async def signed_in(browsing: Browsing, person: Person, *, javascript: bool = True) -> Page:
     tab = await browsing.new_page(javascript=javascript)
     await tab.goto(LOGIN)
@@ -139,12 +151,15 @@ async def signed_in(browsing: Browsing, person: Person, *, javascript: bool = Tr
 
 
 async def viewers(browsing: Browsing, stack: UIStack) -> Viewers:
-    """Every viewer's tab, with the admin owning a few keys (one with a long name)."""
+    """Every viewer's tab, with the admin owning a few keys (one with a long name) and
+    :func:`seed_organisation`'s people and keys."""
+    seeding = asyncio.create_task(asyncio.to_thread(seed_organisation, stack))
     anonymous = await browsing.new_page()
     admin = await signed_in(browsing, stack.admin)
     member = await signed_in(browsing, stack.member)
     admin_no_js = await signed_in(browsing, stack.admin, javascript=False)
     await seed_keys(stack, admin, [LONG_NAME, "ci"])
+    await seeding
     await admin.goto(TABLE)
     token_id = await admin.locator("tr[data-token-id]").first.get_attribute("data-token-id")
     assert token_id, "no key row after seeding"
