@@ -12,6 +12,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from playwright.async_api import (
@@ -189,7 +190,17 @@ async def layout_problems(page: Page) -> list[str]:
     return problems
 
 
-async def axe_violations(page: Page) -> list[dict[str, object]]:
+class AxeViolation(TypedDict):
+    """One axe-core rule ``page`` breaks: its id, impact (minor to critical), one-line help, and
+    each offending node as "<selector> — <what to fix>"."""
+
+    id: str
+    impact: str
+    help: str
+    nodes: list[str]
+
+
+async def axe_violations(page: Page) -> list[AxeViolation]:
     """axe-core's violations on ``page``, each with its rule id, impact and offending nodes.
 
     The script goes in through ``evaluate`` (the devtools protocol), because the pages' strict
@@ -199,7 +210,7 @@ async def axe_violations(page: Page) -> list[dict[str, object]]:
         raise AssertionError(f"axe-core is not installed ({AXE.name} missing): run make test-env")
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
-    violations: list[dict[str, object]] = await page.evaluate(
+    violations: list[AxeViolation] = await page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(
             v => ({id: v.id, impact: v.impact, help: v.help,
                    nodes: v.nodes.map(n => n.target.join(' ') + ' — ' + n.failureSummary)}))"""
