@@ -32,7 +32,14 @@ $(UV): requirements-uv.txt
 # runtime-only sync is --inexact, so it never removes the test tools of a venv that has them.
 runtime-env: $(UV)
 	@$(SYNC) --inexact
-test-env: $(UV)
+# axe-core for the browser tests' accessibility check, exactly as package-lock.json pins it.
+# npm comes with the machine's nodejs package, which ensure-packages.sh installs when missing.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || tests/harness/ensure-packages.sh nodejs
+	@command -v npm >/dev/null 2>&1 || { echo "make test-env needs npm (Debian: nodejs npm)" >&2; exit 1; }
+	@npm ci --ignore-scripts --no-audit --no-fund --silent
+
+test-env: $(UV) node_modules/.package-lock.json
 	@$(SYNC) --extra test
 bench-env: $(UV)
 	@$(SYNC) --extra test --extra bench
@@ -106,4 +113,4 @@ lock: $(UV)
 	$(UV) lock --upgrade
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

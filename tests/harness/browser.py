@@ -12,6 +12,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from playwright.async_api import (
@@ -34,7 +35,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 LOCAL_HOSTS = {"127.0.0.1"}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
 class BrowserUnavailable(RuntimeError):
@@ -121,9 +124,12 @@ class Browsing:
     base_url: str
     _contexts: list[tuple[BrowserContext, PageProblems]] = field(default_factory=list)
 
-    async def new_page(self) -> Page:
-        """A page in a fresh context (a separate person's browser) whose URLs are gateway paths."""
-        context = await self.browser.new_context(base_url=self.base_url)
+    async def new_page(self, *, javascript: bool = True) -> Page:
+        """A page in a fresh context (a separate person's browser) whose URLs are gateway paths;
+        ``javascript=False`` is a browser with scripts off, for the no-JS paths."""
+        context = await self.browser.new_context(
+            base_url=self.base_url, java_script_enabled=javascript
+        )
         context.set_default_timeout(5_000)
         context.set_default_navigation_timeout(10_000)
         self._contexts.append((context, await watch_context(context)))
@@ -135,3 +141,78 @@ class Browsing:
     async def close(self) -> None:
         for context, _ in self._contexts:
             await context.close()
+
+
+# Every visible control must sit inside the viewport's width and be the thing under its own
+# centre once scrolled to: not cut off by a card, not only reachable by scrolling a box sideways.
+# Controls parked off-screen until focused (the skip link) are measured while focused. While a
+# modal dialog is open only its own controls count (the rest of the page is inert).
+LAYOUT_CHECK = """() => {
+  const width = window.innerWidth, problems = [];
+  const scrollWidth = document.documentElement.scrollWidth;
+  if (scrollWidth > width) problems.push(`page scrolls sideways: ${scrollWidth}px > ${width}px`);
+  const modal = document.querySelector('dialog:modal');
+  const selector = 'a[href], button, input:not([type=hidden]), select, textarea, summary';
+  const describe = el => el.outerHTML.replace(/\\s+/g, ' ').slice(0, 120);
+  for (const el of (modal || document).querySelectorAll(selector)) {
+    if (!el.getClientRects().length || getComputedStyle(el).visibility === 'hidden') continue;
+    const parked = el.getBoundingClientRect().right <= 0;
+    if (parked) el.focus({preventScroll: true});
+    el.scrollIntoView({block: 'center', inline: 'nearest'});
+    const box = el.getBoundingClientRect();
+    let sideways = false;
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      sideways ||= up.scrollLeft !== 0;
+      up.scrollLeft = 0;
+    }
+    const where = `${Math.round(box.left)}..${Math.round(box.right)} of ${width}px`;
+    if (sideways) {
+      problems.push(`only reachable by scrolling a box sideways: ${describe(el)}`);
+    } else if (box.left < 0 || box.right > width + 0.5) {
+      problems.push(`outside the viewport (${where}): ${describe(el)}`);
+    } else {
+      const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+      if (!hit || !el.contains(hit)) {
+        const top = hit && describe(hit);
+        problems.push(`clipped or covered (${where}; on top: ${top}): ${describe(el)}`);
+      }
+    }
+    if (parked) el.blur();
+  }
+  window.scrollTo(0, 0);
+  return problems;
+}"""
+
+
+async def layout_problems(page: Page) -> list[str]:
+    """What :data:`LAYOUT_CHECK` finds wrong with ``page`` at its current viewport."""
+    problems: list[str] = await page.evaluate(LAYOUT_CHECK)
+    return problems
+
+
+class AxeViolation(TypedDict):
+    """One axe-core rule ``page`` breaks: its id, impact (minor to critical), one-line help, and
+    each offending node as "<selector> — <what to fix>"."""
+
+    id: str
+    impact: str
+    help: str
+    nodes: list[str]
+
+
+async def axe_violations(page: Page) -> list[AxeViolation]:
+    """axe-core's violations on ``page``, each with its rule id, impact and offending nodes.
+
+    The script goes in through ``evaluate`` (the devtools protocol), because the pages' strict
+    Content-Security-Policy would block a script tag; a missing axe-core is a failure, never a skip.
+    """
+    if not AXE.is_file():
+        raise AssertionError(f"axe-core is not installed ({AXE.name} missing): run make test-env")
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        await page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
+    violations: list[AxeViolation] = await page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(
+            v => ({id: v.id, impact: v.impact, help: v.help,
+                   nodes: v.nodes.map(n => n.target.join(' ') + ' — ' + n.failureSummary)}))"""
+    )
+    return violations
