@@ -20,6 +20,7 @@ LOGIN = "/_keygate/login"
 TABLE = "/settings/api-keys"
 ADMIN = "/settings/api-keys/admin"
 AUDIT = "/settings/api-keys/audit"
+PEOPLE = "/settings/api-keys/users"
 
 
 def at(path: str) -> Any:

@@ -13,11 +13,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from playwright.async_api import Locator, Page, expect
 
-from tests.browser.admin_pages import AUDIT, LOGIN, TABLE, at, log_in
+from tests.browser.admin_pages import AUDIT, LOGIN, PEOPLE, TABLE, at, log_in
 from tests.harness.browser import Browsing, screenshot
 from tests.harness.ui_stack import Person, UIStack
-
-PEOPLE = "/settings/api-keys/users"
 
 
 async def app_status(stack: UIStack, token: str) -> int:

@@ -1,6 +1,7 @@
 """Every page of the admin UI, as one list the width and accessibility checks walk.
 
-A page is who looks at it (``viewer``), where (``path``, with ``{token}`` for a seeded key's id)
+A page is who looks at it (``viewer``), where (``path``, with ``{token}`` for a seeded key's id
+and ``{member}`` for the member's user id)
 and what a person does there first (``then``: open a dialog, submit a form). A new page (say, the
 Users page) is one more :class:`UIPage` in :data:`PAGES`; both checks then cover it at every
 width, signed in or not, in light and dark.
@@ -18,6 +19,7 @@ from tests.browser.admin_pages import (
     ADMIN,
     AUDIT,
     LOGIN,
+    PEOPLE,
     TABLE,
     create_form_fields,
     log_in,
@@ -52,6 +54,22 @@ async def open_revoke_dialog(page: Page) -> None:
     await expect(page.locator("dialog#revoke-dialog")).to_be_visible()
 
 
+async def open_reveal_dialog(page: Page) -> None:
+    """Create a key in the dialog: the reveal dialog opens over the list."""
+    await open_create_dialog(page)
+    await page.locator("dialog#create-dialog input[name=name]").fill("revealed in a dialog")
+    await page.locator("dialog#create-dialog [type=submit]").click()
+    await expect(page.locator("dialog#reveal-dialog code#token-value")).to_be_visible()
+
+
+async def mismatched_passwords(page: Page) -> None:
+    form = page.locator("form#password-form")
+    await form.locator("input[name=password]").fill("new-password-1")
+    await form.locator("input[name=confirm]").fill("new-password-2")
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator(".error-banner")).to_be_visible()
+
+
 async def submit_create_form(page: Page) -> None:
     """The no-JS create page's form, submitted: the browser lands on the reveal page."""
     await page.locator("form#create-form input[name=name]").fill("no-js reveal")
@@ -82,7 +100,17 @@ PAGES = [
     UIPage("new-no-js", ADMIN_NO_JS, f"{TABLE}/new"),
     UIPage("reveal-no-js", ADMIN_NO_JS, f"{TABLE}/new", submit_create_form),
     UIPage("revoke-confirm-no-js", ADMIN_NO_JS, f"{TABLE}/{{token}}/revoke"),
+    UIPage("reveal-dialog", ADMIN_VIEWER, TABLE, open_reveal_dialog),
+    UIPage("people", ADMIN_VIEWER, PEOPLE),
+    UIPage("people-filtered", ADMIN_VIEWER, f"{PEOPLE}?q=example&status=active"),
+    UIPage("people-add", ADMIN_VIEWER, f"{PEOPLE}/new"),
+    UIPage("people-password", ADMIN_VIEWER, f"{PEOPLE}/{{member}}/password"),
+    UIPage(
+        "people-password-error", ADMIN_VIEWER, f"{PEOPLE}/{{member}}/password", mismatched_passwords
+    ),
+    UIPage("people-deactivate", ADMIN_VIEWER, f"{PEOPLE}/{{member}}/deactivate"),
     UIPage("forbidden", MEMBER, ADMIN, status=403),
+    UIPage("people-forbidden", MEMBER, PEOPLE, status=403),
     UIPage("not-found", ADMIN_VIEWER, f"{TABLE}/no-such-page", status=404),
 ]
 
@@ -93,12 +121,13 @@ class Viewers:
 
     tabs: dict[str, Page]
     token_id: str
+    member_id: str
     mirror: Page
 
     async def open(self, ui_page: UIPage) -> Page:
         """Go to ``ui_page`` as its viewer and do what it does first; the tab."""
         tab = self.tabs[ui_page.viewer]
-        response = await tab.goto(ui_page.path.format(token=self.token_id))
+        response = await tab.goto(ui_page.path.format(token=self.token_id, member=self.member_id))
         assert response is not None and response.status == ui_page.status, (
             f"{ui_page.name}: {response and response.status} from {tab.url}"
         )
@@ -164,4 +193,4 @@ async def viewers(browsing: Browsing, stack: UIStack) -> Viewers:
     token_id = await admin.locator("tr[data-token-id]").first.get_attribute("data-token-id")
     assert token_id, "no key row after seeding"
     tabs = {ANONYMOUS: anonymous, ADMIN_VIEWER: admin, MEMBER: member, ADMIN_NO_JS: admin_no_js}
-    return Viewers(tabs, token_id, mirror=await browsing.new_page())
+    return Viewers(tabs, token_id, stack.member.id, mirror=await browsing.new_page())
