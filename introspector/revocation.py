@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -29,6 +30,27 @@ from keygate_core.background import stop_requested
 from keygate_core.redis_keys import REVOCATION_CHANNEL
 
 log = logging.getLogger("keygate.revocation")
+
+
+@dataclass(frozen=True)
+class _Outbox:
+    """One outbox table: what its rows ask for, and how to take and clear a batch of them."""
+
+    what: str
+    select: str
+    delete: str
+
+
+_REVOCATIONS = _Outbox(
+    "revocation announcement",
+    "SELECT id, public_id FROM revocation_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    "DELETE FROM revocation_outbox WHERE id = ANY($1::bigint[])",
+)
+_SESSION_PURGES = _Outbox(
+    "session purge",
+    "SELECT id, user_id FROM session_purge_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    "DELETE FROM session_purge_outbox WHERE id = ANY($1::bigint[])",
+)
 
 
 class RevocationAnnouncer:
@@ -69,54 +91,42 @@ class RevocationAnnouncer:
             return delivered
 
     async def _deliver_batch(self, batch: int) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, public_id FROM revocation_outbox ORDER BY id "
-                "LIMIT $1 FOR UPDATE SKIP LOCKED",
-                batch,
-            )
-            if not rows:
-                return 0
-            try:
-                for row in rows:
-                    await self._cache.tombstone(row["public_id"])
-                    await self._redis.publish(REVOCATION_CHANNEL, row["public_id"])
-            except (RedisError, OSError) as exc:
-                self._on_deferred()
-                log.warning(
-                    "revocation announcement deferred: Redis unavailable",
-                    extra={"pending": len(rows), "error": type(exc).__name__},
-                )
-                raise _Deferred from None
-            await conn.execute(
-                "DELETE FROM revocation_outbox WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
-            return len(rows)
+        async def announce(rows: list[asyncpg.Record]) -> None:
+            for row in rows:
+                await self._cache.tombstone(row["public_id"])
+                await self._redis.publish(REVOCATION_CHANNEL, row["public_id"])
+
+        return await self._drain(_REVOCATIONS, batch, announce)
 
     async def _purge_batch(self, batch: int) -> int:
+        async def purge(rows: list[asyncpg.Record]) -> None:
+            for user_id in {row["user_id"] for row in rows}:
+                await self._sessions.purge(user_id)
+
+        return await self._drain(_SESSION_PURGES, batch, purge)
+
+    async def _drain(
+        self,
+        outbox: _Outbox,
+        batch: int,
+        deliver: Callable[[list[asyncpg.Record]], Awaitable[None]],
+    ) -> int:
+        """Deliver up to ``batch`` rows of ``outbox`` and delete them, in one
+        transaction: when Redis refuses, the rows stay (unlocked) for the next attempt."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, user_id FROM session_purge_outbox ORDER BY id "
-                "LIMIT $1 FOR UPDATE SKIP LOCKED",
-                batch,
-            )
+            rows = await conn.fetch(outbox.select, batch)
             if not rows:
                 return 0
             try:
-                for user_id in {row["user_id"] for row in rows}:
-                    await self._sessions.purge(user_id)
+                await deliver(rows)
             except (RedisError, OSError) as exc:
                 self._on_deferred()
                 log.warning(
-                    "session purge deferred: Redis unavailable",
+                    f"{outbox.what} deferred: Redis unavailable",
                     extra={"pending": len(rows), "error": type(exc).__name__},
                 )
                 raise _Deferred from None
-            await conn.execute(
-                "DELETE FROM session_purge_outbox WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
+            await conn.execute(outbox.delete, [r["id"] for r in rows])
             return len(rows)
 
     async def deliver_quietly(self) -> None:
