@@ -323,6 +323,10 @@
     }
     document.querySelectorAll("#create-form").forEach(initCreateForm);
     initCopy(document);
+    // A list that reloads after Done, a revoke or a People action starts keyboard and
+    // screen-reader users at the message saying what happened, not at the top of the page.
+    var told = document.querySelector("[data-focus-on-load]");
+    if (told) told.focus();
   }
 
   if (document.readyState === "loading") {

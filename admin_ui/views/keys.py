@@ -70,6 +70,26 @@ def path_token_id(request: web.Request) -> str:
         raise PageNotFound("There is no API key with this id.") from None
 
 
+def _list_flash(request: web.Request, shown: tuple[Token, ...]) -> str | None:
+    """What the list says after a revoke (``?revoked=<id>``) or after the reveal's Done
+    (``?created=<id>``); the key is named when it is on this page."""
+    for param, named, unnamed in (
+        ("revoked", "“{}” was revoked.", "The API key was revoked."),
+        ("created", "“{}” is ready and listed below.", "Your new API key is ready."),
+    ):
+        token_id = request.query.get(param)
+        if token_id:
+            name = next((t.name for t in shown if t.id == token_id), None)
+            head = named.format(name) if name else unnamed
+            tail = (
+                " Requests using it are refused from now on."
+                if param == "revoked"
+                else " Its secret is not shown again."
+            )
+            return head + tail
+    return None
+
+
 async def list_keys(request: web.Request) -> web.StreamResponse:
     """The person's keys, newest first, with the create and revoke dialogs."""
     viewer = require_viewer(request)
@@ -80,15 +100,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
         client.list_tokens(viewer.caller, limit=PAGE_SIZE, offset=offset),
         client.is_org_admin(viewer.caller),
     )
-    revoked_id = request.query.get("revoked")
-    flash = None
-    if revoked_id:
-        name = next((t.name for t in page.items if t.id == revoked_id), None)
-        flash = (
-            f"“{name}” was revoked. Requests using it are refused from now on."
-            if name
-            else "The API key was revoked. Requests using it are refused from now on."
-        )
+    flash = _list_flash(request, page.items)
     return render(
         request,
         "keys.html",
