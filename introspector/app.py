@@ -219,6 +219,7 @@ def create_app(settings: IntrospectorSettings) -> web.Application:
     app.router.add_get(f"{API}/audit-events", audit_events.list_audit_events)
     app.router.add_get(f"{API}/users", users.list_users)
     app.router.add_post(f"{API}/users", users.create_user)
+    app.router.add_get(f"{API}/users/{{user_id}}", users.get_user)
     app.router.add_put(f"{API}/users/{{user_id}}/password", users.set_password)
     app.router.add_post(f"{API}/users/{{user_id}}/deactivate", users.deactivate)
     app.router.add_post(f"{API}/users/{{user_id}}/reactivate", users.reactivate)

@@ -1,6 +1,6 @@
 """``/api/platform/internal/users``: the user lifecycle for organisation admins.
 
-List people, create one, set a password, deactivate and reactivate (see
+List people, look one up, create one, set a password, deactivate and reactivate (see
 :mod:`introspector.user_lifecycle`). Only a caller that acts as an organisation admin (signed
 in, or with an ORGANIZATION token) may; everyone else gets 403. Once a deactivation or a
 password change has committed, its outboxes are delivered before the answer, so a 200 means the
@@ -64,6 +64,15 @@ async def list_users(request: web.Request) -> web.Response:
     items = [u.to_json() for u in found[:limit]]
     next_offset = offset + limit if len(found) > limit else None
     return web.json_response({"items": items, "nextOffset": next_offset}, headers=NO_STORE)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    """GET: one person, by id."""
+    user_id = _user_id(request)
+    async with request.app[POOL].acquire() as conn:
+        await _admin(request, conn)
+        summary = await user_lifecycle.user_summary(conn, user_id)
+    return web.json_response(summary.to_json(), headers=NO_STORE)
 
 
 async def create_user(request: web.Request) -> web.Response:

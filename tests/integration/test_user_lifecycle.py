@@ -72,6 +72,8 @@ async def test_an_admin_lists_people_by_email_with_filters(introspector: Introsp
     assert [u["email"] for u in active["items"]] == ["root@example.com"]
     gone = await (await call(introspector, root, "GET", "/users?status=deactivated")).json()
     assert [u["email"] for u in gone["items"]] == ["bob@example.com"]
+    one = await (await call(introspector, root, "GET", f"/users/{bob.id}")).json()
+    assert one == bob_row
 
 
 @pytest.mark.parametrize(
@@ -94,6 +96,7 @@ async def test_everyone_else_gets_403(introspector: Introspector) -> None:
     target = f"/users/{root.id}"
     for method, path, body in [
         ("GET", "/users", None),
+        ("GET", target, None),
         ("POST", "/users", {"email": "x@example.com"}),
         ("PUT", f"{target}/password", {"password": "long enough"}),
         ("POST", f"{target}/deactivate", None),
@@ -169,12 +172,13 @@ async def test_unknown_or_malformed_ids_are_404(introspector: Introspector) -> N
     root = await person(introspector, "root@example.com", admin=True)
     for user_id in (str(uuid4()), "not-a-uuid"):
         for method, suffix, body in [
+            ("GET", "", None),
             ("PUT", "password", {"password": "long enough"}),
             ("POST", "deactivate", None),
             ("POST", "reactivate", None),
         ]:
             response = await call(
-                introspector, root, method, f"/users/{user_id}/{suffix}", json=body
+                introspector, root, method, f"/users/{user_id}/{suffix}".rstrip("/"), json=body
             )
             await problem(response, 404)
 
