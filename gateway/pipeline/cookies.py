@@ -38,7 +38,7 @@ def drop_keygate_cookies(headers: CIMultiDict[str]) -> None:
     left empty is removed; the others keep their order, rejoined with ``"; "``.
     """
     values = headers.getall("Cookie", ())
-    if not any(_MARK in value.lower() for value in values):
+    if not any(may_name_keygate_cookie(value) for value in values):
         return
     kept = []
     for value in values:
@@ -51,6 +51,12 @@ def drop_keygate_cookies(headers: CIMultiDict[str]) -> None:
     del headers["Cookie"]
     for value in kept:
         headers.add("Cookie", value)
+
+
+def may_name_keygate_cookie(cookie: str) -> bool:
+    """Whether a ``Cookie`` value may hold one of keygate's cookies (when not, it goes on as
+    it is, and :func:`drop_keygate_cookies` changes nothing)."""
+    return _MARK in cookie.lower()
 
 
 def sets_keygate_cookie(set_cookie: str) -> bool:

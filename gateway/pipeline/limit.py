@@ -45,13 +45,11 @@ next call tries Redis again. :func:`rate_limit_headers` tells the client about i
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -63,9 +61,9 @@ from gateway.pipeline.limit_redis import LeaseRequests
 _REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 
 
-@dataclass(frozen=True)
-class RateDecision:
-    """One limiter answer, describing the bucket after this request.
+class RateDecision(NamedTuple):
+    """One limiter answer, describing the bucket after this request (immutable; a named
+    tuple because one is made per request).
 
     ``remaining`` is whole tokens left (≥ 0); ``reset_after`` is seconds until the bucket is
     full again; ``retry_after`` is whole seconds until the next token when denied (≥ 1), 0 when
@@ -244,4 +242,4 @@ class RedisTokenBucket:
             if not self._fail_open:
                 return RateDecision(False, limit_per_minute, 0, 1.0, 1, degraded=True)
             local = self._fallback.take_now(key, limit_per_minute)
-            return dataclasses.replace(local, degraded=True)
+            return local._replace(degraded=True)

@@ -237,7 +237,10 @@ class Mutator:
         # Every spelling strip kept ("authorization" has no "-" for a "_" to stand in for) is
         # found by the case-insensitive lookup; without one there is nothing to drop.
         if "Authorization" in headers and not forwards_bearer(self.forward_bearer, upstream):
-            headers = drop_bearer(headers, forward_bearer=False)
+            if all(is_bearer(value) for value in headers.getall("Authorization")):
+                headers.popall("Authorization")  # the usual case: one value, a bearer token
+            else:
+                headers = drop_bearer(headers, forward_bearer=False)
         headers.popall("Host", None)
         for name, value in forwarded_headers(
             request.headers,

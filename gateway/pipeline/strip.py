@@ -67,8 +67,6 @@ _ENCODED_TWICE = re.compile(r"%[0-9a-f]{2}", re.IGNORECASE)
 
 # RFC 9110 §5.6.2 tchar; anything else in a field name is not HTTP and is dropped unread.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# A value no HTTP parser would have produced; dropped rather than handed to the next hop to split.
-_UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 
 
 def canonical_name(name: str) -> str:
@@ -85,6 +83,12 @@ def canonical_name(name: str) -> str:
 def is_field_name(name: str) -> bool:
     """Whether ``name`` is a syntactically valid HTTP field name (an RFC 9110 token)."""
     return _TOKEN.fullmatch(name) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_name(name: str) -> tuple[str, bool]:
+    # What strip needs of a field name, remembered: the same few names come on every request.
+    return canonical_name(name), is_field_name(name)
 
 
 @functools.lru_cache(maxsize=64)
@@ -108,7 +112,8 @@ def strip_inbound(
     * the hop-by-hop fields in :data:`HOP_BY_HOP`;
     * every field named in a ``Connection`` header (comma-separated, any case, whitespace and
       ``_`` spellings tolerated) — protected names included, though they go anyway;
-    * any field whose name is not an RFC 9110 token, or whose value holds CR, LF or NUL.
+    * any field whose name is not an RFC 9110 token, or whose value holds CR, LF or NUL (no
+      HTTP parser would have produced it: dropped rather than handed to the next hop to split).
 
     ``keep_upgrade`` is for a WebSocket handshake the forwarder passes on: when the client's
     ``Connection`` lists ``upgrade`` and it sent ``Upgrade``, the result keeps those ``Upgrade``
@@ -120,16 +125,17 @@ def strip_inbound(
     The input is not modified; surviving fields keep their order and spelling.
     """
     named: set[str] = set()
-    for name, value in headers.items():
-        if canonical_name(name) == "connection":
-            named.update(canonical_name(t.strip(" \t")) for t in value.split(","))
+    # "connection" has no "-" for a "_" to stand in for: the case-insensitive lookup finds every
+    # spelling, and most requests have none.
+    for value in headers.getall("Connection", ()):
+        named.update(canonical_name(t.strip(" \t")) for t in value.split(","))
     named.discard("")
     upgrading = keep_upgrade and "upgrade" in named
     identity = _canonical_names(tuple(protected))
     kept: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
-        key = canonical_name(name)
-        if key in identity or not is_field_name(name) or _UNSAFE_VALUE.search(value):
+        key, valid = _read_name(name)
+        if key in identity or not valid or "\r" in value or "\n" in value or "\x00" in value:
             continue
         if (upgrading and key == "upgrade") or (key not in HOP_BY_HOP and key not in named):
             kept.add(name, value)
@@ -154,9 +160,11 @@ def protected_headers(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_ambiguous(raw_path: str) -> bool:
     """Whether ``raw_path`` (without the query) could name different routes to different
-    readers: see :data:`_AMBIGUOUS` and :data:`_ENCODED_TWICE`."""
+    readers: see :data:`_AMBIGUOUS` and :data:`_ENCODED_TWICE`. Remembered: most requests
+    ask about paths asked about before."""
     return bool(_AMBIGUOUS.search(raw_path) or _ENCODED_TWICE.search(unquote(raw_path)))
 
 

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import httptools
 from aiohttp import web
 
-from gateway.errors import GatewayError, bad_gateway, body_timeout, gateway_timeout
-from gateway.relay.heads import RelayRequest, ResponseHead, response_bytes
+from gateway.errors import GatewayError, bad_gateway
+from gateway.relay.heads import RelayRequest, response_bytes
+from gateway.relay.response_head import ResponseHead
 from gateway.relay.upstream import UpstreamConnection, UpstreamPool
 
 if TYPE_CHECKING:
@@ -101,8 +102,7 @@ class Answering:
         self._last_read = self.relay.loop.time()
         framing = self._framing
         if self._response is None:
-            self._received += data
-            self._read_head()
+            self._read_head(data)
         elif framing == _LENGTH:
             self._relay_length(data)
         elif framing == _CHUNKS:
@@ -112,28 +112,33 @@ class Answering:
         else:
             self._done(reusable=False)  # bytes after a body-less answer
 
-    def _read_head(self) -> None:
-        while self._response is None:
-            end = self._received.find(b"\r\n\r\n")
+    def _read_head(self, data: bytes) -> None:
+        received = self._received
+        if received:  # the head came in pieces
+            received += data
+            data = bytes(received)
+            received.clear()
+        while True:
+            end = data.find(b"\r\n\r\n")
             if end < 0:
-                if len(self._received) > _MAX_RESPONSE_HEAD:
+                if len(data) > _MAX_RESPONSE_HEAD:
                     self._answer_upstream_error(bad_gateway())
+                else:
+                    received += data
                 return
-            head = bytes(self._received[: end + 4])
-            del self._received[: end + 4]
             try:
-                response = ResponseHead(head)
+                response = ResponseHead(data[: end + 4])
             except (httptools.HttpParserError, ValueError):
                 self._answer_upstream_error(bad_gateway())
                 return
-            if response.status < 200:
-                continue  # interim answers (100, 103 Early Hints) are not passed on
-            self._respond(response)
+            data = data[end + 4 :]
+            if response.status >= 200:  # interim answers (100, 103 Early Hints) are not passed on
+                self._respond(response, data)
+                return
 
-    def _respond(self, response: ResponseHead) -> None:
+    def _respond(self, response: ResponseHead, rest: bytes) -> None:
+        """Relay ``response``; ``rest`` is what came after its head."""
         self._response = response
-        rest = bytes(self._received)
-        self._received.clear()
         if self.request.method == "HEAD" or response.status in _NO_BODY_STATUS:
             self._framing = _NONE
         elif response.chunked:
@@ -148,11 +153,12 @@ class Answering:
             # HTTP/1.0 has no chunks: the body runs until the connection closes.
             self._unframed = True
             response.unframed()
+        close = self._closes_client()
         head = response.client_head(
             self._added,
             chunked=relay_frames and not self._unframed,
-            close=self._closes_client(),
-            keep_alive=self.request.http10 and not self._closes_client(),
+            close=close,
+            keep_alive=self.request.http10 and not close,
             foreign=self._foreign,
         )
         if self._framing == _LENGTH and rest:
@@ -222,30 +228,6 @@ class Answering:
             or self.client.closing
             or self._unframed
         )
-
-    def _waiting_for_body(self) -> bool:
-        """The client still owes body bytes and is not held back by the upstream."""
-        return bool(self.body_left) and not self.client.paused_by_upstream()
-
-    def _limit(self) -> float:
-        """How long this exchange may go without a byte."""
-        return self.relay.body_timeout if self._waiting_for_body() else self.relay.timeout
-
-    def _check_timeout(self) -> None:
-        self._timer = None
-        if self.over:
-            return
-        loop = self.relay.loop
-        idle = loop.time() - self._last_read
-        limit = self._limit()
-        if idle < limit:
-            self._timer = loop.call_later(limit - idle, self._check_timeout)
-        elif self._response is not None:
-            self._cut()
-        elif self._waiting_for_body():
-            self.refuse(body_timeout())
-        else:
-            self._answer_upstream_error(gateway_timeout())
 
     def _answer_upstream_error(self, error: GatewayError) -> None:
         self.relay.pipeline.count_upstream_error(error)

@@ -20,13 +20,16 @@ from multidict import CIMultiDict
 from gateway.errors import (
     GatewayError,
     bad_gateway,
+    body_timeout,
     gateway_timeout,
     refused_secret,
     service_refused_secret,
 )
-from gateway.proxy import Outbound, Unfinished
+from gateway.pipeline.outcome import Decided, Unfinished
+from gateway.pipeline.strip import unambiguous_path
 from gateway.relay.answer import Answering
-from gateway.relay.heads import ResponseHead, request_head
+from gateway.relay.heads import first_lines, request_head
+from gateway.relay.response_head import ResponseHead
 from gateway.relay.upstream import UpstreamConnection
 from keygate_core.logs import request_id_var
 from keygate_core.problems import internal_error, render_problem
@@ -55,21 +58,24 @@ class Exchange(Answering):
             self._held += buffered[:take]
             del buffered[:take]
             self.body_left -= take
-        pipeline = self.relay.pipeline
+        relay = self.relay
+        pipeline = relay.pipeline
         request = self.request
         try:
             ctx = pipeline.new_context(request)
             self.request_id = ctx.request_id
-            headers = pipeline.inbound(request)
+            unambiguous_path(request.raw_path)
             rule, workspace = pipeline.routes.match(request.path)
             self.route = rule.prefix
+            fields = relay.lane.fields(request, rule)
+            headers = pipeline.inbound(request) if fields is None else None
             decided = pipeline.decide_now(request, ctx, rule, workspace, headers)
             if isinstance(decided, Unfinished):
-                self._task = self.relay.loop.create_task(
-                    self._finish(ctx, headers, decided, workspace)
+                self._task = relay.loop.create_task(
+                    self._finish(ctx, headers, fields, decided, workspace)
                 )
                 return
-            self._forward(pipeline.outbound(request, ctx, headers, decided))
+            self._forward(ctx, headers, fields, decided)
         except GatewayError as error:
             self.refuse(error)
         except Exception:
@@ -78,7 +84,8 @@ class Exchange(Answering):
     async def _finish(
         self,
         ctx: RequestContext,
-        headers: CIMultiDict[str],
+        headers: CIMultiDict[str] | None,
+        fields: bytes | None,
         unfinished: Unfinished,
         workspace: str | None,
     ) -> None:
@@ -87,7 +94,7 @@ class Exchange(Answering):
         try:
             decided = await pipeline.finish(self.request, ctx, unfinished, workspace, headers)
             self._task = None
-            self._forward(pipeline.outbound(self.request, ctx, headers, decided))
+            self._forward(ctx, headers, fields, decided)
         except GatewayError as error:
             self.refuse(error)
         except Exception:
@@ -95,14 +102,33 @@ class Exchange(Answering):
 
     # -- sending upstream -------------------------------------------------------------------
 
-    def _forward(self, out: Outbound) -> None:
-        pool = self._pool = self.relay.pool(out.base)
+    def _forward(
+        self,
+        ctx: RequestContext,
+        headers: CIMultiDict[str] | None,
+        fields: bytes | None,
+        decided: Decided,
+    ) -> None:
+        """Send the request upstream: its head from the lane's ``fields``, or from the
+        stages' ``headers``."""
+        relay = self.relay
+        pipeline = relay.pipeline
         request = self.request
-        self._head = request_head(
-            request.method, pool.prefix + request.raw_path, pool.host_header, out.headers
-        )
-        self._added = out.response_headers
-        self._foreign = out.foreign
+        if fields is None:
+            assert headers is not None
+            out = pipeline.outbound(request, ctx, headers, decided)
+            pool = self._pool = relay.pool(out.base)
+            target = pool.prefix + request.raw_path
+            self._head = request_head(request.method, target, pool.host_header, out.headers)
+            self._added = out.response_headers
+            self._foreign = out.foreign
+        else:
+            rule, identity, limit_headers = decided
+            pool = self._pool = relay.pool(pipeline.base(rule))
+            first = first_lines(request.method, pool.prefix + request.raw_path, pool.host_header)
+            self._head = relay.lane.head(request, first, fields, ctx, identity)
+            self._added = pipeline.answer_headers(ctx, limit_headers)
+            self._foreign = True
         connection = pool.acquire_now()
         if connection is not None:
             self._attach(connection, reused=True)
@@ -154,17 +180,43 @@ class Exchange(Answering):
                 self.client.pause_reading("held")
         return data[len(take) :]
 
+    # -- waiting ----------------------------------------------------------------------------
+
+    def _waiting_for_body(self) -> bool:
+        """The client still owes body bytes and is not held back by the upstream."""
+        return bool(self.body_left) and not self.client.paused_by_upstream()
+
+    def _limit(self) -> float:
+        """How long this exchange may go without a byte."""
+        return self.relay.body_timeout if self._waiting_for_body() else self.relay.timeout
+
+    def _check_timeout(self) -> None:
+        self._timer = None
+        if self.over:
+            return
+        loop = self.relay.loop
+        idle = loop.time() - self._last_read
+        limit = self._limit()
+        if idle < limit:
+            self._timer = loop.call_later(limit - idle, self._check_timeout)
+        elif self._response is not None:
+            self._cut()
+        elif self._waiting_for_body():
+            self.refuse(body_timeout())
+        else:
+            self._answer_upstream_error(gateway_timeout())
+
     # -- refusals ---------------------------------------------------------------------------
 
-    def _respond(self, response: ResponseHead) -> None:
+    def _respond(self, response: ResponseHead, rest: bytes) -> None:
         """keygate's own service refusing this gateway's internal secret is no answer for the
         client: 503, never the 401 that would tell it to discard a good token."""
         if not self._foreign and response.status == 401:
-            named = (v for n, v in response.fields if n.lower() == b"x-keygate-refused")
-            if refused_secret(401, next(named, b"").decode("latin-1")):
+            refused = response.field(b"x-keygate-refused") or b""
+            if refused_secret(401, refused.decode("latin-1")):
                 self.refuse(service_refused_secret())
                 return
-        super()._respond(response)
+        super()._respond(response, rest)
 
     def refuse(self, error: GatewayError) -> None:
         """Answer with ``error`` (problem+json) instead of the upstream."""

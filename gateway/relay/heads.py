@@ -1,4 +1,5 @@
-"""Request and response heads: read with httptools (llhttp, in C), written once as bytes.
+"""Request heads, read with httptools (llhttp, in C); heads sent upstream and answers of keygate's
+own making, written once as bytes (an upstream's answer: :mod:`gateway.relay.response_head`).
 
 The relay reads a request head only when it has all of it (up to the blank line), so a request
 it will not handle on its fast path can be handed to aiohttp whole. :func:`read_request` says
@@ -18,19 +19,17 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from gateway.pipeline.cookies import sets_keygate_cookie
-from gateway.pipeline.strip import HOP_BY_HOP
-
 #: Fields that send a request to aiohttp: other framing, protocol switches, interim answers.
 _SLOW_FIELDS = frozenset({b"transfer-encoding", b"upgrade", b"expect"})
-_HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
+#: Fields :func:`read_request` looks at, beyond passing them on.
+_READ_FIELDS = _SLOW_FIELDS | {b"content-length", b"host", b"connection"}
 _RESERVED = b"/_keygate/"
 #: How aiohttp turns field bytes into text, and back: nothing is lost either way.
 _TEXT = ("utf-8", "surrogateescape")
 
 
 class _HeadReader:
-    """httptools' callbacks for one head: the target (or reason) and the fields, as bytes."""
+    """httptools' callbacks for one request head: the target and the fields, as bytes."""
 
     __slots__ = ("fields", "target")
 
@@ -40,9 +39,6 @@ class _HeadReader:
 
     def on_url(self, url: bytes) -> None:
         self.target += url
-
-    def on_status(self, reason: bytes) -> None:
-        self.target += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.fields.append((name, value))
@@ -58,6 +54,7 @@ class RelayRequest:
         "http10",
         "keep_alive",
         "method",
+        "raw_fields",
         "raw_path",
         "remote",
     )
@@ -71,8 +68,11 @@ class RelayRequest:
         body_length: int,
         keep_alive: bool,
         http10: bool,
+        raw_fields: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.method = method
+        #: The fields as received: name and value bytes.
+        self.raw_fields = raw_fields or []
         self.http10 = http10
         self.raw_path = target
         self.headers = headers
@@ -103,10 +103,6 @@ class RelayRequest:
 @functools.lru_cache(maxsize=4096)
 def _decoded(path: str) -> str:
     return URL.build(path=path, encoded=True).path
-
-
-def _sets(set_cookie: bytes) -> bool:
-    return sets_keygate_cookie(set_cookie.decode("latin-1"))
 
 
 def _parse_cookie_header(header: str) -> list[tuple[str, Morsel[str]]]:
@@ -144,14 +140,15 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
     pairs = []
     for name, value in reader.fields:
         lower = name.lower()
-        if lower in _SLOW_FIELDS:
-            return None
-        if lower == b"content-length":
-            length = int(value)  # llhttp accepts digits only, and one value
-        elif lower == b"host":
-            hosts += 1
-        elif lower == b"connection":
-            connection.extend(token.strip().lower() for token in value.split(b","))
+        if lower in _READ_FIELDS:
+            if lower in _SLOW_FIELDS:
+                return None
+            if lower == b"content-length":
+                length = int(value)  # llhttp accepts digits only, and one value
+            elif lower == b"host":
+                hosts += 1
+            else:
+                connection.extend(token.strip().lower() for token in value.split(b","))
         pairs.append((name.decode(*_TEXT), value.decode(*_TEXT)))
     if hosts > 1 or (hosts == 0 and not http10):
         return None
@@ -165,122 +162,19 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
         length,
         keep_alive,
         http10,
+        reader.fields,
     )
 
 
 def request_head(method: str, target: str, host: str, headers: CIMultiDict[str]) -> bytes:
     """The head sent upstream: the stages' headers, ``Host`` the upstream's own."""
-    lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
-    lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
-    lines.append("\r\n")
-    return "".join(lines).encode("utf-8", "surrogateescape")
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    return (first_lines(method, target, host) + fields + "\r\n").encode(*_TEXT)
 
 
-class _ResponseReader(_HeadReader):
-    """httptools' callbacks for a response: its head, then (when chunked) its body, decoded
-    and framed again as chunks of the relay's own."""
-
-    __slots__ = ("complete", "framed", "keep_alive", "parser", "parts")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[bytes] = []
-        self.complete = False
-        self.framed = True
-        self.parser: httptools.HttpResponseParser | None = None
-        self.keep_alive = False
-
-    def on_headers_complete(self) -> None:
-        # Read here: once a body-less answer is complete, llhttp forgets it.
-        assert self.parser is not None
-        self.keep_alive = self.parser.should_keep_alive()
-
-    def on_body(self, body: bytes) -> None:
-        self.parts.append(b"%x\r\n%b\r\n" % (len(body), body) if self.framed else body)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-
-class ResponseHead:
-    """An upstream response head: status, reason, fields, and how its body is framed."""
-
-    __slots__ = ("_parser", "_reader", "chunked", "fields", "keep_alive", "length", "status")
-
-    def __init__(self, head: bytes) -> None:
-        """Read ``head`` (ending in the blank line); raises ``httptools.HttpParserError``."""
-        self._reader = _ResponseReader()
-        self._parser = self._reader.parser = httptools.HttpResponseParser(self._reader)
-        self._parser.feed_data(head)
-        self.status: int = self._parser.get_status_code()
-        self.keep_alive = self._reader.keep_alive
-        self.fields = self._reader.fields  # as received: name and value bytes
-        self.length: int | None = None
-        self.chunked = False
-        for name, value in self._reader.fields:
-            lower = name.lower()
-            if lower == b"content-length":
-                self.length = int(value)
-            elif lower == b"transfer-encoding":
-                self.chunked = value.strip().lower().endswith(b"chunked")
-
-    def unframed(self) -> None:
-        """Pass decoded chunks on as they are (for an HTTP/1.0 client, which reads to the
-        close), without the relay's own chunk framing."""
-        self._reader.framed = False
-
-    def decode_chunks(self, data: bytes) -> tuple[bytes, bool, bool]:
-        """Feed chunked body bytes. Returns what to send the client (chunks of the relay's
-        own framing, the last one included once the upstream's has come), whether the body is
-        over, and whether the upstream stopped cleanly there (no bytes after its last chunk).
-        Raises ``httptools.HttpParserError`` on broken framing before the end."""
-        reader = self._reader
-        try:
-            self._parser.feed_data(data)
-            clean = True
-        except httptools.HttpParserError:
-            if not reader.complete:
-                raise
-            clean = False
-        out = b"".join(reader.parts)
-        reader.parts.clear()
-        if reader.complete:
-            return (out + b"0\r\n\r\n" if reader.framed else out), True, clean
-        return out, False, clean
-
-    def client_head(
-        self,
-        added: Mapping[str, str],
-        *,
-        chunked: bool,
-        close: bool,
-        keep_alive: bool = False,
-        foreign: bool = True,
-    ) -> bytes:
-        """The head for the client: hop-by-hop fields (and those ``Connection`` names) and the
-        fields in ``added`` replaced; ``chunked`` when the relay frames the body itself. From a
-        ``foreign`` upstream, a ``Set-Cookie`` for one of keygate's cookies is dropped."""
-        fields = self._reader.fields
-        drop = set(_HOP_BY_HOP)
-        for name, value in fields:
-            if name.lower() == b"connection":
-                drop.update(token.strip().lower() for token in value.split(b","))
-        drop.update(name.lower().encode() for name in added)
-        lines = [b"HTTP/1.1 %d %s\r\n" % (self.status, self._reader.target)]
-        for name, value in fields:
-            lower = name.lower()
-            if lower not in drop and not (foreign and lower == b"set-cookie" and _sets(value)):
-                lines.append(b"%s: %s\r\n" % (name, value))
-        for added_name, text in added.items():
-            lines.append(f"{added_name}: {text}\r\n".encode())
-        if chunked:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
-        if close:
-            lines.append(b"Connection: close\r\n")
-        elif keep_alive:
-            lines.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes without it
-        lines.append(b"\r\n")
-        return b"".join(lines)
+def first_lines(method: str, target: str, host: str) -> str:
+    """The request line and ``Host`` of a head sent upstream."""
+    return f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"
 
 
 def response_bytes(response: web.Response, *, close: bool) -> bytes:

@@ -23,6 +23,7 @@ from gateway.appkeys import METRICS, PIPELINE, SETTINGS
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Pipeline
 from gateway.relay.client import ClientConnection
+from gateway.relay.lane import Lane
 from gateway.relay.upstream import UpstreamPool
 from keygate_core.http_guard import GuardedHandler
 
@@ -47,6 +48,13 @@ class Relay:
         self.body_timeout: float = settings.body_timeout_seconds
         self.head_timeout: float = settings.header_timeout_seconds
         self.keepalive: float = settings.keepalive_timeout_seconds
+        #: Plain requests' upstream heads, built from their field lines.
+        self.lane = Lane(
+            self.pipeline.strip_for_untrusted,
+            self.pipeline.header_names,
+            forward_bearer=settings.forward_bearer,
+            trusted_proxies=tuple(settings.trusted_proxies),
+        )
         self._pool_limit = settings.upstream_max_connections
         self._pool_queue: float = settings.upstream_queue_seconds
         self._every = min(

@@ -66,6 +66,9 @@ class BearerAuthenticator:
         self._on_lookup = on_lookup
         # Concurrent requests with the same cold token share one introspection call.
         self._inflight: SingleFlight[tuple[IntrospectionResult, int, float]] = SingleFlight()
+        # The identity of each cached result, made once: by id(), each with the (immutable)
+        # result it was made from, which keeps that id from being reused while it is here.
+        self._identities: dict[int, tuple[IntrospectionResult, Identity]] = {}
 
     def authenticate_now(
         self, request: ProxiedRequest, ctx: RequestContext
@@ -112,7 +115,14 @@ class BearerAuthenticator:
         if result is None:
             # The id is warm here with another secret, which is the only one it will ever have.
             raise invalid_token("wrong_secret")
-        return _identity(result)
+        known = self._identities.get(id(result))
+        if known is not None and known[0] is result:
+            return known[1]
+        if len(self._identities) >= _IDENTITIES:
+            self._identities.clear()
+        identity = _identity(result)
+        self._identities[id(result)] = (result, identity)
+        return identity
 
     async def _introspect_once(
         self, token: str, parts: ParsedToken, ctx: RequestContext
@@ -131,6 +141,10 @@ class BearerAuthenticator:
             return result, epoch, asked_at
 
         return await self._inflight.run(self._cache.fingerprint(parts), ask)
+
+
+#: Identities remembered by :meth:`BearerAuthenticator._decided` before the memo starts over.
+_IDENTITIES = 4096
 
 
 def _identity(result: IntrospectionResult) -> Identity:

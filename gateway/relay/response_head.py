@@ -1,0 +1,237 @@
+"""An upstream's response head: read with httptools (llhttp, in C), rewritten for the client.
+
+Each field name is lower-cased once, when the head is read; writing the client's head is then
+one pass over the fields with set lookups, because almost every answer keeps every field.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+
+import httptools
+
+from gateway.pipeline.cookies import sets_keygate_cookie
+from gateway.pipeline.strip import HOP_BY_HOP
+
+_HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
+#: The fields :class:`ResponseHead` reads, beyond passing them on.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+#: The head most upstreams send: HTTP/1.1, a status and reason, and every field written
+#: ``Name: value`` with one space and no blanks around the value, in characters llhttp allows
+#: (RFC 9110 §5.5: visible characters, spaces and tabs inside, and obs-text).
+_PLAIN_HEAD = re.compile(
+    rb"HTTP/1\.1 [1-9][0-9][0-9] [\t\x20-\x7e\x80-\xff]*\r\n"
+    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: "
+    rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?\r\n)*"
+    rb"\r\n"
+)
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+#: Longer Content-Length values are left to llhttp, which refuses what overflows.
+_LONGEST_LENGTH = 15
+
+
+class _ResponseReader:
+    """httptools' callbacks for a response: its head, then (when chunked) its body, decoded
+    and framed again as chunks of the relay's own."""
+
+    __slots__ = ("complete", "fields", "framed", "keep_alive", "parser", "parts", "reason")
+
+    def __init__(self) -> None:
+        self.reason = b""
+        self.fields: list[tuple[bytes, bytes]] = []
+        self.parts: list[bytes] = []
+        self.complete = False
+        self.framed = True
+        self.parser: httptools.HttpResponseParser | None = None
+        self.keep_alive = False
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        # Read here: once a body-less answer is complete, llhttp forgets it.
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body: bytes) -> None:
+        self.parts.append(b"%x\r\n%b\r\n" % (len(body), body) if self.framed else body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+@functools.lru_cache(maxsize=256)
+def _added(names: tuple[str, ...]) -> tuple[frozenset[bytes], tuple[bytes, ...]]:
+    """What the client never gets from the upstream when the relay adds ``names``: the
+    hop-by-hop fields and ``names`` (lower-case); and each added field's ``"Name: "``."""
+    replaced = frozenset(n.lower().encode() for n in names)
+    return _HOP_BY_HOP | replaced, tuple(f"{n}: ".encode() for n in names)
+
+
+def _sets(set_cookie: bytes) -> bool:
+    return sets_keygate_cookie(set_cookie.decode("latin-1"))
+
+
+class ResponseHead:
+    """An upstream response head: status, reason, fields, and how its body is framed."""
+
+    __slots__ = (
+        "_lower",
+        "_named",
+        "_parser",
+        "_reader",
+        "_verbatim",
+        "chunked",
+        "fields",
+        "keep_alive",
+        "length",
+        "reason",
+        "status",
+    )
+
+    def __init__(self, head: bytes, *, plain: bool = True) -> None:
+        """Read ``head`` (ending in the blank line); raises ``httptools.HttpParserError``.
+        Without ``plain``, llhttp reads even a plain head (to compare the two readings)."""
+        self._verbatim: bytes | None = None
+        self._reader: _ResponseReader | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        #: What a ``Connection`` field names (hop-by-hop too), lower-case.
+        self._named: set[bytes] = set()
+        self.length: int | None = None
+        self.chunked = False
+        if plain and _PLAIN_HEAD.fullmatch(head) is not None and self._read_plain(head):
+            return
+        self._named.clear()
+        self.length = None
+        reader = self._reader = _ResponseReader()
+        parser = self._parser = reader.parser = httptools.HttpResponseParser(reader)
+        parser.feed_data(head)
+        self.status: int = parser.get_status_code()
+        self.reason = reader.reason
+        self.keep_alive = reader.keep_alive
+        self.fields = reader.fields  # as received: name and value bytes
+        self._lower = lower = [name.lower() for name, _ in reader.fields]
+        if _FRAMING.isdisjoint(lower):
+            return
+        for (_, value), name in zip(reader.fields, lower, strict=True):
+            if name == b"content-length":
+                self.length = int(value)
+            elif name == b"transfer-encoding":
+                self.chunked = value.strip().lower().endswith(b"chunked")
+            elif name == b"connection":
+                self._named.update(token.strip().lower() for token in value.split(b","))
+
+    def _read_plain(self, head: bytes) -> bool:
+        """Read a head :data:`_PLAIN_HEAD` matches, as llhttp would; ``False`` (and llhttp
+        reads it) for anything more: ``Transfer-Encoding``, a second or long
+        ``Content-Length``, a ``Connection`` naming more than ``keep-alive`` or ``close``."""
+        lines = head[:-4].split(b"\r\n")
+        self.fields = fields = [line.partition(b": ")[::2] for line in lines[1:]]
+        self._lower = lower = [name.lower() for name, _ in fields]
+        close = False
+        if not _FRAMING.isdisjoint(lower):
+            for (_, value), name in zip(fields, lower, strict=True):
+                if name not in _FRAMING:
+                    continue
+                if name == b"connection":
+                    tokens = {token.strip().lower() for token in value.split(b",")}
+                    if not tokens <= _PLAIN_CONNECTION:
+                        return False
+                    close = close or b"close" in tokens
+                    self._named |= tokens
+                elif name != b"content-length" or self.length is not None:
+                    return False  # framing llhttp decides (and may refuse)
+                elif len(value) > _LONGEST_LENGTH or not value.isdigit():
+                    return False
+                else:
+                    self.length = int(value)
+        status_line = lines[0]
+        status = int(status_line[9:12])
+        if status == 101:
+            return False  # llhttp reads a protocol switch
+        self.status = status
+        self.reason = status_line[13:]
+        # llhttp's should_keep_alive() for HTTP/1.1: not "close", and the body not read to the
+        # end of the connection (RFC 9112 §6.3).
+        self.keep_alive = not close and (
+            self.length is not None or status < 200 or status in (204, 304)
+        )
+        self._verbatim = head
+        return True
+
+    def field(self, lower_name: bytes) -> bytes | None:
+        """The first value of the field named ``lower_name`` (lower-case), if any."""
+        for (_, value), name in zip(self.fields, self._lower, strict=True):
+            if name == lower_name:
+                return value
+        return None
+
+    def unframed(self) -> None:
+        """Pass decoded chunks on as they are (for an HTTP/1.0 client, which reads to the
+        close), without the relay's own chunk framing."""
+        if self._reader is not None:  # a plain head is never chunked
+            self._reader.framed = False
+
+    def decode_chunks(self, data: bytes) -> tuple[bytes, bool, bool]:
+        """Feed chunked body bytes. Returns what to send the client (chunks of the relay's
+        own framing, the last one included once the upstream's has come), whether the body is
+        over, and whether the upstream stopped cleanly there (no bytes after its last chunk).
+        Raises ``httptools.HttpParserError`` on broken framing before the end."""
+        reader, parser = self._reader, self._parser
+        assert reader is not None and parser is not None  # a chunked head is never plain
+        try:
+            parser.feed_data(data)
+            clean = True
+        except httptools.HttpParserError:
+            if not reader.complete:
+                raise
+            clean = False
+        out = b"".join(reader.parts)
+        reader.parts.clear()
+        if reader.complete:
+            return (out + b"0\r\n\r\n" if reader.framed else out), True, clean
+        return out, False, clean
+
+    def client_head(
+        self,
+        added: Mapping[str, str],
+        *,
+        chunked: bool,
+        close: bool,
+        keep_alive: bool = False,
+        foreign: bool = True,
+    ) -> bytes:
+        """The head for the client: hop-by-hop fields (and those ``Connection`` names) and the
+        fields in ``added`` replaced; ``chunked`` when the relay frames the body itself. From a
+        ``foreign`` upstream, a ``Set-Cookie`` for one of keygate's cookies is dropped."""
+        drop, prefixes = _added(tuple(added))
+        if self._named:
+            drop = drop | self._named
+        verbatim = self._verbatim
+        if (
+            verbatim is not None
+            and drop.isdisjoint(self._lower)
+            and not (foreign and b"set-cookie" in self._lower)
+        ):
+            lines = [verbatim[:-2]]  # every line kept, and written as it came
+        else:
+            lines = [b"HTTP/1.1 %d %s\r\n" % (self.status, self.reason)]
+            for (name, value), lower in zip(self.fields, self._lower, strict=True):
+                if lower in drop or (foreign and lower == b"set-cookie" and _sets(value)):
+                    continue
+                lines.append(name + b": " + value + b"\r\n")
+        for prefix, text in zip(prefixes, added.values(), strict=True):
+            lines.append(prefix + text.encode() + b"\r\n")
+        if chunked:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        if close:
+            lines.append(b"Connection: close\r\n")
+        elif keep_alive:
+            lines.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes without it
+        lines.append(b"\r\n")
+        return b"".join(lines)

@@ -1,0 +1,129 @@
+"""The relay reads a plain response head itself, exactly as llhttp reads it, or leaves it to
+llhttp: status, fields, framing, keep-alive and the head the client gets are the same."""
+
+from __future__ import annotations
+
+import httptools
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.relay.response_head import ResponseHead
+
+ADDED = {"X-Request-Id": "rid-1", "X-RateLimit-Remaining": "9"}
+
+
+def _same_reading(head: bytes) -> ResponseHead | None:
+    """Both readings of ``head`` agree (or both refuse it); the relay's own, if any."""
+    try:
+        expected = ResponseHead(head, plain=False)
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade, ValueError):
+        expected = None
+    try:
+        read = ResponseHead(head)
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade, ValueError):
+        read = None
+    if expected is None or read is None:
+        assert expected is None and read is None, head
+        return None
+    facts = ("status", "reason", "fields", "length", "chunked", "keep_alive")
+    assert [getattr(read, f) for f in facts] == [getattr(expected, f) for f in facts], head
+    for foreign in (True, False):
+        for chunked, close, keep_alive in ((False, False, False), (True, True, False)):
+            flags = {"chunked": chunked, "close": close, "keep_alive": keep_alive}
+            assert read.client_head(ADDED, foreign=foreign, **flags) == expected.client_head(
+                ADDED, foreign=foreign, **flags
+            ), head
+    return read
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 38\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n',
+        b"HTTP/1.1 200 OK\r\n\r\n",  # read until close: not kept alive
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\nX-Secret: 1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Request-Id: upstream's\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: kg_session=x\r\nSet-Cookie: a=b\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Trailing: v  \r\nX-Tab:\tw\r\nX-None:\r\n\r\n",
+        b"HTTP/1.1 200 \xc3\xa9\r\nX-Utf8: caf\xc3\xa9\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Bad: a\x01b\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+    ],
+)
+def test_plain_heads_are_read_as_llhttp_reads_them(head: bytes) -> None:
+    """Each head: the same facts and the same client head either way."""
+    _same_reading(head)
+
+
+def test_the_common_answer_is_read_without_llhttp() -> None:
+    """The answer most upstreams send takes the relay's own reading (otherwise it buys
+    nothing), and goes to the client as it came, with the relay's fields added."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 38\r\n\r\n"
+    read = _same_reading(head)
+    assert read is not None and read._reader is None
+    assert read.client_head(ADDED, chunked=False, close=False) == (
+        head[:-2] + b"X-Request-Id: rid-1\r\nX-RateLimit-Remaining: 9\r\n\r\n"
+    )
+
+
+_NAMES = st.sampled_from(
+    [
+        b"Content-Length",
+        b"content-length",
+        b"Connection",
+        b"Transfer-Encoding",
+        b"Keep-Alive",
+        b"Set-Cookie",
+        b"X-Request-Id",
+        b"Date",
+        b"X-A",
+        b"x-a",
+        b"Bad Name",
+        b"",
+    ]
+)
+_VALUES = st.lists(
+    st.sampled_from(
+        [
+            b"0",
+            b"12",
+            b"close",
+            b"keep-alive",
+            b"chunked",
+            b", ",
+            b" ",
+            b"\t",
+            b"kg_session=1",
+            b"v",
+            b"\xc3\xa9",
+            b"\x7f",
+            b"X-A",
+        ]
+    ),
+    max_size=4,
+).map(b"".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    status=st.sampled_from([b"200", b"204", b"304", b"101", b"404", b"999", b"20"]),
+    reason=st.sampled_from([b" OK", b" ", b"", b" Not \tFound"]),
+    fields=st.lists(st.tuples(_NAMES, st.sampled_from([b": ", b":", b":  "]), _VALUES), max_size=5),
+)
+def test_any_head_gets_the_same_reading(
+    status: bytes, reason: bytes, fields: list[tuple[bytes, bytes, bytes]]
+) -> None:
+    """Random heads mixing the fields that frame a body with odd spacing and characters."""
+    lines = b"".join(name + sep + value + b"\r\n" for name, sep, value in fields)
+    _same_reading(b"HTTP/1.1 " + status + reason + b"\r\n" + lines + b"\r\n")
