@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.errors import SESSION_UNAVAILABLE, GatewayError, rate_limited
 from gateway.forwarded import ForwardingTrust, client_address, proxied_request_id
@@ -57,6 +57,7 @@ ROUTE_KEY = web.RequestKey("keygate_route", str)
 
 
 _ANONYMOUS = Identity.anonymous()
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 @dataclass
@@ -100,8 +101,9 @@ class Pipeline:
 
     def new_context(self, request: ProxiedRequest) -> RequestContext:
         """Request id (a trusted proxy's when well-formed, else new) and client address."""
-        headers = request.headers
         proxies = self.settings.trusted_proxies
+        # Without trusted proxies no header is read (and the relay's request makes none).
+        headers = request.headers if proxies else _NO_HEADERS
         peer = request.remote or ""
         return RequestContext(
             request_id=wire.request_id_or_new(proxied_request_id(headers, peer, proxies)),

@@ -45,6 +45,7 @@ next call tries Redis again. :func:`rate_limit_headers` tells the client about i
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import OrderedDict
@@ -103,14 +104,22 @@ def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
     ``X-RateLimit-Reset`` and the draft's ``t`` are *seconds from now* until the bucket is
     full again (not an epoch timestamp).
     """
-    reset = max(0, math.ceil(decision.reset_after))
+    reset = str(max(0, math.ceil(decision.reset_after)))
+    remaining = str(decision.remaining)
+    limit, policy = _policy(decision.limit)
     return {
-        "X-RateLimit-Limit": str(decision.limit),
-        "X-RateLimit-Remaining": str(decision.remaining),
-        "X-RateLimit-Reset": str(reset),
-        "RateLimit-Policy": f'"per-token";q={decision.limit};w=60',
-        "RateLimit": f'"per-token";r={decision.remaining};t={reset}',
+        "X-RateLimit-Limit": limit,
+        "X-RateLimit-Remaining": remaining,
+        "X-RateLimit-Reset": reset,
+        "RateLimit-Policy": policy,
+        "RateLimit": f'"per-token";r={remaining};t={reset}',
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _policy(limit: int) -> tuple[str, str]:
+    # The same few limits on every request: their text is made once.
+    return str(limit), f'"per-token";q={limit};w=60'
 
 
 def _check_limit(limit_per_minute: int) -> None:

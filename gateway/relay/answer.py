@@ -46,8 +46,8 @@ class Answering:
         "_reused",
         "_status",
         "_task",
-        "_timer",
         "_unframed",
+        "_watched",
         "body_left",
         "client",
         "over",
@@ -76,7 +76,7 @@ class Answering:
         self._pool: UpstreamPool | None = None
         self._reused = False
         self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._watched = False  # in the relay's sweep for timeouts
         self._last_read = 0.0
         self._response: ResponseHead | None = None
         self._received = bytearray()
@@ -264,9 +264,9 @@ class Answering:
         self.client.exchange_done(close=self._closes_client())
 
     def _stop_waiting(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._watched:
+            self._watched = False
+            self.relay.unwatch(self)
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()

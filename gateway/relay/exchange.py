@@ -161,10 +161,10 @@ class Exchange(Answering):
         connection.write(self._head + self._held if self._held else self._head)
         self._held.clear()
         self.client.resume_reading("held")
-        loop = self.relay.loop
-        self._last_read = loop.time()
-        if self._timer is None:
-            self._timer = loop.call_later(self._limit(), self._check_timeout)
+        self._last_read = self.relay.loop.time()
+        if not self._watched:
+            self._watched = True
+            self.relay.watch(self)
 
     def client_body(self, data: bytes) -> bytes:
         """Request-body bytes from the client; returns what follows the body (the next
@@ -190,16 +190,12 @@ class Exchange(Answering):
         """How long this exchange may go without a byte."""
         return self.relay.body_timeout if self._waiting_for_body() else self.relay.timeout
 
-    def _check_timeout(self) -> None:
-        self._timer = None
-        if self.over:
+    def check_deadline(self, now: float) -> None:
+        """Called by the relay's sweep: end this exchange if it has gone too long without a
+        byte (see :meth:`_limit`)."""
+        if self.over or now - self._last_read < self._limit():
             return
-        loop = self.relay.loop
-        idle = loop.time() - self._last_read
-        limit = self._limit()
-        if idle < limit:
-            self._timer = loop.call_later(limit - idle, self._check_timeout)
-        elif self._response is not None:
+        if self._response is not None:
             self._cut()
         elif self._waiting_for_body():
             self.refuse(body_timeout())

@@ -50,7 +50,7 @@ class RelayRequest:
     __slots__ = (
         "__dict__",
         "body_length",
-        "headers",
+        "host",
         "http10",
         "keep_alive",
         "method",
@@ -63,29 +63,32 @@ class RelayRequest:
         self,
         method: str,
         target: str,
-        headers: CIMultiDictProxy[str],
+        raw_fields: list[tuple[bytes, bytes]],
         remote: str,
         body_length: int,
         keep_alive: bool,
         http10: bool,
-        raw_fields: list[tuple[bytes, bytes]] | None = None,
+        host: str = "",
     ) -> None:
         self.method = method
         #: The fields as received: name and value bytes.
-        self.raw_fields = raw_fields or []
+        self.raw_fields = raw_fields
         self.http10 = http10
         self.raw_path = target
-        self.headers = headers
         self.remote = remote
         self.body_length = body_length
         self.keep_alive = keep_alive
+        #: The Host header (only an HTTP/1.0 request may come without one).
+        self.host = host
 
     scheme = "http"
 
-    @property
-    def host(self) -> str:
-        """The Host header (only an HTTP/1.0 request may come without one)."""
-        return self.headers.get("Host", "")
+    @functools.cached_property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The fields as text, decoded as aiohttp decodes them; made when a stage first asks
+        (the lane needs none of them)."""
+        fields = [(name.decode(*_TEXT), value.decode(*_TEXT)) for name, value in self.raw_fields]
+        return CIMultiDictProxy(CIMultiDict(fields))
 
     @functools.cached_property
     def path(self) -> str:
@@ -135,9 +138,8 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
         return None
     http10 = version == b"1.0"
     length = 0
-    hosts = 0
+    hosts: list[bytes] = []
     connection: list[bytes] = []
-    pairs = []
     for name, value in reader.fields:
         lower = name.lower()
         if lower in _READ_FIELDS:
@@ -146,23 +148,22 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
             if lower == b"content-length":
                 length = int(value)  # llhttp accepts digits only, and one value
             elif lower == b"host":
-                hosts += 1
+                hosts.append(value)
             else:
                 connection.extend(token.strip().lower() for token in value.split(b","))
-        pairs.append((name.decode(*_TEXT), value.decode(*_TEXT)))
-    if hosts > 1 or (hosts == 0 and not http10):
+    if len(hosts) > 1 or (not hosts and not http10):
         return None
     # RFC 9112 §9.3: HTTP/1.1 stays open unless told "close"; HTTP/1.0 only when asked.
     keep_alive = b"keep-alive" in connection if http10 else b"close" not in connection
     return RelayRequest(
         parser.get_method().decode("ascii"),
-        target.decode("utf-8", "surrogateescape"),
-        CIMultiDictProxy(CIMultiDict(pairs)),
+        target.decode(*_TEXT),
+        reader.fields,
         remote,
         length,
         keep_alive,
         http10,
-        reader.fields,
+        hosts[0].decode(*_TEXT) if hosts else "",
     )
 
 

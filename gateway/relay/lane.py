@@ -16,7 +16,7 @@ each name's verdict, and ``tests/unit/gateway/test_relay_lane.py`` compares the 
 
 from __future__ import annotations
 
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.forwarded import Network, forwarded_headers, is_trusted, parse_address
 from gateway.identity import Identity, RequestContext
@@ -36,6 +36,7 @@ _NEED_STAGES = frozenset({"connection", "x-forwarded-for"})
 #: Field names remembered before the memo starts over (a client may invent any number).
 _NAMES = 1024
 _TEXT = ("utf-8", "surrogateescape")
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class Lane:
@@ -113,7 +114,7 @@ class Lane:
         the client's ``fields``, then what the gateway writes, in the order
         :meth:`~gateway.pipeline.mutate.Mutator.for_upstream` writes it."""
         forwarded = forwarded_headers(
-            request.headers,
+            _NO_HEADERS,  # read from a trusted proxy only, and the lane has none
             peer_ip=request.remote,
             scheme=request.scheme,
             host=request.host,

@@ -22,7 +22,9 @@ from aiohttp import web
 from gateway.appkeys import METRICS, PIPELINE, SETTINGS
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Pipeline
+from gateway.relay.answer import Answering
 from gateway.relay.client import ClientConnection
+from gateway.relay.exchange import Exchange
 from gateway.relay.lane import Lane
 from gateway.relay.upstream import UpstreamPool
 from keygate_core.http_guard import GuardedHandler
@@ -30,6 +32,9 @@ from keygate_core.http_guard import GuardedHandler
 #: How often (at most) client connections and upstream pools are looked at: for idle
 #: keep-alive connections, unfinished request heads and requests waiting too long for a pool.
 SWEEP_SECONDS = 5.0
+#: The sweep also ends exchanges past their deadline (upstream or body timeout), so it runs at
+#: least this many times per timeout: a 504 or 408 comes at most a tenth of it late.
+TIMEOUT_STEPS = 10
 _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 
 
@@ -58,7 +63,12 @@ class Relay:
         self._pool_limit = settings.upstream_max_connections
         self._pool_queue: float = settings.upstream_queue_seconds
         self._every = min(
-            SWEEP_SECONDS, self.head_timeout / 2, self.keepalive / 2, self._pool_queue / 2
+            SWEEP_SECONDS,
+            self.head_timeout / 2,
+            self.keepalive / 2,
+            self._pool_queue / 2,
+            self.timeout / TIMEOUT_STEPS,
+            self.body_timeout / TIMEOUT_STEPS,
         )
         head, keepalive = self.head_timeout, self.keepalive
 
@@ -68,6 +78,8 @@ class Relay:
         #: What a handed-over connection is given to: aiohttp's protocol, with the same limits.
         self.slow_path = slow_path
         self.connections: set[ClientConnection] = set()
+        #: Exchanges waiting on bytes, whose deadlines the sweep checks.
+        self._watched: set[Exchange] = set()
         self._all_closed: asyncio.Event | None = None
         self._pools: dict[str, UpstreamPool] = {}
         self._sweeper: asyncio.TimerHandle | None = loop.call_later(self._every, self._sweep)
@@ -86,6 +98,15 @@ class Relay:
         status_class = _STATUS_CLASS.get(status // 100, "5xx")
         self.metrics.observe(self.metrics.request_duration, seconds, route, status_class)
 
+    def watch(self, exchange: Exchange) -> None:
+        """Check ``exchange``'s deadline on every sweep (a timer per request cost about a
+        tenth of a relayed request's Python)."""
+        self._watched.add(exchange)
+
+    def unwatch(self, exchange: Answering) -> None:
+        """``exchange`` is over."""
+        self._watched.discard(exchange)
+
     def forget(self, connection: ClientConnection) -> None:
         """``connection`` closed, or went to aiohttp."""
         self.connections.discard(connection)
@@ -94,7 +115,8 @@ class Relay:
 
     def _sweep(self) -> None:
         """Close idle keep-alive connections and those whose request head is overdue (timed
-        from the first sweep that saw it unfinished, so reading a head costs no clock)."""
+        from the first sweep that saw it unfinished, so reading a head costs no clock), and end
+        the exchanges past their deadline."""
         now = self.loop.time()
         for connection in [c for c in self.connections if c.exchange is None]:
             if connection.transport is None:
@@ -108,14 +130,14 @@ class Relay:
                 connection.transport.close()
         for pool in self._pools.values():
             pool.sweep(now)
+        for exchange in list(self._watched):
+            exchange.check_deadline(now)
         self._sweeper = self.loop.call_later(self._every, self._sweep)
 
     async def stop(self, grace: float) -> None:
         """Close idle connections now, the others once answered; cut what is left after
-        ``grace`` seconds."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        ``grace`` seconds. The sweep goes on meanwhile: requests in flight keep their
+        deadlines."""
         self._all_closed = asyncio.Event()
         for connection in list(self.connections):
             connection.close_when_idle()
@@ -123,6 +145,9 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await self._all_closed.wait()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for connection in list(self.connections):
             connection.abort()
         for pool in self._pools.values():

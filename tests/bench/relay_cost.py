@@ -1,0 +1,180 @@
+"""What the relay's Python costs per request, without sockets: ``python -m tests.bench.relay_cost``.
+
+The gateway's relay is driven through its protocol callbacks in-process: one client connection
+and one upstream connection whose transports only keep what is written to them, the same
+request and answer each time, a token warm in the L1 cache with a limiter lease. It prints the
+CPU time per request (best of five runs) for a passthrough route and for a bearer token.
+
+No socket and no other process take part, so the figure moves far less than req/s on a shared
+machine: it is the number to watch while changing the data path. Under load the same code
+costs more (about twice on the benchmark machine: it shares two cores and their caches with
+wrk, the upstream and the other worker); see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.appkeys import L1
+from gateway.relay.client import ClientConnection
+from gateway.relay.server import Relay
+from gateway.relay.upstream import UpstreamConnection
+from gateway.settings import GatewaySettings
+from keygate_cli.settings import load_settings
+from keygate_core.introspection_result import IntrospectionResult
+from keygate_core.token_format import generate_token, parse_token
+from keygate_demo.embedded import RedisServer
+
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 38\r\n"
+    b"Date: Sun, 06 Dec 2026 06:39:30 GMT\r\nServer: Python/3.11 aiohttp/3.14.5\r\n\r\n"
+    b'{"ok":true,"service":"bench-upstream"}'
+)
+
+
+class _Transport:
+    """Keeps what is written; reading is never paused, nothing closes."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        if len(self.written) > 64:
+            del self.written[:-1]
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+async def _cost(environ: dict[str, str], head: bytes, requests: int, warm: str | None) -> float:
+    """CPU µs per request through one gateway's relay, best of five runs."""
+    settings = load_settings(GatewaySettings, environ)
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        loop = asyncio.get_running_loop()
+        relay = Relay(runner, loop)
+        if warm is not None:
+            await _warm(runner.app[L1], warm)
+        client = ClientConnection(relay)
+        client.connection_made(_Transport())  # type: ignore[arg-type]
+        pool = relay.pool(settings.upstream_url)
+        upstream = UpstreamConnection(pool)
+        sent = _Transport()
+        upstream.connection_made(sent)  # type: ignore[arg-type]
+        pool.open += 1
+        pool.release(upstream)
+        for _ in range(100):  # the first ones take a lease from Redis
+            await _one(client, upstream, head)
+        gc.freeze()
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            for n in range(requests):
+                await _one(client, upstream, head, turn=n % 64 == 0)
+            best = min(best, time.process_time() - started)
+        method = "token" if warm is not None else "anonymous"
+        if f"X-Keygate-Auth-Method: {method}".encode() not in sent.written[-1]:
+            raise RuntimeError(f"not forwarded as {method}: {sent.written[-1]!r}")
+        return best / requests * 1e6
+    finally:
+        await runner.cleanup()
+
+
+async def _one(
+    client: ClientConnection, upstream: UpstreamConnection, head: bytes, *, turn: bool = True
+) -> None:
+    client.data_received(head)
+    for _ in range(10_000):  # a task may be deciding (taking a lease): let it run
+        if upstream.exchange is not None:
+            break
+        await asyncio.sleep(0)
+    else:
+        raise RuntimeError("the request never reached the upstream (refused?)")
+    upstream.data_received(ANSWER)
+    if turn:
+        await asyncio.sleep(0)  # a loop turn now and then, as under load (metrics go out)
+
+
+async def _warm(cache: Any, token: str) -> None:
+    """The token in the L1 cache, trusted (the revocation channel heard)."""
+    for _ in range(200):
+        if cache.listening:
+            break
+        await asyncio.sleep(0.01)
+    result = IntrospectionResult(
+        active=True,
+        token_id="00000000-0000-0000-0000-000000000001",
+        public_id=parse_token(token).public_id,
+        user_id="00000000-0000-0000-0000-000000000002",
+        email="bench@example.com",
+        scope="PERSONAL",
+        issued_at=int(time.time()),
+    )
+    cache.put(parse_token(token), result, cache.epoch)
+
+
+def measure(requests: int) -> dict[str, float]:
+    """Both figures, with a Redis server of its own for the limiter and revocations."""
+    with tempfile.TemporaryDirectory(prefix="keygate-relay-cost-") as folder:
+        redis = RedisServer(Path(folder) / "redis")
+        redis.start()
+        try:
+            routes = Path(folder) / "routes.toml"
+            routes.write_text('[[route]]\nprefix = "/"\nauth = "none"\n')
+            environ = {
+                "KEYGATE_REDIS_URL": redis.url(),
+                "KEYGATE_INTERNAL_SECRET": secrets.token_urlsafe(48),
+                "KEYGATE_UPSTREAM_URL": "http://127.0.0.1:9",
+                "KEYGATE_INTROSPECTOR_URL": "http://127.0.0.1:9",
+                "KEYGATE_RATE_LIMIT_PER_MINUTE": "10000000",
+            }
+            token, _ = generate_token()
+            head = (
+                f"GET /bench HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                f"Authorization: Bearer {token}\r\n\r\n"
+            ).encode()
+            passthrough = {**environ, "KEYGATE_ROUTES_FILE": str(routes)}
+            return {
+                "passthrough": uvloop.run(_cost(passthrough, head, requests, None)),
+                "bearer": uvloop.run(_cost(environ, head, requests, token)),
+            }
+        finally:
+            redis.stop()
+
+
+def main() -> None:
+    """Print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000, help="per run (default 20,000)")
+    costs = measure(parser.parse_args().requests)
+    print("| Request | CPU µs per request in the relay's callbacks |\n|---|---:|")
+    for name, cost in costs.items():
+        print(f"| {name} | {cost:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
