@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import zlib
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keygate_core.logs import JsonFormatter
 from keygate_core.token_format import (
     ALPHABET,
     SCANNER_REGEX,
@@ -81,6 +83,17 @@ def test_parsed_token_repr_hides_the_secret() -> None:
     plaintext, parts = generate_token()
     assert parts.secret not in repr(parts)
     assert parts.secret not in repr(parse_token(plaintext))
+
+
+def test_a_parsed_token_in_a_log_line_never_shows_the_secret() -> None:
+    """A parsed token handed to a log line as an extra is written by its ``repr``: were it a
+    tuple, the JSON formatter would write its parts, secret and all."""
+    _, parts = generate_token()
+    record = logging.LogRecord("keygate.test", logging.INFO, __file__, 1, "checked", None, None)
+    record.token = parts
+    line = JsonFormatter().format(record)
+    assert parts.public_id in line
+    assert parts.secret not in line
 
 
 @pytest.mark.parametrize(
