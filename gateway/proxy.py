@@ -145,7 +145,7 @@ class Pipeline:
         if identity is LATER:
             return Unfinished(rule, None)
         self._count_authenticated(identity)
-        authorize_request(identity, rule, workspace, request.headers, headers)
+        authorize_request(identity, rule, workspace, request, headers)
         limited = self._limit_now(identity)
         return Unfinished(rule, identity) if limited is None else (rule, identity, limited)
 
@@ -161,7 +161,7 @@ class Pipeline:
         rule, identity = unfinished.rule, unfinished.identity
         if identity is None:
             identity = await self._authenticate(request, ctx, rule)
-            authorize_request(identity, rule, workspace, request.headers, headers)
+            authorize_request(identity, rule, workspace, request, headers)
             limited = self._limit_now(identity)
             if limited is not None:
                 return rule, identity, limited

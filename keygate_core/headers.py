@@ -97,7 +97,12 @@ def request_id_or_new(value: str | None) -> str:
     """``value`` when it is a valid request id, else a new one: 32 hex digits, a random prefix
     drawn once per process and a counter (unique without a system call per request; request
     ids are not secrets)."""
-    return valid_request_id(value) or f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    return valid_request_id(value) or new_request_id()
+
+
+def new_request_id() -> str:
+    """A new request id (see :func:`request_id_or_new`)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def reported_client_address(headers: Mapping[str, str]) -> str | None:

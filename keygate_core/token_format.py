@@ -13,6 +13,7 @@ This module is shared by the gateway and the introspector; it must stay pure.
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 import zlib
@@ -29,6 +30,12 @@ TOKEN_LENGTH = len(PREFIX) + PUBLIC_ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LEN
 SCANNER_REGEX = r"\bkg_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}\b"
 
 _ALPHABET_SET = frozenset(ALPHABET)
+#: A well-shaped token (prefix, lengths, separator, characters); groups: public id, secret,
+#: checksum.
+_TOKEN = re.compile(
+    rf"{PREFIX}([0-9A-Za-z]{{{PUBLIC_ID_LENGTH}}})_"
+    rf"([0-9A-Za-z]{{{SECRET_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
+)
 
 
 class TokenFormatError(ValueError):
@@ -117,6 +124,13 @@ def parse_token(text: object) -> ParsedToken:
     """
     if not isinstance(text, str):
         raise TokenFormatError("type")
+    match = _TOKEN.fullmatch(text)
+    if match is not None:  # the shape is right: only the checksum is left to check
+        public_id, secret, check = match.groups()
+        if not secrets.compare_digest(checksum(text[: TOKEN_LENGTH - CHECKSUM_LENGTH]), check):
+            raise TokenFormatError("checksum")
+        return ParsedToken(public_id=public_id, secret=secret)
+    # Anything else is refused; the checks below find the first thing wrong with it.
     # Length first: a huge input costs one len() and nothing more.
     if len(text) != TOKEN_LENGTH:
         raise TokenFormatError("length")

@@ -98,6 +98,16 @@ class RateLimiter(Protocol):
         ...
 
 
+#: The fields :func:`rate_limit_headers` writes.
+RATE_LIMIT_HEADERS = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "RateLimit-Policy",
+    "RateLimit",
+)
+
+
 def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
     """The rate-limit headers of a bearer response, all describing the same bucket.
 

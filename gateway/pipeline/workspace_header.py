@@ -17,6 +17,7 @@ from gateway.errors import duplicate_header, hop_by_hop_header, missing_header
 from gateway.identity import Identity
 from gateway.pipeline.authz import RouteRule, authorize
 from gateway.pipeline.strip import canonical_name
+from gateway.request import ProxiedRequest
 
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
@@ -63,14 +64,16 @@ def authorize_request(
     identity: Identity,
     rule: RouteRule,
     path_workspace: str | None,
-    received: Headers,
+    request: ProxiedRequest,
     forwarded: CIMultiDict[str] | None,
 ) -> None:
-    """:func:`gateway.pipeline.authz.authorize` for a request: the workspace is the one its
-    path binds (``path_workspace``), or the rule's :func:`workspace_header`, read from (and
-    pinned in) ``forwarded``, the stripped headers (``None`` when nothing is forwarded)."""
+    """:func:`gateway.pipeline.authz.authorize` for ``request``: the workspace is the one its
+    path binds (``path_workspace``), or the rule's :func:`workspace_header`, read from the
+    request's headers (and pinned in ``forwarded``, the stripped headers; ``None`` when
+    nothing is forwarded)."""
     workspace = path_workspace
     if rule.workspace_header:
         bound = identity.token_scope == "WORKSPACE"
+        received = request.headers  # only read here: the relay makes them when asked
         workspace = workspace_header(rule.workspace_header, received, forwarded, bound)
     authorize(identity, rule, workspace)

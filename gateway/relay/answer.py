@@ -47,7 +47,7 @@ class Answering:
         "_status",
         "_task",
         "_unframed",
-        "_watched",
+        "attached",
         "body_left",
         "client",
         "over",
@@ -69,17 +69,20 @@ class Answering:
         self.body_left = request.body_length
         self.over = False
         self.upstream: UpstreamConnection | None = None
-        self._held = bytearray()
+        #: Request-body bytes waiting for the upstream connection (made when some come).
+        self._held: bytearray | None = None
         self._head = b""
         self._added: dict[str, str] = {}
         self._foreign = True
         self._pool: UpstreamPool | None = None
         self._reused = False
         self._task: asyncio.Task[None] | None = None
-        self._watched = False  # in the relay's sweep for timeouts
+        #: Sent upstream: the relay's sweep checks its deadline (see ``check_deadline``).
+        self.attached = False
         self._last_read = 0.0
         self._response: ResponseHead | None = None
-        self._received = bytearray()
+        #: The upstream's answer head so far, when it comes in pieces.
+        self._received: bytearray | None = None
         self._framing = _NONE
         self._length_left = 0
         self._status = 0
@@ -123,6 +126,8 @@ class Answering:
             if end < 0:
                 if len(data) > _MAX_RESPONSE_HEAD:
                     self._answer_upstream_error(bad_gateway())
+                elif received is None:
+                    self._received = bytearray(data)
                 else:
                     received += data
                 return
@@ -138,6 +143,8 @@ class Answering:
 
     def _respond(self, response: ResponseHead, rest: bytes) -> None:
         """Relay ``response``; ``rest`` is what came after its head."""
+        if not self._foreign and response.status == 401 and self._refused(response):
+            return
         self._response = response
         if self.request.method == "HEAD" or response.status in _NO_BODY_STATUS:
             self._framing = _NONE
@@ -216,6 +223,10 @@ class Answering:
         else:
             self._cut()
 
+    def _refused(self, response: ResponseHead) -> bool:
+        """Whether a 401 from keygate's own service was answered otherwise (see Exchange)."""
+        raise NotImplementedError
+
     def _repeatable(self) -> bool:
         return self.request.body_length == 0 and self.request.method in _IDEMPOTENT
 
@@ -253,20 +264,20 @@ class Answering:
         if self.over:
             return
         self.over = True
-        self._stop_waiting()
+        self.attached = False
+        if self._task is not None:
+            self._stop_task()
         upstream, self.upstream = self.upstream, None
-        if upstream is not None and reusable and self.body_left == 0 and self._pool is not None:
-            self._pool.release(upstream)
-        elif upstream is not None:
-            upstream.close()
+        if upstream is not None:
+            if reusable and self.body_left == 0 and self._pool is not None:
+                self._pool.release(upstream)
+            else:
+                upstream.close()
         status = self._status or (self._response.status if self._response is not None else 500)
         self.relay.observe(self.route, status, time.perf_counter() - self.started)
         self.client.exchange_done(close=self._closes_client())
 
-    def _stop_waiting(self) -> None:
-        if self._watched:
-            self._watched = False
-            self.relay.unwatch(self)
+    def _stop_task(self) -> None:
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -276,7 +287,8 @@ class Answering:
         if self.over:
             return
         self.over = True
-        self._stop_waiting()
+        self.attached = False
+        self._stop_task()
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None

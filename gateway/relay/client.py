@@ -41,6 +41,12 @@ class ClientConnection(asyncio.Protocol):
         self.head_seen = 0.0
         self._buffer = bytearray()
         self._remote = ""
+        #: The peer is a trusted proxy (its requests go through the stages).
+        self.trusted_peer = False
+        #: The client address of every request from an untrusted peer.
+        self.client_address: str | None = None
+        #: The ``X-Forwarded-*`` lines the lane writes, for the last ``Host`` seen.
+        self._forwarded: tuple[str, bytes] = ("", b"")
         self._paused: set[str] = set()
         self._writing_paused = False
         self._running = False
@@ -52,6 +58,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self._remote = peer[0] if isinstance(peer, tuple) else ""
+        self.trusted_peer, self.client_address = self.relay.lane.peer(self._remote)
         self.relay.connections.add(self)
         if self.closing:
             transport.close()
@@ -64,7 +71,11 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange
-        if exchange is not None and exchange.body_left:
+        if exchange is None:
+            if not self._buffer and 0 <= data.find(b"\r\n\r\n") == len(data) - 4:
+                self._one_head(data)  # the common case: one whole request head, no more
+                return
+        elif exchange.body_left:
             data = exchange.client_body(data)
             if not data:
                 return
@@ -114,6 +125,31 @@ class ClientConnection(asyncio.Protocol):
         if self.exchange is None and len(self._buffer) <= PIPELINE_BYTES:
             self.resume_reading("pipeline")
 
+    def _one_head(self, head: bytes) -> None:
+        """Start the request whose head is all of ``head``: what :meth:`_next` does, without
+        the buffer."""
+        if self.closing or len(head) > MAX_HEAD:
+            self._buffer += head
+            self._next()
+            return
+        request = None if b"\n\n" in head else read_request(head, self._remote)
+        if request is None:
+            self._buffer += head
+            self._hand_over()
+            return
+        self.head_seen = 0.0
+        self.exchange = Exchange(self, request)
+        self.exchange.start(self._buffer)
+
+    def forwarded(self, host: str) -> bytes:
+        """The lane's ``X-Forwarded-*`` lines for a request with ``host`` (see
+        :meth:`gateway.relay.lane.Lane.forwarded`), made once per ``Host`` a connection sends."""
+        known_host, lines = self._forwarded
+        if known_host != host or not lines:
+            lines = self.relay.lane.forwarded(self._remote, host)
+            self._forwarded = (host, lines)
+        return lines
+
     def waiting_for_head(self) -> bool:
         """Part of a request head is here, and no request is in flight."""
         return self.exchange is None and bool(self._buffer)
@@ -146,7 +182,8 @@ class ClientConnection(asyncio.Protocol):
         self.idle_since = self.relay.loop.time()
         self._writing_paused = False  # the upstream connection went back resumed, or closed
         if not (close or self.closing):
-            self._next()
+            if self._buffer or self._paused:
+                self._next()
             if self.exchange is not None or not self._eof:
                 return
         self.closing = True

@@ -13,7 +13,6 @@ after its last chunk can ever reach the client as a response of its own.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
@@ -25,17 +24,16 @@ from gateway.errors import (
     refused_secret,
     service_refused_secret,
 )
+from gateway.identity import RequestContext
 from gateway.pipeline.outcome import Decided, Unfinished
 from gateway.pipeline.strip import unambiguous_path
 from gateway.relay.answer import Answering
 from gateway.relay.heads import first_lines, request_head
 from gateway.relay.response_head import ResponseHead
 from gateway.relay.upstream import UpstreamConnection
+from keygate_core.headers import new_request_id
 from keygate_core.logs import request_id_var
 from keygate_core.problems import internal_error, render_problem
-
-if TYPE_CHECKING:
-    from gateway.identity import RequestContext
 
 log = logging.getLogger("keygate.gateway")
 
@@ -53,21 +51,25 @@ class Exchange(Answering):
     def start(self, buffered: bytearray) -> None:
         """Take the request's first body bytes from ``buffered`` (the client's buffer) and
         decide what to do with the request."""
-        if self.body_left:
+        if self.body_left and buffered:
             take = min(self.body_left, len(buffered))
-            self._held += buffered[:take]
+            self._held = buffered[:take]
             del buffered[:take]
             self.body_left -= take
         relay = self.relay
         pipeline = relay.pipeline
         request = self.request
+        client = self.client
         try:
-            ctx = pipeline.new_context(request)
+            if client.trusted_peer:
+                ctx = pipeline.new_context(request)
+            else:  # what new_context makes of a request from anyone else, without its headers
+                ctx = RequestContext(new_request_id(), client.client_address)
             self.request_id = ctx.request_id
             unambiguous_path(request.raw_path)
             rule, workspace = pipeline.routes.match(request.path)
             self.route = rule.prefix
-            fields = relay.lane.fields(request, rule)
+            fields = relay.lane.fields(request, rule, trusted=client.trusted_peer)
             headers = pipeline.inbound(request) if fields is None else None
             decided = pipeline.decide_now(request, ctx, rule, workspace, headers)
             if isinstance(decided, Unfinished):
@@ -126,7 +128,8 @@ class Exchange(Answering):
             rule, identity, limit_headers = decided
             pool = self._pool = relay.pool(pipeline.base(rule))
             first = first_lines(request.method, pool.prefix + request.raw_path, pool.host_header)
-            self._head = relay.lane.head(request, first, fields, ctx, identity)
+            forwarded = self.client.forwarded(request.host)
+            self._head = relay.lane.head(first, fields, forwarded, ctx.request_id, identity)
             self._added = pipeline.answer_headers(ctx, limit_headers)
             self._foreign = True
         connection = pool.acquire_now()
@@ -158,13 +161,14 @@ class Exchange(Answering):
         self.upstream = connection
         self._reused = reused
         connection.exchange = self
-        connection.write(self._head + self._held if self._held else self._head)
-        self._held.clear()
-        self.client.resume_reading("held")
+        held, self._held = self._held, None
+        if held is None:
+            connection.write(self._head)
+        else:
+            connection.write(self._head + held)
+            self.client.resume_reading("held")
         self._last_read = self.relay.loop.time()
-        if not self._watched:
-            self._watched = True
-            self.relay.watch(self)
+        self.attached = True
 
     def client_body(self, data: bytes) -> bytes:
         """Request-body bytes from the client; returns what follows the body (the next
@@ -175,6 +179,8 @@ class Exchange(Answering):
         if self.upstream is not None:
             self.upstream.write(take)
         elif not self.over:
+            if self._held is None:
+                self._held = bytearray()
             self._held += take
             if len(self._held) > _HELD_BODY:
                 self.client.pause_reading("held")
@@ -204,15 +210,14 @@ class Exchange(Answering):
 
     # -- refusals ---------------------------------------------------------------------------
 
-    def _respond(self, response: ResponseHead, rest: bytes) -> None:
-        """keygate's own service refusing this gateway's internal secret is no answer for the
-        client: 503, never the 401 that would tell it to discard a good token."""
-        if not self._foreign and response.status == 401:
-            refused = response.field(b"x-keygate-refused") or b""
-            if refused_secret(401, refused.decode("latin-1")):
-                self.refuse(service_refused_secret())
-                return
-        super()._respond(response, rest)
+    def _refused(self, response: ResponseHead) -> bool:
+        """keygate's own service refusing this gateway's internal secret (a 401) is no answer
+        for the client: 503, never the 401 that would tell it to discard a good token."""
+        refused = response.field(b"x-keygate-refused") or b""
+        if refused_secret(401, refused.decode("latin-1")):
+            self.refuse(service_refused_secret())
+            return True
+        return False
 
     def refuse(self, error: GatewayError) -> None:
         """Answer with ``error`` (problem+json) instead of the upstream."""

@@ -10,9 +10,11 @@ an optional Content-Length body, or one for keygate's own ``/_keygate/`` paths.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from http.cookies import Morsel
 from types import MappingProxyType
+from typing import cast
 
 import httptools
 from aiohttp import web
@@ -22,10 +24,27 @@ from yarl import URL
 #: Fields that send a request to aiohttp: other framing, protocol switches, interim answers.
 _SLOW_FIELDS = frozenset({b"transfer-encoding", b"upgrade", b"expect"})
 #: Fields :func:`read_request` looks at, beyond passing them on.
-_READ_FIELDS = _SLOW_FIELDS | {b"content-length", b"host", b"connection"}
+_READ_FIELDS = _SLOW_FIELDS | {b"content-length", b"host", b"connection", b"authorization"}
 _RESERVED = b"/_keygate/"
 #: How aiohttp turns field bytes into text, and back: nothing is lost either way.
 _TEXT = ("utf-8", "surrogateescape")
+#: The head most clients send: a common method, an origin-form target in characters every
+#: parser takes, HTTP/1.1 or 1.0, and every field written ``Name: value`` with one space and no
+#: blanks around the value (RFC 9110 §5.5: visible characters, spaces and tabs inside, and
+#: obs-text). Groups: method, target, minor version, the field lines.
+_PLAIN_REQUEST = re.compile(
+    rb"(GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS) (/[!$%&'()*+,\-./0-9:;=?@A-Z_a-z~]*) "
+    rb"HTTP/1\.([01])\r\n"
+    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: "
+    rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?\r\n)*)"
+    rb"\r\n"
+)
+#: One field line of a head :data:`_PLAIN_REQUEST` matched.
+_PLAIN_FIELD = re.compile(rb"([^:]+): ([^\r]*)\r\n")
+#: Longer Content-Length values are left to llhttp, which refuses what overflows.
+_LONGEST_LENGTH = 15
+#: :func:`_read_plain` leaves the head to llhttp.
+_UNDECIDED = object()
 
 
 class _HeadReader:
@@ -49,11 +68,13 @@ class RelayRequest:
 
     __slots__ = (
         "__dict__",
+        "authorization",
         "body_length",
         "host",
         "http10",
         "keep_alive",
         "method",
+        "path",
         "raw_fields",
         "raw_path",
         "remote",
@@ -69,6 +90,7 @@ class RelayRequest:
         keep_alive: bool,
         http10: bool,
         host: str = "",
+        authorization: list[str] | None = None,
     ) -> None:
         self.method = method
         #: The fields as received: name and value bytes.
@@ -80,6 +102,12 @@ class RelayRequest:
         self.keep_alive = keep_alive
         #: The Host header (only an HTTP/1.0 request may come without one).
         self.host = host
+        #: Every Authorization field's value, as text (see
+        #: :func:`gateway.request.authorization_values`).
+        self.authorization = authorization if authorization is not None else []
+        path = target.split("?", 1)[0]
+        #: The decoded path, exactly as aiohttp decodes it (yarl), for route matching.
+        self.path = _decoded(path) if "%" in path else path
 
     scheme = "http"
 
@@ -89,12 +117,6 @@ class RelayRequest:
         (the lane needs none of them)."""
         fields = [(name.decode(*_TEXT), value.decode(*_TEXT)) for name, value in self.raw_fields]
         return CIMultiDictProxy(CIMultiDict(fields))
-
-    @functools.cached_property
-    def path(self) -> str:
-        """The decoded path, exactly as aiohttp decodes it (yarl), for route matching."""
-        path = self.raw_path.split("?", 1)[0]
-        return _decoded(path) if "%" in path else path
 
     @functools.cached_property
     def cookies(self) -> Mapping[str, str]:
@@ -114,41 +136,70 @@ def _parse_cookie_header(header: str) -> list[tuple[str, Morsel[str]]]:
     return parse_cookie_header(header)
 
 
-def read_request(head: bytes, remote: str) -> RelayRequest | None:
+def read_request(head: bytes, remote: str, *, plain: bool = True) -> RelayRequest | None:
     """The request whose complete head (ending in a blank line) is ``head``, or ``None`` when
     aiohttp should answer it: not HTTP/1.1, not a plain origin-form target, keygate's own
     paths, chunked or other framing, ``Upgrade``, ``Expect``, a second ``Host``, or a head
-    llhttp refuses (aiohttp then gives the 400)."""
+    llhttp refuses (aiohttp then gives the 400).
+
+    A head :data:`_PLAIN_REQUEST` matches is read without llhttp, with the same outcome
+    (``tests/unit/gateway/test_relay_request_head.py`` compares the two); without ``plain``,
+    llhttp reads every head."""
+    if plain:
+        match = _PLAIN_REQUEST.fullmatch(head)
+        if match is not None:
+            method, target, minor, lines = match.groups()
+            fields = _PLAIN_FIELD.findall(lines)
+            read = _request(method, target, minor == b"0", fields, remote, plain=True)
+            if read is not _UNDECIDED:
+                return cast(RelayRequest | None, read)
     reader = _HeadReader()
     try:
         parser = httptools.HttpRequestParser(reader)
         parser.feed_data(head)
     except (httptools.HttpParserError, httptools.HttpParserUpgrade):
         return None
-    target = reader.target
     # llhttp has checked the request line; it ends in the version.
     line_end = head.index(b"\r\n")
     version = head[line_end - 3 : line_end]
-    if (
-        version not in (b"1.1", b"1.0")
-        or not target.startswith(b"/")
-        or target.startswith(_RESERVED)
-        or b"#" in target
-    ):
+    if version not in (b"1.1", b"1.0"):
         return None
-    http10 = version == b"1.0"
-    length = 0
+    request = _request(parser.get_method(), reader.target, version == b"1.0", reader.fields, remote)
+    return cast(RelayRequest | None, request)
+
+
+def _request(
+    method: bytes,
+    target: bytes,
+    http10: bool,
+    fields: list[tuple[bytes, bytes]],
+    remote: str,
+    *,
+    plain: bool = False,
+) -> RelayRequest | object | None:
+    """The request, once its head is read; ``None`` for what :func:`read_request` leaves to
+    aiohttp. From the ``plain`` reading, :data:`_UNDECIDED` when its ``Content-Length`` is for
+    llhttp to judge (more than one, or not one short run of digits)."""
+    if not target.startswith(b"/") or target.startswith(_RESERVED) or b"#" in target:
+        return None
+    length = -1
     hosts: list[bytes] = []
     connection: list[bytes] = []
-    for name, value in reader.fields:
+    authorization: list[str] = []
+    for name, value in fields:
         lower = name.lower()
         if lower in _READ_FIELDS:
             if lower in _SLOW_FIELDS:
                 return None
             if lower == b"content-length":
-                length = int(value)  # llhttp accepts digits only, and one value
+                # llhttp allows digits only, and one value; the plain reading checks.
+                if plain and (length >= 0 or len(value) > _LONGEST_LENGTH or not value.isdigit()):
+                    return _UNDECIDED
+                length = int(value)
             elif lower == b"host":
                 hosts.append(value)
+            elif lower == b"authorization":
+                authorization.append(value.decode(*_TEXT))
             else:
                 connection.extend(token.strip().lower() for token in value.split(b","))
     if len(hosts) > 1 or (not hosts and not http10):
@@ -156,14 +207,15 @@ def read_request(head: bytes, remote: str) -> RelayRequest | None:
     # RFC 9112 §9.3: HTTP/1.1 stays open unless told "close"; HTTP/1.0 only when asked.
     keep_alive = b"keep-alive" in connection if http10 else b"close" not in connection
     return RelayRequest(
-        parser.get_method().decode("ascii"),
+        method.decode("ascii"),
         target.decode(*_TEXT),
-        reader.fields,
+        fields,
         remote,
-        length,
+        max(length, 0),
         keep_alive,
         http10,
         hosts[0].decode(*_TEXT) if hosts else "",
+        authorization,
     )
 
 

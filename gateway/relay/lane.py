@@ -18,15 +18,20 @@ from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.forwarded import Network, forwarded_headers, is_trusted, parse_address
-from gateway.identity import Identity, RequestContext
+from gateway.forwarded import (
+    Network,
+    client_address,
+    forwarded_headers,
+    is_trusted,
+    parse_address,
+)
+from gateway.identity import Identity
 from gateway.pipeline.authz import RouteRule
 from gateway.pipeline.cookies import may_name_keygate_cookie
 from gateway.pipeline.mutate import KEYGATE_SERVICES, IdentityHeaderNames, identity_headers
 from gateway.pipeline.mutate import is_bearer as _is_bearer
 from gateway.pipeline.strip import canonical_name, strip_inbound
 from gateway.relay.heads import RelayRequest
-from keygate_core import headers as wire
 
 # What a field name gets: kept as it came, dropped, or decided by its value.
 _KEEP, _DROP, _BEARER, _COOKIE, _STAGES = range(5)
@@ -58,12 +63,17 @@ class Lane:
         self._verdicts: dict[bytes, int] = {}
         self._identities: dict[int, tuple[Identity, bytes]] = {}
 
-    def fields(self, request: RelayRequest, rule: RouteRule) -> bytes | None:
+    def peer(self, remote: str) -> tuple[bool, str | None]:
+        """Whether the peer at ``remote`` is a trusted proxy; if not, the client address of
+        every request it sends (:func:`~gateway.forwarded.client_address`)."""
+        if self._trusted and is_trusted(parse_address(remote), self._trusted):
+            return True, None
+        return False, client_address(_NO_HEADERS, peer_ip=remote, trusted_proxies=()) or None
+
+    def fields(self, request: RelayRequest, rule: RouteRule, *, trusted: bool) -> bytes | None:
         """The field lines of ``request`` that go upstream on ``rule``, or ``None`` when the
-        stages must decide."""
-        if rule.upstream in KEYGATE_SERVICES or rule.workspace_header:
-            return None
-        if self._trusted and is_trusted(parse_address(request.remote), self._trusted):
+        stages must decide (always for a ``trusted`` peer, a trusted proxy)."""
+        if trusted or rule.upstream in KEYGATE_SERVICES or rule.workspace_header:
             return None
         verdicts = self._verdicts
         lines = []
@@ -102,30 +112,30 @@ class Lane:
         self._verdicts[name] = verdict
         return verdict
 
+    def forwarded(self, remote: str, host: str) -> bytes:
+        """The ``X-Forwarded-*`` lines for a request with ``host`` from ``remote``, a peer
+        that is not a trusted proxy."""
+        forwarded = forwarded_headers(
+            _NO_HEADERS,  # read from a trusted proxy only, and the lane has none
+            peer_ip=remote,
+            scheme="http",
+            host=host,
+            trusted_proxies=self._trusted,
+        )
+        return "".join([f"{name}: {value}\r\n" for name, value in forwarded]).encode(*_TEXT)
+
     def head(
-        self,
-        request: RelayRequest,
-        first_lines: str,
-        fields: bytes,
-        ctx: RequestContext,
-        identity: Identity,
+        self, first_lines: str, fields: bytes, forwarded: bytes, request_id: str, identity: Identity
     ) -> bytes:
         """The whole head for the upstream: ``first_lines`` (the request line and ``Host``),
         the client's ``fields``, then what the gateway writes, in the order
-        :meth:`~gateway.pipeline.mutate.Mutator.for_upstream` writes it."""
-        forwarded = forwarded_headers(
-            _NO_HEADERS,  # read from a trusted proxy only, and the lane has none
-            peer_ip=request.remote,
-            scheme=request.scheme,
-            host=request.host,
-            trusted_proxies=self._trusted,
-        )
-        written = "".join([f"{name}: {value}\r\n" for name, value in forwarded])
-        written += f"{wire.REQUEST_ID}: {ctx.request_id}\r\n"
-        return b"%b%b%b%b\r\n" % (
+        :meth:`~gateway.pipeline.mutate.Mutator.for_upstream` writes it: the ``forwarded``
+        lines (:meth:`forwarded`), the request id, the identity headers."""
+        return b"%b%b%bX-Request-Id: %b\r\n%b\r\n" % (
             first_lines.encode(*_TEXT),
             fields,
-            written.encode(*_TEXT),
+            forwarded,
+            request_id.encode(),
             self._identity_lines(identity),
         )
 

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 import httptools
 
 from gateway.pipeline.cookies import sets_keygate_cookie
+from gateway.pipeline.limit import RATE_LIMIT_HEADERS
 from gateway.pipeline.strip import HOP_BY_HOP
+from keygate_core import headers as wire
 
 _HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
 #: The fields :class:`ResponseHead` reads, beyond passing them on.
@@ -28,6 +30,20 @@ _PLAIN_HEAD = re.compile(
     rb"\r\n"
 )
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+#: The names the relay adds to an answer (:meth:`gateway.proxy.Pipeline.answer_headers`).
+_ADDED_NAMES = (wire.REQUEST_ID, *RATE_LIMIT_HEADERS)
+#: The fields of a plain head that are more than passed on: its framing, what the client never
+#: gets (hop-by-hop, what the relay adds), ``Set-Cookie`` (keygate's cookies are dropped).
+#: A plain head without them goes to the client as it came.
+_NOTABLE_NAMES = sorted(
+    {*_HOP_BY_HOP, b"content-length", b"set-cookie", *(n.lower().encode() for n in _ADDED_NAMES)},
+    key=len,
+    reverse=True,
+)
+_NOTABLE = re.compile(
+    rb"\r\n(" + b"|".join(re.escape(name) for name in _NOTABLE_NAMES) + rb"): ([^\r]*)",
+    re.IGNORECASE,
+)
 #: Longer Content-Length values are left to llhttp, which refuses what overflows.
 _LONGEST_LENGTH = 15
 
@@ -66,11 +82,13 @@ class _ResponseReader:
 
 
 @functools.lru_cache(maxsize=256)
-def _added(names: tuple[str, ...]) -> tuple[frozenset[bytes], tuple[bytes, ...]]:
+def _added(names: tuple[str, ...]) -> tuple[frozenset[bytes], tuple[bytes, ...], bool]:
     """What the client never gets from the upstream when the relay adds ``names``: the
-    hop-by-hop fields and ``names`` (lower-case); and each added field's ``"Name: "``."""
+    hop-by-hop fields and ``names`` (lower-case); each added field's ``"Name: "``; and whether
+    :data:`_NOTABLE` finds every one of ``names`` in a head."""
     replaced = frozenset(n.lower().encode() for n in names)
-    return _HOP_BY_HOP | replaced, tuple(f"{n}: ".encode() for n in names)
+    notable = replaced <= frozenset(_NOTABLE_NAMES)
+    return _HOP_BY_HOP | replaced, tuple(f"{n}: ".encode() for n in names), notable
 
 
 def _sets(set_cookie: bytes) -> bool:
@@ -81,13 +99,14 @@ class ResponseHead:
     """An upstream response head: status, reason, fields, and how its body is framed."""
 
     __slots__ = (
+        "_fields",
         "_lower",
         "_named",
+        "_notable",
         "_parser",
         "_reader",
         "_verbatim",
         "chunked",
-        "fields",
         "keep_alive",
         "length",
         "reason",
@@ -98,6 +117,10 @@ class ResponseHead:
         """Read ``head`` (ending in the blank line); raises ``httptools.HttpParserError``.
         Without ``plain``, llhttp reads even a plain head (to compare the two readings)."""
         self._verbatim: bytes | None = None
+        #: A plain head holds a field :data:`_NOTABLE` finds, besides ``Content-Length``.
+        self._notable = True
+        self._fields: list[tuple[bytes, bytes]] | None = None
+        self._lower: list[bytes] = []
         self._reader: _ResponseReader | None = None
         self._parser: httptools.HttpResponseParser | None = None
         #: What a ``Connection`` field names (hop-by-hop too), lower-case.
@@ -114,7 +137,7 @@ class ResponseHead:
         self.status: int = parser.get_status_code()
         self.reason = reader.reason
         self.keep_alive = reader.keep_alive
-        self.fields = reader.fields  # as received: name and value bytes
+        self._fields = reader.fields
         self._lower = lower = [name.lower() for name, _ in reader.fields]
         if _FRAMING.isdisjoint(lower):
             return
@@ -130,43 +153,62 @@ class ResponseHead:
         """Read a head :data:`_PLAIN_HEAD` matches, as llhttp would; ``False`` (and llhttp
         reads it) for anything more: ``Transfer-Encoding``, a second or long
         ``Content-Length``, a ``Connection`` naming more than ``keep-alive`` or ``close``."""
-        lines = head[:-4].split(b"\r\n")
-        self.fields = fields = [line.partition(b": ")[::2] for line in lines[1:]]
-        self._lower = lower = [name.lower() for name, _ in fields]
         close = False
-        if not _FRAMING.isdisjoint(lower):
-            for (_, value), name in zip(fields, lower, strict=True):
-                if name not in _FRAMING:
-                    continue
-                if name == b"connection":
-                    tokens = {token.strip().lower() for token in value.split(b",")}
-                    if not tokens <= _PLAIN_CONNECTION:
-                        return False
-                    close = close or b"close" in tokens
-                    self._named |= tokens
-                elif name != b"content-length" or self.length is not None:
+        notable = False
+        for name, value in _NOTABLE.findall(head):
+            name = name.lower()
+            if name == b"content-length":
+                if self.length is not None or len(value) > _LONGEST_LENGTH or not value.isdigit():
                     return False  # framing llhttp decides (and may refuse)
-                elif len(value) > _LONGEST_LENGTH or not value.isdigit():
+                self.length = int(value)
+                continue
+            notable = True
+            if name == b"transfer-encoding":
+                return False
+            if name == b"connection":
+                tokens = {token.strip().lower() for token in value.split(b",")}
+                if not tokens <= _PLAIN_CONNECTION:
                     return False
-                else:
-                    self.length = int(value)
-        status_line = lines[0]
-        status = int(status_line[9:12])
+                close = close or b"close" in tokens
+                self._named |= tokens
+        status = int(head[9:12])
         if status == 101:
             return False  # llhttp reads a protocol switch
         self.status = status
-        self.reason = status_line[13:]
+        self.reason = head[13 : head.index(b"\r\n")]
         # llhttp's should_keep_alive() for HTTP/1.1: not "close", and the body not read to the
         # end of the connection (RFC 9112 §6.3).
         self.keep_alive = not close and (
             self.length is not None or status < 200 or status in (204, 304)
         )
+        self._notable = notable
         self._verbatim = head
         return True
 
+    @property
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        """The fields as received: name and value bytes."""
+        if self._fields is None:
+            self._split()
+        assert self._fields is not None
+        return self._fields
+
+    def _lower_names(self) -> list[bytes]:
+        """Each field's name, lower-case."""
+        if self._fields is None:
+            self._split()
+        return self._lower
+
+    def _split(self) -> None:
+        """The fields of a plain head, when more than its notable ones are asked for."""
+        assert self._verbatim is not None
+        lines = self._verbatim[:-4].split(b"\r\n")
+        self._fields = fields = [line.partition(b": ")[::2] for line in lines[1:]]
+        self._lower = [name.lower() for name, _ in fields]
+
     def field(self, lower_name: bytes) -> bytes | None:
         """The first value of the field named ``lower_name`` (lower-case), if any."""
-        for (_, value), name in zip(self.fields, self._lower, strict=True):
+        for (_, value), name in zip(self.fields, self._lower_names(), strict=True):
             if name == lower_name:
                 return value
         return None
@@ -209,19 +251,21 @@ class ResponseHead:
         """The head for the client: hop-by-hop fields (and those ``Connection`` names) and the
         fields in ``added`` replaced; ``chunked`` when the relay frames the body itself. From a
         ``foreign`` upstream, a ``Set-Cookie`` for one of keygate's cookies is dropped."""
-        drop, prefixes = _added(tuple(added))
+        drop, prefixes, notable = _added(tuple(added))
         if self._named:
             drop = drop | self._named
         verbatim = self._verbatim
-        if (
+        if verbatim is not None and not self._notable and notable:
+            lines = [verbatim[:-2]]  # nothing in it is dropped: written as it came
+        elif (
             verbatim is not None
-            and drop.isdisjoint(self._lower)
-            and not (foreign and b"set-cookie" in self._lower)
+            and drop.isdisjoint(self._lower_names())
+            and not (foreign and b"set-cookie" in self._lower_names())
         ):
             lines = [verbatim[:-2]]  # every line kept, and written as it came
         else:
             lines = [b"HTTP/1.1 %d %s\r\n" % (self.status, self.reason)]
-            for (name, value), lower in zip(self.fields, self._lower, strict=True):
+            for (name, value), lower in zip(self.fields, self._lower_names(), strict=True):
                 if lower in drop or (foreign and lower == b"set-cookie" and _sets(value)):
                     continue
                 lines.append(name + b": " + value + b"\r\n")

@@ -18,13 +18,12 @@ import gc
 import socket
 
 from aiohttp import web
+from prometheus_client import Histogram
 
 from gateway.appkeys import METRICS, PIPELINE, SETTINGS
 from gateway.metrics import GatewayMetrics
 from gateway.proxy import Pipeline
-from gateway.relay.answer import Answering
 from gateway.relay.client import ClientConnection
-from gateway.relay.exchange import Exchange
 from gateway.relay.lane import Lane
 from gateway.relay.upstream import UpstreamPool
 from keygate_core.http_guard import GuardedHandler
@@ -36,6 +35,9 @@ SWEEP_SECONDS = 5.0
 #: least this many times per timeout: a 504 or 408 comes at most a tenth of it late.
 TIMEOUT_STEPS = 10
 _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
+#: Route and status-class pairs whose histogram child is kept (routes are the route table's
+#: prefixes, so the bound is only a guard).
+_DURATION_CHILDREN = 4096
 
 
 class Relay:
@@ -78,8 +80,8 @@ class Relay:
         #: What a handed-over connection is given to: aiohttp's protocol, with the same limits.
         self.slow_path = slow_path
         self.connections: set[ClientConnection] = set()
-        #: Exchanges waiting on bytes, whose deadlines the sweep checks.
-        self._watched: set[Exchange] = set()
+        #: The duration histogram's child per route and status class.
+        self._durations: dict[tuple[str, int], Histogram] = {}
         self._all_closed: asyncio.Event | None = None
         self._pools: dict[str, UpstreamPool] = {}
         self._sweeper: asyncio.TimerHandle | None = loop.call_later(self._every, self._sweep)
@@ -95,17 +97,15 @@ class Relay:
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         """``keygate_gateway_request_duration_seconds`` for one relayed request."""
-        status_class = _STATUS_CLASS.get(status // 100, "5xx")
-        self.metrics.observe(self.metrics.request_duration, seconds, route, status_class)
-
-    def watch(self, exchange: Exchange) -> None:
-        """Check ``exchange``'s deadline on every sweep (a timer per request cost about a
-        tenth of a relayed request's Python)."""
-        self._watched.add(exchange)
-
-    def unwatch(self, exchange: Answering) -> None:
-        """``exchange`` is over."""
-        self._watched.discard(exchange)
+        key = (route, status // 100)
+        child = self._durations.get(key)
+        if child is None:
+            metrics = self.metrics
+            status_class = _STATUS_CLASS.get(key[1], "5xx")
+            child = metrics.labels(metrics.request_duration, route, status_class)
+            if len(self._durations) < _DURATION_CHILDREN:
+                self._durations[key] = child
+        self.metrics.batch.observe(child, seconds)
 
     def forget(self, connection: ClientConnection) -> None:
         """``connection`` closed, or went to aiohttp."""
@@ -118,7 +118,12 @@ class Relay:
         from the first sweep that saw it unfinished, so reading a head costs no clock), and end
         the exchanges past their deadline."""
         now = self.loop.time()
-        for connection in [c for c in self.connections if c.exchange is None]:
+        for connection in list(self.connections):
+            exchange = connection.exchange
+            if exchange is not None:
+                if exchange.attached:
+                    exchange.check_deadline(now)
+                continue
             if connection.transport is None:
                 continue
             if connection.waiting_for_head():
@@ -130,8 +135,6 @@ class Relay:
                 connection.transport.close()
         for pool in self._pools.values():
             pool.sweep(now)
-        for exchange in list(self._watched):
-            exchange.check_deadline(now)
         self._sweeper = self.loop.call_later(self._every, self._sweep)
 
     async def stop(self, grace: float) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from gateway.errors import invalid_request, invalid_token
 from gateway.identity import LATER, AuthMethod, Identity, Later, RequestContext
 from gateway.introspection_client import IntrospectionClient
-from gateway.request import ProxiedRequest
+from gateway.request import ProxiedRequest, authorization_values
 from gateway.token_cache import L1Cache, Lookup
 from keygate_core.introspection_result import IntrospectionResult
 from keygate_core.single_flight import SingleFlight
@@ -33,7 +33,7 @@ def bearer_token(request: ProxiedRequest) -> str | None:
     whitespace) after it — usually an unset variable in the client's script. Other schemes
     (Basic, …) are not ours and return ``None``.
     """
-    values = request.headers.getall("Authorization", [])
+    values = authorization_values(request)
     if not values:
         return None
     if len(values) > 1:

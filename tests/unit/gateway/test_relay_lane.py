@@ -70,11 +70,13 @@ def _stages(
 def _lane_head(
     request: RelayRequest, identity: Identity, lane: Lane, rule: RouteRule = DEFAULT_RULE
 ) -> bytes | None:
-    fields = lane.fields(request, rule)
+    trusted, _ = lane.peer(request.remote)
+    fields = lane.fields(request, rule, trusted=trusted)
     if fields is None:
         return None
     first = first_lines(request.method, "/base" + request.raw_path, UPSTREAM_HOST)
-    return lane.head(request, first, fields, RequestContext("rid-1", request.remote), identity)
+    forwarded = lane.forwarded(request.remote, request.host)
+    return lane.head(first, fields, forwarded, "rid-1", identity)
 
 
 def _request(*fields: str, method: str = "GET", target: str = "/orders?id=7") -> RelayRequest:
@@ -135,13 +137,14 @@ def test_the_lane_builds_the_stages_head_or_declines(
 )
 def test_fields_the_stages_must_see_are_left_to_them(fields: list[str]) -> None:
     """A Connection field, a keygate cookie and a stranger's X-Forwarded-For take the stages."""
-    assert _lane(IdentityHeaderNames(), False, ()).fields(_request(*fields), DEFAULT_RULE) is None
+    assert _lane_head(_request(*fields), TOKEN, _lane(IdentityHeaderNames(), False, ())) is None
 
 
 def test_plain_requests_take_the_lane() -> None:
     """The common API call is the lane's: otherwise it would be no use."""
     request = _request("Host: a", "Authorization: Bearer kg_x", "Accept: */*", "Cookie: a=b")
-    assert _lane(IdentityHeaderNames(), False, ()).fields(request, DEFAULT_RULE) is not None
+    lane = _lane(IdentityHeaderNames(), False, ())
+    assert lane.fields(request, DEFAULT_RULE, trusted=False) is not None
 
 
 def test_trusted_proxies_keygate_services_and_workspace_headers_take_the_stages() -> None:
@@ -150,11 +153,13 @@ def test_trusted_proxies_keygate_services_and_workspace_headers_take_the_stages(
     request = _request("Host: a", "Accept: */*")
     names = IdentityHeaderNames()
     trusting = _lane(names, False, (ipaddress.ip_network("198.51.100.0/24"),))
-    assert trusting.fields(request, DEFAULT_RULE) is None
+    assert trusting.peer(PEER) == (True, None)
+    assert _lane_head(request, TOKEN, trusting) is None
     lane = _lane(names, False, (ipaddress.ip_network("10.0.0.0/8"),))
-    assert lane.fields(request, DEFAULT_RULE) is not None  # trusts others, not this peer
-    assert lane.fields(request, RouteRule("/api", upstream=INTROSPECTOR)) is None
-    assert lane.fields(request, RouteRule("/w", workspace_header="X-Workspace")) is None
+    assert lane.peer(PEER) == (False, PEER)  # trusts others, not this peer
+    assert _lane_head(request, TOKEN, lane) is not None
+    assert _lane_head(request, TOKEN, lane, RouteRule("/api", upstream=INTROSPECTOR)) is None
+    assert _lane_head(request, TOKEN, lane, RouteRule("/w", workspace_header="X-Workspace")) is None
 
 
 _NAME_POOL = [

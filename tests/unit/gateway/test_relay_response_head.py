@@ -8,9 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.pipeline.limit import RateDecision, rate_limit_headers
 from gateway.relay.response_head import ResponseHead
 
 ADDED = {"X-Request-Id": "rid-1", "X-RateLimit-Remaining": "9"}
+#: What a bearer answer gets: every field the relay ever adds.
+BEARER_ADDED = {
+    **rate_limit_headers(RateDecision(True, 600, 599, 0.1, 0)),
+    "X-Request-Id": "rid-2",
+}
+#: Fields the relay never adds: its own reading cannot know they are absent.
+OTHER_ADDED = {"X-Other": "1", "Date": "today"}
 
 
 def _same_reading(head: bytes) -> ResponseHead | None:
@@ -28,12 +36,13 @@ def _same_reading(head: bytes) -> ResponseHead | None:
         return None
     facts = ("status", "reason", "fields", "length", "chunked", "keep_alive")
     assert [getattr(read, f) for f in facts] == [getattr(expected, f) for f in facts], head
-    for foreign in (True, False):
-        for chunked, close, keep_alive in ((False, False, False), (True, True, False)):
-            flags = {"chunked": chunked, "close": close, "keep_alive": keep_alive}
-            assert read.client_head(ADDED, foreign=foreign, **flags) == expected.client_head(
-                ADDED, foreign=foreign, **flags
-            ), head
+    for added in (ADDED, BEARER_ADDED, OTHER_ADDED):
+        for foreign in (True, False):
+            for chunked, close, keep_alive in ((False, False, False), (True, True, False)):
+                flags = {"chunked": chunked, "close": close, "keep_alive": keep_alive}
+                assert read.client_head(added, foreign=foreign, **flags) == expected.client_head(
+                    added, foreign=foreign, **flags
+                ), head
     return read
 
 
@@ -77,6 +86,17 @@ def test_the_common_answer_is_read_without_llhttp() -> None:
     )
 
 
+def test_an_answer_with_nothing_to_drop_is_passed_on_without_splitting_its_fields() -> None:
+    """Only the fields that matter are looked at: an answer without framing, hop-by-hop,
+    Set-Cookie or relay-written fields is never split into lines, even for a bearer answer
+    carrying every field the relay adds."""
+    head = b"HTTP/1.1 201 Created\r\nLocation: /o/1\r\nContent-Length: 0\r\n\r\n"
+    read = ResponseHead(head)
+    assert read.client_head(BEARER_ADDED, chunked=False, close=False).startswith(head[:-2])
+    assert read._fields is None  # not split: written as it came
+    assert read.field(b"location") == b"/o/1"  # and still read when asked
+
+
 _NAMES = st.sampled_from(
     [
         b"Content-Length",
@@ -86,6 +106,8 @@ _NAMES = st.sampled_from(
         b"Keep-Alive",
         b"Set-Cookie",
         b"X-Request-Id",
+        b"RateLimit",
+        b"x-ratelimit-reset",
         b"Date",
         b"X-A",
         b"x-a",
