@@ -126,7 +126,7 @@ class Exchange(Answering):
             self._foreign = out.foreign
         else:
             rule, identity, limit_headers = decided
-            pool = self._pool = relay.pool(pipeline.base(rule))
+            pool = self._pool = relay.pool_for(rule)
             first = first_lines(request.method, pool.prefix + request.raw_path, pool.host_header)
             forwarded = self.client.forwarded(request.host)
             self._head = relay.lane.head(first, fields, forwarded, ctx.request_id, identity)

@@ -186,9 +186,12 @@ def _request(
     hosts: list[bytes] = []
     connection: list[bytes] = []
     authorization: list[str] = []
+    read_names = _READ_NAMES
     for name, value in fields:
-        lower = name.lower()
-        if lower in _READ_FIELDS:
+        lower = read_names.get(name)
+        if lower is None:
+            lower = _read_name(name)
+        if lower:
             if lower in _SLOW_FIELDS:
                 return None
             if lower == b"content-length":
@@ -207,7 +210,7 @@ def _request(
     # RFC 9112 §9.3: HTTP/1.1 stays open unless told "close"; HTTP/1.0 only when asked.
     keep_alive = b"keep-alive" in connection if http10 else b"close" not in connection
     return RelayRequest(
-        method.decode("ascii"),
+        _METHODS.get(method) or method.decode("ascii"),
         target.decode(*_TEXT),
         fields,
         remote,
@@ -217,6 +220,22 @@ def _request(
         hosts[0].decode(*_TEXT) if hosts else "",
         authorization,
     )
+
+
+#: Each field name seen (as sent) → its lower-case spelling when :func:`_request` reads the
+#: field, else ``b""``; started over past :data:`_NAMES` names (a client may invent any number).
+_READ_NAMES: dict[bytes, bytes] = {}
+_NAMES = 1024
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+
+
+def _read_name(name: bytes) -> bytes:
+    lower = name.lower()
+    read = lower if lower in _READ_FIELDS else b""
+    if len(_READ_NAMES) >= _NAMES:
+        _READ_NAMES.clear()
+    _READ_NAMES[name] = read
+    return read
 
 
 def request_head(method: str, target: str, host: str, headers: CIMultiDict[str]) -> bytes:

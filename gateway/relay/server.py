@@ -22,6 +22,7 @@ from prometheus_client import Histogram
 
 from gateway.appkeys import METRICS, PIPELINE, SETTINGS
 from gateway.metrics import GatewayMetrics
+from gateway.pipeline.authz import RouteRule
 from gateway.proxy import Pipeline
 from gateway.relay.client import ClientConnection
 from gateway.relay.lane import Lane
@@ -84,6 +85,8 @@ class Relay:
         self._durations: dict[tuple[str, int], Histogram] = {}
         self._all_closed: asyncio.Event | None = None
         self._pools: dict[str, UpstreamPool] = {}
+        #: The pools by route rule upstream (an URL, or the name of one of keygate's services).
+        self._rule_pools: dict[str, UpstreamPool] = {}
         self._sweeper: asyncio.TimerHandle | None = loop.call_later(self._every, self._sweep)
 
     def pool(self, base: str) -> UpstreamPool:
@@ -93,6 +96,13 @@ class Relay:
             pool = self._pools[base] = UpstreamPool(
                 base, self.loop, limit=self._pool_limit, queue_seconds=self._pool_queue
             )
+        return pool
+
+    def pool_for(self, rule: RouteRule) -> UpstreamPool:
+        """The connection pool of ``rule``'s upstream."""
+        pool = self._rule_pools.get(rule.upstream)
+        if pool is None:
+            pool = self._rule_pools[rule.upstream] = self.pool(self.pipeline.base(rule))
         return pool
 
     def observe(self, route: str, status: int, seconds: float) -> None:
