@@ -30,12 +30,13 @@ TOKEN_LENGTH = len(PREFIX) + PUBLIC_ID_LENGTH + 1 + SECRET_LENGTH + CHECKSUM_LEN
 SCANNER_REGEX = r"\bkg_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}\b"
 
 _ALPHABET_SET = frozenset(ALPHABET)
-#: A well-shaped token (prefix, lengths, separator, characters); groups: public id, secret,
-#: checksum.
-_TOKEN = re.compile(
+#: A well-shaped token (prefix, lengths, separator, characters), as a regular expression of
+#: three groups: public id, secret, checksum. See :func:`token_parts`.
+TOKEN_PATTERN = (
     rf"{PREFIX}([0-9A-Za-z]{{{PUBLIC_ID_LENGTH}}})_"
     rf"([0-9A-Za-z]{{{SECRET_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
 )
+_TOKEN = re.compile(TOKEN_PATTERN)
 
 
 class TokenFormatError(ValueError):
@@ -116,6 +117,14 @@ def generate_token(public_id: str | None = None) -> tuple[str, ParsedToken]:
     return body + checksum(body), ParsedToken(public_id=public_id, secret=secret)
 
 
+def token_parts(text: str, public_id: str, secret: str, check: str) -> ParsedToken:
+    """The parts of ``text``, a token :data:`TOKEN_PATTERN` matched (its groups follow), once
+    its checksum holds; raises :class:`TokenFormatError` ``checksum`` otherwise."""
+    if not secrets.compare_digest(checksum(text[: TOKEN_LENGTH - CHECKSUM_LENGTH]), check):
+        raise TokenFormatError("checksum")
+    return ParsedToken(public_id=public_id, secret=secret)
+
+
 def parse_token(text: object) -> ParsedToken:
     """Split and check a token without I/O.
 
@@ -126,10 +135,7 @@ def parse_token(text: object) -> ParsedToken:
         raise TokenFormatError("type")
     match = _TOKEN.fullmatch(text)
     if match is not None:  # the shape is right: only the checksum is left to check
-        public_id, secret, check = match.groups()
-        if not secrets.compare_digest(checksum(text[: TOKEN_LENGTH - CHECKSUM_LENGTH]), check):
-            raise TokenFormatError("checksum")
-        return ParsedToken(public_id=public_id, secret=secret)
+        return token_parts(text, *match.groups())
     # Anything else is refused; the checks below find the first thing wrong with it.
     # Length first: a huge input costs one len() and nothing more.
     if len(text) != TOKEN_LENGTH:

@@ -9,6 +9,7 @@ never leak a token upstream.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from gateway.errors import invalid_request, invalid_token
@@ -18,10 +19,19 @@ from gateway.request import ProxiedRequest, authorization_values
 from gateway.token_cache import L1Cache, Lookup
 from keygate_core.introspection_result import IntrospectionResult
 from keygate_core.single_flight import SingleFlight
-from keygate_core.token_format import ParsedToken, TokenFormatError, parse_token
+from keygate_core.token_format import (
+    TOKEN_PATTERN,
+    ParsedToken,
+    TokenFormatError,
+    parse_token,
+    token_parts,
+)
 
 #: Longer Authorization values are refused before any parsing (a token is 65 characters).
 MAX_AUTHORIZATION_LENGTH = 1024
+#: The Authorization value almost every client sends: ``Bearer`` (any case), one space, a
+#: well-shaped token, nothing more. Group 1 is the token, then its parts (TOKEN_PATTERN's).
+_PLAIN_BEARER = re.compile(f"[Bb][Ee][Aa][Rr][Ee][Rr] ({TOKEN_PATTERN})")
 
 
 def bearer_token(request: ProxiedRequest) -> str | None:
@@ -101,6 +111,15 @@ class BearerAuthenticator:
 
     @staticmethod
     def _token(request: ProxiedRequest) -> tuple[str, ParsedToken] | None:
+        values = authorization_values(request)
+        if len(values) == 1:
+            plain = _PLAIN_BEARER.fullmatch(values[0])
+            if plain is not None:  # what bearer_token and parse_token would find, at once
+                token = plain.group(1)
+                try:
+                    return token, token_parts(token, *plain.group(2, 3, 4))
+                except TokenFormatError:
+                    raise invalid_token("malformed") from None
         token = bearer_token(request)
         if token is None:
             return None

@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gateway.errors import GatewayError, invalid_token
 from gateway.pipeline.authn import bearer_token
+from gateway.pipeline.authn.bearer import BearerAuthenticator
+from gateway.relay.heads import RelayRequest
 from keygate_core.problems import Problem
+from keygate_core.token_format import TokenFormatError, generate_token, parse_token
 
 LIMIT = 1024
 Headers = list[tuple[str, str]]
@@ -121,3 +127,59 @@ async def test_a_malformed_authorization_is_refused(
     refused = await read_bearer(headers)
     assert (refused["status"], refused["reason"]) == (status, reason)
     assert fragment in refused["detail"]
+
+
+_TOKEN, _ = generate_token()
+
+
+def _outcome(read: Callable[[], object]) -> object:
+    """What ``read`` returns, or the status and reason it refuses with."""
+    try:
+        return read()
+    except GatewayError as error:
+        return (error.status, error.internal_reason)
+
+
+def _reference(request: RelayRequest) -> object:
+    """bearer_token, then parse_token: the authenticator's reading, step by step."""
+    token = bearer_token(request)
+    if token is None:
+        return None
+    try:
+        return token, parse_token(token)
+    except TokenFormatError:
+        raise invalid_token("malformed") from None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(
+            st.sampled_from(["Bearer", "bearer", "BEARER", "BeArEr", "Basic", "Bearerx", ""]),
+            st.sampled_from([" ", "  ", "\t", ""]),
+            st.sampled_from(
+                [
+                    _TOKEN,
+                    _TOKEN[:-1] + ("A" if _TOKEN[-1] != "A" else "B"),  # the checksum fails
+                    _TOKEN[:-1],
+                    _TOKEN + "x",
+                    _TOKEN + " ",
+                    _TOKEN.upper(),
+                    "kg_a b",
+                    "",
+                ]
+            ),
+        ).map("".join),
+        min_size=1,
+        max_size=2,
+    )
+)
+def test_the_authenticator_reads_a_token_as_bearer_token_and_parse_token_do(
+    values: list[str],
+) -> None:
+    """The authenticator reads the common ``Bearer <token>`` in one step; whatever the value,
+    it finds the same token, or refuses with the same status and reason."""
+    fields = [(b"Authorization", value.encode()) for value in values]
+    request = RelayRequest("GET", "/", fields, "198.51.100.7", 0, True, False, "a", values)
+    read = BearerAuthenticator._token  # the authenticator's first step, before the cache
+    assert _outcome(lambda: read(request)) == _outcome(lambda: _reference(request)), values

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.limit import LocalTokenBucket, RateDecision, RedisTokenBucket
 from gateway.pipeline.limit_lease import LEASE_SECONDS, LeaseBook, lease_extra_cap
+from gateway.pipeline.limit_redis import LEASE_LUA
 from tests.harness.servers import RedisServer
 
 
@@ -37,8 +38,11 @@ def _client(url: str) -> aioredis.Redis:
 
 @pytest.fixture
 async def clients(redis_url: str) -> AsyncIterator[list[aioredis.Redis]]:
-    """Two clients of the test Redis: the connections of two gateways."""
+    """Two clients of the test Redis: the connections of two gateways. The lease script is
+    loaded, as a running gateway finds it: the round trips counted are the requests' own,
+    whichever test happens to run first on this Redis."""
     pair = [_client(redis_url), _client(redis_url)]
+    await pair[0].script_load(LEASE_LUA)
     yield pair
     for client in pair:
         await client.aclose()
