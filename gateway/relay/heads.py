@@ -33,10 +33,10 @@ _TEXT = ("utf-8", "surrogateescape")
 #: blanks around the value (RFC 9110 §5.5: visible characters, spaces and tabs inside, and
 #: obs-text). Groups: method, target, minor version, the field lines.
 _PLAIN_REQUEST = re.compile(
-    rb"(GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS) (/[!$%&'()*+,\-./0-9:;=?@A-Z_a-z~]*) "
+    rb"(GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS) (/[!$%&'()*+,\-./0-9:;=?@A-Z_a-z~]*+) "
     rb"HTTP/1\.([01])\r\n"
-    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: "
-    rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?\r\n)*)"
+    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]++: "
+    rb"(?:[\x21-\x7e\x80-\xff]++(?:[\t\x20]++[\x21-\x7e\x80-\xff]++)*+)?\r\n)*+)"
     rb"\r\n"
 )
 #: One field line of a head :data:`_PLAIN_REQUEST` matched.

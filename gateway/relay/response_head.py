@@ -24,9 +24,9 @@ _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 #: ``Name: value`` with one space and no blanks around the value, in characters llhttp allows
 #: (RFC 9110 §5.5: visible characters, spaces and tabs inside, and obs-text).
 _PLAIN_HEAD = re.compile(
-    rb"HTTP/1\.1 [1-9][0-9][0-9] [\t\x20-\x7e\x80-\xff]*\r\n"
-    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: "
-    rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?\r\n)*"
+    rb"HTTP/1\.1 [1-9][0-9][0-9] [\t\x20-\x7e\x80-\xff]*+\r\n"
+    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]++: "
+    rb"(?:[\x21-\x7e\x80-\xff]++(?:[\t\x20]++[\x21-\x7e\x80-\xff]++)*+)?\r\n)*+"
     rb"\r\n"
 )
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
@@ -41,8 +41,7 @@ _NOTABLE_NAMES = sorted(
     reverse=True,
 )
 _NOTABLE = re.compile(
-    rb"\r\n(" + b"|".join(re.escape(name) for name in _NOTABLE_NAMES) + rb"): ([^\r]*)",
-    re.IGNORECASE,
+    rb"\r\n(" + b"|".join(re.escape(name) for name in _NOTABLE_NAMES) + rb"): ([^\r]*)"
 )
 #: Longer Content-Length values are left to llhttp, which refuses what overflows.
 _LONGEST_LENGTH = 15
@@ -155,8 +154,8 @@ class ResponseHead:
         ``Content-Length``, a ``Connection`` naming more than ``keep-alive`` or ``close``."""
         close = False
         notable = False
-        for name, value in _NOTABLE.findall(head):
-            name = name.lower()
+        # Names and values lower-case: a Connection value's tokens are compared so anyway.
+        for name, value in _NOTABLE.findall(head.lower()):
             if name == b"content-length":
                 if self.length is not None or len(value) > _LONGEST_LENGTH or not value.isdigit():
                     return False  # framing llhttp decides (and may refuse)
