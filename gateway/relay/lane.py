@@ -32,6 +32,7 @@ from gateway.pipeline.mutate import KEYGATE_SERVICES, IdentityHeaderNames, ident
 from gateway.pipeline.mutate import is_bearer as _is_bearer
 from gateway.pipeline.strip import canonical_name, strip_inbound
 from gateway.relay.heads import RelayRequest
+from keygate_core import headers as wire
 
 # What a field name gets: kept as it came, dropped, or decided by its value.
 _KEEP, _DROP, _BEARER, _COOKIE, _STAGES = range(5)
@@ -42,6 +43,7 @@ _NEED_STAGES = frozenset({"connection", "x-forwarded-for"})
 _NAMES = 1024
 _TEXT = ("utf-8", "surrogateescape")
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+_REQUEST_ID = f"{wire.REQUEST_ID}: ".encode()
 
 
 class Lane:
@@ -118,7 +120,7 @@ class Lane:
         forwarded = forwarded_headers(
             _NO_HEADERS,  # read from a trusted proxy only, and the lane has none
             peer_ip=remote,
-            scheme="http",
+            scheme=RelayRequest.scheme,
             host=host,
             trusted_proxies=self._trusted,
         )
@@ -131,10 +133,11 @@ class Lane:
         the client's ``fields``, then what the gateway writes, in the order
         :meth:`~gateway.pipeline.mutate.Mutator.for_upstream` writes it: the ``forwarded``
         lines (:meth:`forwarded`), the request id, the identity headers."""
-        return b"%b%b%bX-Request-Id: %b\r\n%b\r\n" % (
+        return b"%b%b%b%b%b\r\n%b\r\n" % (
             first_lines.encode(*_TEXT),
             fields,
             forwarded,
+            _REQUEST_ID,
             request_id.encode(),
             self._identity_lines(identity),
         )
