@@ -43,7 +43,7 @@ _PLAIN_REQUEST = re.compile(
 _PLAIN_FIELD = re.compile(rb"([^:]+): ([^\r]*)\r\n")
 #: Longer Content-Length values are left to llhttp, which refuses what overflows.
 _LONGEST_LENGTH = 15
-#: :func:`_read_plain` leaves the head to llhttp.
+#: What :func:`_request` answers when the plain reading leaves the head to llhttp.
 _UNDECIDED = object()
 
 

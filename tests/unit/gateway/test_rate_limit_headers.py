@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.pipeline.limit import RateDecision, rate_limit_headers
+from gateway.pipeline.limit import RATE_LIMIT_HEADERS, RateDecision, rate_limit_headers
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,10 @@ def test_headers_describe_one_bucket(reset_after: float, reset: str) -> None:
         "RateLimit-Policy": '"per-token";q=600;w=60',
         "RateLimit": f'"per-token";r=42;t={reset}',
     }
+
+
+def test_the_relay_knows_every_rate_limit_header() -> None:
+    """RATE_LIMIT_HEADERS names what rate_limit_headers writes: the relay passes an answer on
+    as it came only when it can tell none of the fields it adds are in it already."""
+    decision = RateDecision(allowed=True, limit=600, remaining=1, reset_after=1.0, retry_after=0)
+    assert tuple(rate_limit_headers(decision)) == RATE_LIMIT_HEADERS
