@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from tests.reliability.loop_lag import frozen_heap
+
 #: A request to send: path and headers.
 Request = tuple[str, dict[str, str]]
 #: Client-side failure (no HTTP answer at all: reset, refused, or the client's own timeout).
@@ -96,8 +98,13 @@ class Traffic:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: aiohttp.ClientSession | None = None
+    _heap: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     async def __aenter__(self) -> Traffic:
+        # The waits measured are the gateway's: not a full collection of this test process's
+        # heap (pytest, Hypothesis, every module the suite imported), which once stalled the
+        # loop for half a second in the middle of a run.
+        self._heap.enter_context(frozen_heap())
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.concurrency, force_close=False)
         )
@@ -117,7 +124,7 @@ class Traffic:
 
     async def __aexit__(self, *exc: object) -> None:
         self._stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
+        with self._heap, contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks)
         assert self._http is not None
         await self._http.close()
