@@ -89,8 +89,19 @@ def valid_request_id(value: str | None) -> str | None:
     return None
 
 
-_ID_PREFIX = os.urandom(8).hex()
-_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4)))
+_ID_PREFIX = ""
+_ID_COUNTER = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    # Per process: a forked gateway worker draws its own, or workers would hand out the same ids.
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4)))
+
+
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def request_id_or_new(value: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -47,6 +48,24 @@ def test_other_request_ids_are_replaced(value: str | None) -> None:
     """Anything else gets a fresh random id of 32 hex digits."""
     created = request_id_or_new(value)
     assert GENERATED.fullmatch(created) and created != value
+
+
+def test_a_forked_process_makes_request_ids_of_its_own() -> None:
+    """Gateway workers are forked from one parent: each must not repeat the others' ids."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write_end, request_id_or_new(None).encode())
+        os._exit(0)
+    os.close(write_end)
+    try:
+        child = os.read(read_end, 128).decode()
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    ours = request_id_or_new(None)
+    assert len(child) == len(ours) == 32
+    assert child[:16] != ours[:16]
 
 
 def test_generated_request_ids_are_unique() -> None:
