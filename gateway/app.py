@@ -19,7 +19,9 @@ from typing import get_args
 import aiohttp
 from aiohttp import web
 
+from gateway.access_log import AccessLog
 from gateway.appkeys import (
+    ACCESS_LOG,
     HEADER_NAMES,
     HTTP,
     INTERNAL_HTTP,
@@ -66,16 +68,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place refusals become responses; also times every request."""
+    """The one place refusals become responses; also times and logs every request."""
     started = time.perf_counter()
     pipeline = request.app[PIPELINE]
     ctx = pipeline.context(request)
     token = request_id_var.set(ctx.request_id)
     status = 500
+    gone = False
     try:
         response = await handler(request)
         status = response.status
         return response
+    except asyncio.CancelledError:  # the client went away (or the gateway is stopping)
+        gone = True
+        raise
     except GatewayError as error:
         status = error.status
         log.info(
@@ -97,9 +103,10 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
     finally:
         route = request.get(ROUTE_KEY) or _reserved_route(request.path)
         metrics_ = request.app[METRICS]
-        metrics_.labels(metrics_.request_duration, route, f"{status // 100}xx").observe(
-            time.perf_counter() - started
-        )
+        seconds = time.perf_counter() - started
+        metrics_.labels(metrics_.request_duration, route, f"{status // 100}xx").observe(seconds)
+        if not gone:  # as in the relay: no line for a request its client left
+            request.app[ACCESS_LOG].record(ctx.request_id, request.method, route, status, seconds)
         request_id_var.reset(token)
 
 
@@ -245,6 +252,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=[render_errors])
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()
+    app[ACCESS_LOG] = AccessLog(enabled=settings.access_log)
     try:
         app[ROUTES] = RouteTable.load(settings.routes_file)
     except RouteError as exc:

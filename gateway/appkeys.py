@@ -6,6 +6,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway.access_log import AccessLog
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.authz import RouteTable
 from gateway.pipeline.mutate import IdentityHeaderNames
@@ -17,6 +18,7 @@ from gateway.usage import UsageRecorder
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 METRICS = web.AppKey("metrics", GatewayMetrics)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
 ROUTES = web.AppKey("routes", RouteTable)
 HEADER_NAMES = web.AppKey("header_names", IdentityHeaderNames)
 REDIS = web.AppKey("redis", aioredis.Redis)

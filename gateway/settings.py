@@ -241,6 +241,12 @@ class GatewaySettings:
         default_text="(none)",
     )
     log_level: LogLevel = shared.log_level()
+    access_log: bool = setting(
+        "KEYGATE_ACCESS_LOG",
+        True,
+        "One JSON log line per answered request (at level `info`).",
+        parse=boolean,
+    )
     shutdown_drain_seconds: float = shared.shutdown_drain_seconds()
     public_https: bool = shared.public_https()
     identity_headers: dict[str, str] | None = setting(

@@ -20,6 +20,9 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "keygate_request_id", default=None
 )
 
+#: The handler :func:`configure_logging` installed (``None`` until it is called).
+_json_handler: logging.StreamHandler[Any] | None = None
+
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # Looser than token_format.SCANNER_REGEX on purpose: a mistyped, truncated or run-together token
 # still carries (most of) a secret.
@@ -54,10 +57,29 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str) -> None:
     """Route every logger to stderr as JSON at ``level``."""
-    handler = logging.StreamHandler(sys.stderr)
+    global _json_handler
+    handler = _json_handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # aiohttp's access log repeats what our own request log says, minus the request id.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def write_json_lines(text: str) -> None:
+    """Write ``text``, JSON lines formatted by the caller (each ending in a newline), where
+    :func:`configure_logging` sends log lines, token-shaped text redacted as there; nothing
+    before it is called. For lines too frequent for a ``logging`` call each (the gateway's
+    access log)."""
+    handler = _json_handler
+    if handler is None:
+        return
+    handler.acquire()
+    try:
+        handler.stream.write(redact_tokens(text))
+        handler.stream.flush()
+    except (OSError, ValueError):  # stderr closed: the lines are lost, as a record's would be
+        pass
+    finally:
+        handler.release()

@@ -274,7 +274,9 @@ class Answering:
             else:
                 upstream.close()
         status = self._status or (self._response.status if self._response is not None else 500)
-        self.relay.observe(self.route, status, time.perf_counter() - self.started)
+        relay, seconds = self.relay, time.perf_counter() - self.started
+        relay.observe(self.route, status, seconds)
+        relay.access.record(self.request_id, self.request.method, self.route, status, seconds)
         self.client.exchange_done(close=self._closes_client())
 
     def _stop_task(self) -> None:

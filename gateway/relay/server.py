@@ -20,7 +20,8 @@ import socket
 from aiohttp import web
 from prometheus_client import Histogram
 
-from gateway.appkeys import METRICS, PIPELINE, SETTINGS
+from gateway.access_log import AccessLog
+from gateway.appkeys import ACCESS_LOG, METRICS, PIPELINE, SETTINGS
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline.authz import RouteRule
 from gateway.proxy import Pipeline
@@ -51,6 +52,7 @@ class Relay:
         self.loop = loop
         self.pipeline: Pipeline = app[PIPELINE]
         self.metrics: GatewayMetrics = app[METRICS]
+        self.access: AccessLog = app[ACCESS_LOG]
         settings = app[SETTINGS]
         self.timeout: float = settings.upstream_timeout_seconds
         self.body_timeout: float = settings.body_timeout_seconds

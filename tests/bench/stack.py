@@ -70,6 +70,8 @@ class Stack:
             "KEYGATE_UPSTREAM_URL": self.services["upstream"].url,
             "KEYGATE_INTROSPECTOR_URL": self.services["introspector"].url,
             "KEYGATE_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE),
+            # Off, like nginx's: the contenders do the same work (its cost: relay_cost).
+            "KEYGATE_ACCESS_LOG": "false",
             **self.worker_env(),
             **extra,
         }

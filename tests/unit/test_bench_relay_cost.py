@@ -8,7 +8,8 @@ from tests.bench import relay_cost
 def test_both_requests_go_through_the_relay_and_are_measured() -> None:
     """The tool drives real relay callbacks: it fails unless each request reaches the
     upstream as it should (anonymous through the passthrough route, as the token's owner
-    with the token), and reports a CPU cost for each."""
+    with the token; with the access log on, a line per request), and reports a CPU cost for
+    each."""
     costs = relay_cost.measure(200)
-    assert sorted(costs) == ["bearer", "passthrough"]
+    assert sorted(costs) == ["bearer", "bearer, access log on", "passthrough"]
     assert all(0 < cost < 100_000 for cost in costs.values()), costs
