@@ -38,8 +38,8 @@ from gateway.relay.server import Relay
 from gateway.relay.upstream import UpstreamConnection
 from gateway.settings import GatewaySettings
 from keygate_cli.settings import load_settings
+from keygate_core import logs
 from keygate_core.introspection_result import IntrospectionResult
-from keygate_core.logs import configure_logging
 from keygate_core.token_format import generate_token, parse_token
 from keygate_demo.embedded import RedisServer
 
@@ -148,18 +148,19 @@ async def _warm(cache: Any, token: str) -> None:
 def _logging_to(path: Path) -> Iterator[None]:
     """keygate's JSON logging set up as ``serve`` does, writing to ``path`` instead of stderr."""
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, level, json_handler = root.handlers[:], root.level, logs._json_handler
     with path.open("w") as stream, contextlib.redirect_stderr(stream):
-        configure_logging("info")
+        logs.configure_logging("info")
         try:
             yield
         finally:
             root.handlers[:] = handlers
             root.setLevel(level)
+            logs._json_handler = json_handler
 
 
 def measure(requests: int) -> dict[str, float]:
-    """Both figures, with a Redis server of its own for the limiter and revocations."""
+    """The three figures, with a Redis server of its own for the limiter and revocations."""
     with tempfile.TemporaryDirectory(prefix="keygate-relay-cost-") as folder:
         redis = RedisServer(Path(folder) / "redis")
         redis.start()
