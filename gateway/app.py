@@ -106,7 +106,10 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
         seconds = time.perf_counter() - started
         metrics_.labels(metrics_.request_duration, route, f"{status // 100}xx").observe(seconds)
         if not gone:  # as in the relay: no line for a request its client left
-            request.app[ACCESS_LOG].record(ctx.request_id, request.method, route, status, seconds)
+            client = ctx.client_address
+            request.app[ACCESS_LOG].record(
+                ctx.request_id, request.method, route, status, seconds, client
+            )
         request_id_var.reset(token)
 
 

@@ -50,6 +50,7 @@ class Answering:
         "attached",
         "body_left",
         "client",
+        "client_address",
         "over",
         "relay",
         "request",
@@ -63,6 +64,7 @@ class Answering:
         self.client = client
         self.request = request
         self.relay = client.relay
+        self.client_address = client.client_address  # a trusted proxy's: see Exchange.start
         self.started = time.perf_counter()
         self.route = "unmatched"
         self.request_id = ""
@@ -276,7 +278,9 @@ class Answering:
         status = self._status or (self._response.status if self._response is not None else 500)
         relay, seconds = self.relay, time.perf_counter() - self.started
         relay.observe(self.route, status, seconds)
-        relay.access.record(self.request_id, self.request.method, self.route, status, seconds)
+        relay.access.record(
+            self.request_id, self.request.method, self.route, status, seconds, self.client_address
+        )
         self.client.exchange_done(close=self._closes_client())
 
     def _stop_task(self) -> None:

@@ -63,6 +63,7 @@ class Exchange(Answering):
         try:
             if client.trusted_peer:
                 ctx = pipeline.new_context(request)
+                self.client_address = ctx.client_address
             else:  # what new_context makes of a request from anyone else, without its headers
                 ctx = RequestContext(new_request_id(), client.client_address)
             self.request_id = ctx.request_id

@@ -86,6 +86,21 @@ async def test_every_answered_request_gets_one_line(stack: Stack) -> None:
     for entry in found:
         assert entry["logger"] == LOGGER and entry["message"] == "request"
         assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] >= 0
+        assert entry["client"] == "127.0.0.1"
+
+
+async def test_behind_a_trusted_proxy_the_line_names_the_client_it_forwarded_for(
+    start_stack: StartStack,
+) -> None:
+    stack = await start_stack(KEYGATE_TRUSTED_PROXIES="127.0.0.1/32")
+    written = capture(stack)
+    forwarded = {"X-Forwarded-For": "198.51.100.23, 203.0.113.9"}
+    for path in ("/x", "/_keygate/healthz"):  # the relay, then aiohttp
+        assert (await stack.gateway.get(path, headers=forwarded)).status == 200
+    assert [(e["route"], e["client"]) for e in await lines(written, 2)] == [
+        ("/", "203.0.113.9"),
+        ("/_keygate/healthz", "203.0.113.9"),
+    ]
 
 
 async def test_switched_off_the_gateway_writes_no_line(start_stack: StartStack) -> None:
@@ -144,4 +159,5 @@ async def test_a_gateway_process_writes_its_lines_to_stderr(
     assert [s for _, route, s in logged if route == "/" and s == 101] == [101]
     assert {route for _, route, _ in logged} == {"/", "unmatched", "/_keygate/healthz"}
     assert len({i for i, _, _ in logged}) == len(logged)  # two workers, no id twice
+    assert {e["client"] for e in entries if e["logger"] == LOGGER} == {"127.0.0.1"}
     assert "secret" not in text

@@ -43,17 +43,19 @@ def entries(written: list[str]) -> list[dict[str, object]]:
 
 async def test_a_turns_requests_go_out_in_one_write_after_the_turn(written: list[str]) -> None:
     access = AccessLog(enabled=True, sink=written.append)
-    access.record("a1", "GET", "/api/", 200, 0.001234)
-    access.record("a2", "POST", "/api/", 502, 1.5)
-    access.record("a3", "DELETE", "unmatched", 404, 0.0)
+    access.record("a1", "GET", "/api/", 200, 0.001234, "203.0.113.9")
+    access.record("a2", "POST", "/api/", 502, 1.5, "2001:db8::1")
+    access.record("a3", "DELETE", "unmatched", 404, 0.0, None)
     assert written == []  # not during the turn that answered them
     await asyncio.sleep(0)
     assert len(written) == 1
     lines = entries(written)
-    assert [(e["request_id"], e["method"], e["route"], e["status"]) for e in lines] == [
-        ("a1", "GET", "/api/", 200),
-        ("a2", "POST", "/api/", 502),
-        ("a3", "DELETE", "unmatched", 404),
+    assert [
+        (e["request_id"], e["method"], e["route"], e["status"], e["client"]) for e in lines
+    ] == [
+        ("a1", "GET", "/api/", 200, "203.0.113.9"),
+        ("a2", "POST", "/api/", 502, "2001:db8::1"),
+        ("a3", "DELETE", "unmatched", 404, None),
     ]
     assert [e["duration_ms"] for e in lines] == [1.23, 1500.0, 0.0]
     for entry in lines:
@@ -67,27 +69,29 @@ async def test_a_turns_requests_go_out_in_one_write_after_the_turn(written: list
             "route",
             "status",
             "duration_ms",
+            "client",
         }
         assert (entry["level"], entry["logger"], entry["message"]) == ("info", LOGGER, "request")
         assert datetime.fromisoformat(str(entry["time"])).utcoffset() is not None
-    access.record("b1", "GET", "/", 200, 0.01)
+    access.record("b1", "GET", "/", 200, 0.01, "127.0.0.1")
     await asyncio.sleep(0)
     assert len(written) == 2  # the next turn: a write of its own
 
 
-async def test_odd_methods_and_routes_still_make_valid_json(written: list[str]) -> None:
+async def test_odd_methods_routes_and_peers_still_make_valid_json(written: list[str]) -> None:
     access = AccessLog(enabled=True, sink=written.append)
-    access.record("c1", 'X-"Q\\', 'a "quoted"\\route', 400, 0.002)
-    access.record("c2", "PROPFIND", "/dav/ünïcode", 207, 0.002)
+    access.record("c1", 'X-"Q\\', 'a "quoted"\\route', 400, 0.002, 'not "an" address\\')
+    access.record("c2", "PROPFIND", "/dav/ünïcode", 207, 0.002, "127.0.0.1")
     await asyncio.sleep(0)
     lines = entries(written)
     assert (lines[0]["method"], lines[0]["route"]) == ('X-"Q\\', 'a "quoted"\\route')
+    assert lines[0]["client"] == 'not "an" address\\'
     assert (lines[1]["method"], lines[1]["route"]) == ("PROPFIND", "/dav/ünïcode")
 
 
 async def test_switched_off_it_writes_nothing(written: list[str]) -> None:
     access = AccessLog(enabled=False, sink=written.append)
-    access.record("d1", "GET", "/", 200, 0.001)
+    access.record("d1", "GET", "/", 200, 0.001, "127.0.0.1")
     await asyncio.sleep(0)
     assert written == []
 
@@ -97,11 +101,11 @@ async def test_below_its_level_it_writes_nothing(
 ) -> None:
     access = AccessLog(enabled=True, sink=written.append)
     access_level.setLevel(logging.WARNING)
-    access.record("e1", "GET", "/", 200, 0.001)
+    access.record("e1", "GET", "/", 200, 0.001, "127.0.0.1")
     await asyncio.sleep(0)
     assert written == []
     access_level.setLevel(logging.INFO)
-    access.record("e2", "GET", "/", 200, 0.001)
+    access.record("e2", "GET", "/", 200, 0.001, "127.0.0.1")
     await asyncio.sleep(0)
     assert [e["request_id"] for e in entries(written)] == ["e2"]
 
@@ -129,7 +133,7 @@ async def test_lines_go_where_keygate_logs_go_with_tokens_redacted(
     token, _ = generate_token()
     logging.getLogger("keygate.gateway").info("before")
     access = AccessLog(enabled=True)
-    access.record("f1", token, "/", 405, 0.001)
+    access.record("f1", token, "/", 405, 0.001, "127.0.0.1")
     await asyncio.sleep(0)
     text = keygate_logging.getvalue()
     assert token not in text
@@ -145,7 +149,7 @@ async def test_without_keygate_logging_the_default_sink_writes_nothing(
     """An app embedding the gateway without ``serve`` (keygate's logging never set up)."""
     monkeypatch.setattr(logs, "_json_handler", None)
     access = AccessLog(enabled=True)
-    access.record("g1", "GET", "/", 200, 0.001)
+    access.record("g1", "GET", "/", 200, 0.001, "127.0.0.1")
     await asyncio.sleep(0)
     captured = capsys.readouterr()
     assert "g1" not in captured.err + captured.out
