@@ -28,15 +28,20 @@ _READ_FIELDS = _SLOW_FIELDS | {b"content-length", b"host", b"connection", b"auth
 _RESERVED = b"/_keygate/"
 #: How aiohttp turns field bytes into text, and back: nothing is lost either way.
 _TEXT = ("utf-8", "surrogateescape")
+#: A field line written ``Name: value`` with one space and no blanks around the value, in
+#: characters llhttp allows (RFC 9110 §5.5: visible characters, spaces and tabs inside, and
+#: obs-text); shared with the answer heads' reading (:mod:`gateway.relay.response_head`).
+PLAIN_FIELD_LINE = (
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++: "
+    rb"(?:[\x21-\x7e\x80-\xff]++(?:[\t\x20]++[\x21-\x7e\x80-\xff]++)*+)?\r\n"
+)
 #: The head most clients send: a common method, an origin-form target in characters every
-#: parser takes, HTTP/1.1 or 1.0, and every field written ``Name: value`` with one space and no
-#: blanks around the value (RFC 9110 §5.5: visible characters, spaces and tabs inside, and
-#: obs-text). Groups: method, target, minor version, the field lines.
+#: parser takes, HTTP/1.1 or 1.0, and every field a :data:`PLAIN_FIELD_LINE`. Groups: method,
+#: target, minor version, the field lines.
 _PLAIN_REQUEST = re.compile(
     rb"(GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS) (/[!$%&'()*+,\-./0-9:;=?@A-Z_a-z~]*+) "
     rb"HTTP/1\.([01])\r\n"
-    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]++: "
-    rb"(?:[\x21-\x7e\x80-\xff]++(?:[\t\x20]++[\x21-\x7e\x80-\xff]++)*+)?\r\n)*+)"
+    rb"((?:" + PLAIN_FIELD_LINE + rb")*+)"
     rb"\r\n"
 )
 #: One field line of a head :data:`_PLAIN_REQUEST` matched.

@@ -15,18 +15,17 @@ import httptools
 from gateway.pipeline.cookies import sets_keygate_cookie
 from gateway.pipeline.limit import RATE_LIMIT_HEADERS
 from gateway.pipeline.strip import HOP_BY_HOP
+from gateway.relay.heads import PLAIN_FIELD_LINE
 from keygate_core import headers as wire
 
 _HOP_BY_HOP = frozenset(name.encode() for name in HOP_BY_HOP)
 #: The fields :class:`ResponseHead` reads, beyond passing them on.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
-#: The head most upstreams send: HTTP/1.1, a status and reason, and every field written
-#: ``Name: value`` with one space and no blanks around the value, in characters llhttp allows
-#: (RFC 9110 §5.5: visible characters, spaces and tabs inside, and obs-text).
+#: The head most upstreams send: HTTP/1.1, a status and reason, and every field a
+#: :data:`~gateway.relay.heads.PLAIN_FIELD_LINE`.
 _PLAIN_HEAD = re.compile(
     rb"HTTP/1\.1 [1-9][0-9][0-9] [\t\x20-\x7e\x80-\xff]*+\r\n"
-    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]++: "
-    rb"(?:[\x21-\x7e\x80-\xff]++(?:[\t\x20]++[\x21-\x7e\x80-\xff]++)*+)?\r\n)*+"
+    rb"(?:" + PLAIN_FIELD_LINE + rb")*+"
     rb"\r\n"
 )
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
