@@ -21,12 +21,26 @@ class ServerUnavailable(RuntimeError):
     """A server binary is missing or the server would not start."""
 
 
+#: Every port :func:`free_port` has handed out in this process.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and that this process has
+    not been given before.
+
+    The kernel may hand the same free port to two ``bind(("127.0.0.1", 0))`` calls in a row
+    once the first socket is closed; a caller choosing ports for several servers before
+    starting any (a Sentinel deployment, a cluster) would then start two on one port, and the
+    second would exit at once while the first answers for both.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

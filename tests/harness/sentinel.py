@@ -116,20 +116,26 @@ class SentinelDeployment:
         so that a failover can start as soon as the primary dies."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            if self._settled():
+            waiting_for = self._unsettled()
+            if not waiting_for:
                 return
             time.sleep(0.1)
-        raise ServerUnavailable(f"the Sentinel deployment did not settle in {within} s")
+        stopped = [node.name for node in self.nodes if not node.running]
+        raise ServerUnavailable(
+            f"the Sentinel deployment did not settle in {within} s: {waiting_for}"
+            + (f"; exited: {', '.join(stopped)}" if stopped else "")
+        )
 
-    def _settled(self) -> bool:
+    def _unsettled(self) -> str:
+        """What the deployment is still waiting for (``""``: nothing)."""
         info = _cli(self.replica.port, "INFO", "replication")
         if "master_link_status:up" not in info:
-            return False
+            return "the replica's link to the primary"
         for sentinel in self.sentinels:
             state = _fields(_cli(sentinel.port, "SENTINEL", "MASTER", SERVICE))
             if int(state.get("num-slaves", 0)) < 1 or int(state.get("num-other-sentinels", 0)) < 2:
-                return False
-        return True
+                return f"{sentinel.name} to know the replica and two other sentinels ({state})"
+        return ""
 
     def current_primary_port(self) -> int:
         """The primary's port as the first sentinel that answers reports it."""
