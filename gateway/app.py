@@ -78,6 +78,8 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         response = await handler(request)
         status = response.status
+        if not response.prepared:  # keygate's own answers; relayed ones carry it already
+            response.headers.setdefault("X-Request-Id", ctx.request_id)
         return response
     except asyncio.CancelledError:  # the client went away (or the gateway is stopping)
         gone = True
@@ -93,7 +95,9 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
         status = exc.status
         if exc.status < 400:
             raise
-        return http_exception_problem(exc, ctx.request_id)
+        response = http_exception_problem(exc, ctx.request_id)
+        response.headers["X-Request-Id"] = ctx.request_id
+        return response
     except Exception:
         # Nothing a stage raises on purpose gets here: this is a bug, logged with its request id.
         log.exception("unhandled error", extra={"path": request.path})

@@ -57,13 +57,13 @@ async def test_every_answered_request_gets_one_line(stack: Stack) -> None:
     alice = await stack.introspector.user("alice@example.com")
     token = await stack.token_for(alice)
     gateway = stack.gateway
-    #: By the request id the client got back; keygate's own 200s send none.
-    answered: dict[str | None, tuple[str, str, int]] = {}
+    #: By the request id the client got back: every answer carries its own.
+    answered: dict[str, tuple[str, str, int]] = {}
 
     async def call(method: str, path: str, headers: dict[str, str], route: str) -> None:
         response = await gateway.request(method, path, headers=headers)
         await response.read()
-        answered[response.headers.get("X-Request-Id")] = (method, route, response.status)
+        answered[response.headers["X-Request-Id"]] = (method, route, response.status)
 
     await call("GET", SECRET_PATH, {}, "/")  # relayed, anonymous
     await call("POST", SECRET_PATH, {"Authorization": f"Bearer {token}"}, "/")  # relayed, token
@@ -79,14 +79,24 @@ async def test_every_answered_request_gets_one_line(stack: Stack) -> None:
     assert "/orders" not in text and "4111" not in text and token not in text
     logged = {e["request_id"]: (e["method"], e["route"], e["status"]) for e in found}
     assert len(logged) == 5  # five different ids
-    own = answered.pop(None)
-    assert [logged.pop(request_id) for request_id in answered] == list(answered.values())
-    assert list(logged.values()) == [own]
-    assert sorted(status for _, _, status in answered.values()) == [200, 200, 200, 401]
+    assert logged == answered
+    assert sorted(status for _, _, status in answered.values()) == [200, 200, 200, 200, 401]
     for entry in found:
         assert entry["logger"] == LOGGER and entry["message"] == "request"
         assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] >= 0
         assert entry["client"] == "127.0.0.1"
+
+
+async def test_keygate_s_own_refusals_carry_the_id_of_their_line(stack: Stack) -> None:
+    written = capture(stack)
+    ids = []
+    for method, path in (("POST", "/_keygate/healthz"), ("GET", "/_keygate/nope")):
+        response = await stack.gateway.request(method, path)
+        problem = await response.json()
+        assert response.status in (404, 405)
+        assert response.headers["X-Request-Id"] == problem["requestId"]
+        ids.append(problem["requestId"])
+    assert [entry["request_id"] for entry in await lines(written, 2)] == ids
 
 
 async def test_behind_a_trusted_proxy_the_line_names_the_client_it_forwarded_for(
