@@ -113,8 +113,14 @@ def generate_token(public_id: str | None = None) -> tuple[str, ParsedToken]:
     if len(public_id) != PUBLIC_ID_LENGTH or not _ALPHABET_SET.issuperset(public_id):
         raise ValueError("public_id must be 12 base62 characters")
     secret = _random_base62(SECRET_LENGTH)
-    body = f"{PREFIX}{public_id}_{secret}"
-    return body + checksum(body), ParsedToken(public_id=public_id, secret=secret)
+    parts = ParsedToken(public_id=public_id, secret=secret)
+    return token_text(parts), parts
+
+
+def token_text(parts: ParsedToken) -> str:
+    """The whole token ``parts`` came from: each (public id, secret) has exactly one."""
+    body = f"{PREFIX}{parts.public_id}_{parts.secret}"
+    return body + checksum(body)
 
 
 def token_parts(text: str, public_id: str, secret: str, check: str) -> ParsedToken:

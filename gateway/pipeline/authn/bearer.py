@@ -9,6 +9,7 @@ never leak a token upstream.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from gateway.token_cache import L1Cache, Lookup
 from keygate_core.introspection_result import IntrospectionResult
 from keygate_core.single_flight import SingleFlight
 from keygate_core.token_format import (
+    TOKEN_LENGTH,
     TOKEN_PATTERN,
     ParsedToken,
     TokenFormatError,
@@ -32,6 +34,11 @@ MAX_AUTHORIZATION_LENGTH = 1024
 #: The Authorization value almost every client sends: ``Bearer`` (any case), one space, a
 #: well-shaped token, nothing more. Group 1 is the token, then its parts (TOKEN_PATTERN's).
 _PLAIN_BEARER = re.compile(f"[Bb][Ee][Aa][Rr][Ee][Rr] ({TOKEN_PATTERN})")
+#: The start of such a value, in every spelling :data:`_PLAIN_BEARER` takes, and its length.
+_SCHEMES = frozenset(
+    "".join(letters) + " " for letters in itertools.product(*zip("bearer", "BEARER", strict=True))
+)
+_PLAIN_LENGTH = len("Bearer ") + TOKEN_LENGTH
 
 
 def bearer_token(request: ProxiedRequest) -> str | None:
@@ -98,10 +105,19 @@ class BearerAuthenticator:
     ) -> Identity | Later | None:
         """The owner's identity when the token is warm in the L1 cache, :data:`LATER` when only
         the introspector can tell; refusals as in :meth:`authenticate`."""
+        values = authorization_values(request)
+        if len(values) == 1:
+            value = values[0]
+            if len(value) == _PLAIN_LENGTH and value[:7] in _SCHEMES:
+                # ``Bearer <token>``: a warm token is known by its whole text, unparsed (a
+                # cached MAC matches only a token that was read and verified in full).
+                result = self._cache.exact(value[7:])
+                if result is not None:
+                    return self._decided("hit", result)
         token = self._token(request)
         if token is None:
             return None
-        found, result = self._cache.lookup(token[1])
+        found, result = self._cache.lookup(token[1], token[0])
         if found == "miss":
             return LATER  # counted by authenticate(), which looks again
         return self._decided(found, result)
@@ -112,7 +128,7 @@ class BearerAuthenticator:
         if token is None:
             return None
         text, parts = token
-        found, result = self._cache.lookup(parts)
+        found, result = self._cache.lookup(parts, text)
         if found == "miss":
             self._on_lookup(found)
             result, epoch, asked_at = await self._introspect_once(text, parts, ctx)

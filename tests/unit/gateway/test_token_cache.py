@@ -101,3 +101,21 @@ def test_size_is_bounded() -> None:
     for _ in range(20):
         cache.put(generate_token()[1], active(), cache.epoch)
     assert len(cache) == 5
+
+
+def test_exact_answers_only_the_verified_token_s_own_text() -> None:
+    """``exact`` knows a warm token by its whole text: not its id and secret under another
+    checksum, not another secret, and nothing once the entry is no longer trusted."""
+    clock = Clock()
+    cache = listening_cache(clock)
+    text, parts = generate_token()
+    result = active()
+    cache.put(parts, result, cache.epoch)
+    assert cache.exact(text) is result
+    other_checksum = text[:-1] + ("A" if text[-1] != "A" else "B")
+    assert cache.exact(other_checksum) is None
+    assert cache.exact(generate_token(parts.public_id)[0]) is None
+    assert cache.exact(text[:-1]) is None and cache.exact("") is None
+    cache.listening = False
+    clock.now += 1.5  # revocations unheard for longer than an entry is trusted then
+    assert cache.exact(text) is None
