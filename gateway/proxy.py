@@ -136,7 +136,7 @@ class Pipeline:
         stopped for :meth:`finish`; raises a :class:`GatewayError` for every refusal.
         """
         if rule.auth is AuthPolicy.NONE:
-            return rule, _ANONYMOUS, {}
+            return rule, _ANONYMOUS, None
         try:
             identity = authenticate_now(self.chain, request, ctx)
         except GatewayError as error:
@@ -146,8 +146,7 @@ class Pipeline:
             return Unfinished(rule, None)
         self._count_authenticated(identity)
         authorize_request(identity, rule, workspace, request, headers)
-        limited = self._limit_now(identity)
-        return Unfinished(rule, identity) if limited is None else (rule, identity, limited)
+        return self._limit_now(rule, identity)
 
     async def finish(
         self,
@@ -162,9 +161,9 @@ class Pipeline:
         if identity is None:
             identity = await self._authenticate(request, ctx, rule)
             authorize_request(identity, rule, workspace, request, headers)
-            limited = self._limit_now(identity)
-            if limited is not None:
-                return rule, identity, limited
+            decided = self._limit_now(rule, identity)
+            if not isinstance(decided, Unfinished):
+                return decided
         assert identity.token_id is not None  # only a token's bucket is left to ask
         limit = identity.rate_limit or self.settings.rate_limit_per_minute
         decision = await self.limiter.hit(identity.token_id, limit)
@@ -193,26 +192,28 @@ class Pipeline:
     def _count_authenticated(self, identity: Identity) -> None:
         self.metrics.batch.count(self._authenticated[identity.auth_method])
 
-    def _limit_now(self, identity: Identity) -> dict[str, str] | None:
-        """The rate-limit headers when the limiter can answer without Redis (or nothing is
-        limited); ``None`` when it must ask."""
+    def _limit_now(self, rule: RouteRule, identity: Identity) -> Decided | Unfinished:
+        """Decided when the limiter answers without Redis (or nothing limits ``identity``);
+        else where :meth:`finish` asks Redis."""
         if identity.auth_method is not AuthMethod.TOKEN or identity.token_id is None:
-            return {}
+            return rule, identity, None
         limit = identity.rate_limit or self.settings.rate_limit_per_minute
         decision = self.limiter.take_now(identity.token_id, limit)
-        return None if decision is None else self._counted(decision, identity.token_id)
+        if decision is None:
+            return Unfinished(rule, identity)
+        return rule, identity, self._counted(decision, identity.token_id)
 
-    def _counted(self, decision: RateDecision, token_id: str | None = None) -> dict[str, str]:
+    def _counted(self, decision: RateDecision, token_id: str | None = None) -> RateDecision:
+        """``decision``, counted; 429 when it denies."""
         if decision.degraded:
             self.metrics.ratelimit_degraded.inc()
-        headers = rate_limit_headers(decision)
         if not decision.allowed:
             self.metrics.ratelimit_decisions.labels("limited").inc()
-            raise rate_limited(max(1, decision.retry_after), headers)
+            raise rate_limited(max(1, decision.retry_after), rate_limit_headers(decision))
         self.metrics.batch.count(self._allowed)
         if self.usage is not None and token_id is not None:
             self.usage.record(token_id)
-        return headers
+        return decision
 
     def outbound(
         self,
@@ -222,9 +223,9 @@ class Pipeline:
         decided: Decided,
     ) -> Outbound:
         """Mutate: what goes to the upstream, and where; what the answer gets added."""
-        rule, identity, limit_headers = decided
+        rule, identity, decision = decided
         headers = self._mutator.for_upstream(request, headers, rule.upstream, identity, ctx)
-        added = self.answer_headers(ctx, limit_headers)
+        added = self.answer_headers(ctx, decision)
         foreign = rule.upstream not in KEYGATE_SERVICES
         return Outbound(rule, self.base(rule), headers, added, foreign)
 
@@ -233,8 +234,10 @@ class Pipeline:
         return self._bases.get(rule.upstream, rule.upstream)
 
     @staticmethod
-    def answer_headers(ctx: RequestContext, limit_headers: dict[str, str]) -> dict[str, str]:
-        """What the gateway adds to an upstream's answer: rate-limit headers, the request id."""
+    def answer_headers(ctx: RequestContext, decision: RateDecision | None) -> dict[str, str]:
+        """What the gateway adds to an upstream's answer: rate-limit headers, the request id
+        (the relay writes the same as bytes: :func:`gateway.relay.answer_lines.answer_lines`)."""
+        limit_headers = rate_limit_headers(decision) if decision is not None else {}
         return {**limit_headers, wire.REQUEST_ID: ctx.request_id}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -279,9 +282,10 @@ class Pipeline:
         decided = self.decide_now(request, ctx, rule, workspace)
         if isinstance(decided, Unfinished):
             decided = await self.finish(request, ctx, decided, workspace)
-        _, identity, limit_headers = decided
+        _, identity, decision = decided
         response = web.Response(status=200)
-        response.headers.update(limit_headers)
+        if decision is not None:
+            response.headers.update(rate_limit_headers(decision))
         self._mutator.for_answer(response.headers, identity)
         response.headers[wire.REQUEST_ID] = ctx.request_id
         return response

@@ -50,33 +50,17 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.pipeline.limit_lease import LEASE_SECONDS, MINUTE_MS, LeaseBook
+from gateway.pipeline.limit_lease import LEASE_SECONDS, MINUTE_MS, LeaseBook, decision
+from gateway.pipeline.limit_lease import RateDecision as RateDecision  # the limiter's answer
 from gateway.pipeline.limit_redis import LeaseRequests
 
 # asyncio.TimeoutError is the builtin TimeoutError since Python 3.11.
 _REDIS_FAILURES = (RedisError, OSError, TimeoutError)
-
-
-class RateDecision(NamedTuple):
-    """One limiter answer, describing the bucket after this request (immutable; a named
-    tuple because one is made per request).
-
-    ``remaining`` is whole tokens left (≥ 0); ``reset_after`` is seconds until the bucket is
-    full again; ``retry_after`` is whole seconds until the next token when denied (≥ 1), 0 when
-    allowed; ``degraded`` means Redis was unavailable and the answer did not come from it.
-    """
-
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_after: float
-    retry_after: int
-    degraded: bool = False
 
 
 class RateLimiter(Protocol):
@@ -126,6 +110,19 @@ def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
     }
 
 
+_LINES = (
+    b"X-RateLimit-Limit: %d\r\nX-RateLimit-Remaining: %d\r\nX-RateLimit-Reset: %d\r\n"
+    b'RateLimit-Policy: "per-token";q=%d;w=60\r\nRateLimit: "per-token";r=%d;t=%d\r\n'
+)
+
+
+def rate_limit_lines(decision: RateDecision) -> bytes:
+    """:func:`rate_limit_headers` as field lines of a head, made in one step (the relay's)."""
+    reset = max(0, math.ceil(decision.reset_after))
+    remaining, limit = decision.remaining, decision.limit
+    return _LINES % (limit, remaining, reset, limit, remaining, reset)
+
+
 @functools.lru_cache(maxsize=1024)
 def _policy(limit: int) -> tuple[str, str]:
     # The same few limits on every request: their text is made once.
@@ -135,18 +132,6 @@ def _policy(limit: int) -> tuple[str, str]:
 def _check_limit(limit_per_minute: int) -> None:
     if limit_per_minute < 1:
         raise ValueError(f"limit_per_minute must be at least 1, got {limit_per_minute}")
-
-
-def _decision(
-    allowed: bool, limit: int, remaining: int, full_ms: float, retry_ms: float
-) -> RateDecision:
-    return RateDecision(
-        allowed=allowed,
-        limit=limit,
-        remaining=max(0, remaining),
-        reset_after=full_ms / 1000,
-        retry_after=0 if allowed else max(1, math.ceil(retry_ms / 1000)),
-    )
 
 
 class LocalTokenBucket:
@@ -188,7 +173,7 @@ class LocalTokenBucket:
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
         full_ms = math.ceil((limit_per_minute - tokens) / per_ms)
-        return _decision(allowed, limit_per_minute, math.floor(tokens), full_ms, retry_ms)
+        return decision(allowed, limit_per_minute, math.floor(tokens), full_ms, retry_ms)
 
 
 class RedisTokenBucket:
@@ -231,11 +216,7 @@ class RedisTokenBucket:
         """See :meth:`RateLimiter.take_now`: from this gateway's live lease of the bucket, or
         its cached denial while the bucket cannot hold a token yet; never degraded."""
         _check_limit(limit_per_minute)
-        answer = self._book.take(key, limit_per_minute, time.monotonic())
-        if answer is None:
-            return None
-        allowed, remaining, full_ms, retry_ms = answer
-        return _decision(allowed, limit_per_minute, remaining, full_ms, retry_ms)
+        return self._book.take(key, limit_per_minute, time.monotonic())
 
     async def hit(self, key: str, limit_per_minute: int) -> RateDecision:
         """See :meth:`RateLimiter.hit`; ``key`` must already be safe to show (a token id).
@@ -255,8 +236,7 @@ class RedisTokenBucket:
                 now = time.monotonic()
                 answer = self._book.take(key, limit_per_minute, now, count=False, claim=claim)
                 if answer is not None:
-                    allowed, remaining, full_ms, retry_ms = answer
-                    return _decision(allowed, limit_per_minute, remaining, full_ms, retry_ms)
+                    return answer
         except _REDIS_FAILURES:
             if not self._fail_open:
                 return RateDecision(False, limit_per_minute, 0, 1.0, 1, degraded=True)

@@ -35,13 +35,36 @@ class LeaseGrant(NamedTuple):
     retry_ms: int
 
 
-class LeaseAnswer(NamedTuple):
-    """One request's answer from the book, describing the bucket after the request."""
+class RateDecision(NamedTuple):
+    """One limiter answer, describing the bucket after this request (immutable; a named
+    tuple because one is made per request). Made here, where most are: see
+    :class:`gateway.pipeline.limit.RateLimiter`.
+
+    ``remaining`` is whole tokens left (≥ 0); ``reset_after`` is seconds until the bucket is
+    full again; ``retry_after`` is whole seconds until the next token when denied (≥ 1), 0 when
+    allowed; ``degraded`` means Redis was unavailable and the answer did not come from it.
+    """
 
     allowed: bool
+    limit: int
     remaining: int
-    full_ms: float
-    retry_ms: float
+    reset_after: float
+    retry_after: int
+    degraded: bool = False
+
+
+def decision(
+    allowed: bool, limit: int, remaining: int, full_ms: float, retry_ms: float
+) -> RateDecision:
+    """The decision for a bucket of ``limit`` left with ``remaining`` tokens, full again in
+    ``full_ms``, with its next token in ``retry_ms`` when denied."""
+    return RateDecision(
+        allowed,
+        limit,
+        max(0, remaining),
+        full_ms / 1000,
+        0 if allowed else max(1, math.ceil(retry_ms / 1000)),
+    )
 
 
 @dataclass(slots=True)
@@ -80,7 +103,7 @@ class LeaseBook:
 
     def take(
         self, key: str, limit: int, now: float, *, count: bool = True, claim: bool = False
-    ) -> LeaseAnswer | None:
+    ) -> RateDecision | None:
         """One token from ``key``'s live lease, else its cached denial, else ``None``.
 
         An answer from the lease reports the bucket as Redis left it at the grant plus the
@@ -96,15 +119,13 @@ class LeaseBook:
         elapsed_ms = (now - state.asked_at) * 1000
         if state.tokens > 0 and (claim or now < state.expires_at):
             state.tokens -= 1
-            answer = LeaseAnswer(
-                True,
-                state.remaining + state.tokens,
-                max(0.0, state.full_ms - state.tokens * MINUTE_MS / limit - elapsed_ms),
-                0.0,
+            full_ms = max(0.0, state.full_ms - state.tokens * MINUTE_MS / limit - elapsed_ms)
+            answer = RateDecision(
+                True, limit, max(0, state.remaining + state.tokens), full_ms / 1000, 0
             )
         elif now < state.denied_until or (claim and state.emptied):
             retry_ms = max(0.0, state.denied_until - now) * 1000
-            answer = LeaseAnswer(False, 0, max(retry_ms, state.full_ms - elapsed_ms), retry_ms)
+            answer = decision(False, limit, 0, max(retry_ms, state.full_ms - elapsed_ms), retry_ms)
         else:
             return None
         self._states.move_to_end(key)

@@ -9,9 +9,11 @@ from multidict import CIMultiDict
 
 from gateway.identity import Identity
 from gateway.pipeline.authz import RouteRule
+from gateway.pipeline.limit import RateDecision
 
-#: What a decided request carries on: its route, who is calling and the rate-limit headers.
-Decided: TypeAlias = tuple[RouteRule, Identity, dict[str, str]]
+#: What a decided request carries on: its route, who is calling, and the limiter's decision
+#: (``None`` when nothing limits it), from which each path writes the rate-limit headers.
+Decided: TypeAlias = tuple[RouteRule, Identity, RateDecision | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.errors import GatewayError, bad_gateway
 from gateway.relay.heads import RelayRequest, response_bytes
-from gateway.relay.response_head import ResponseHead
+from gateway.relay.response_head import NO_FIELDS, ResponseHead
 from gateway.relay.upstream import UpstreamConnection, UpstreamPool
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class Answering:
         #: Request-body bytes waiting for the upstream connection (made when some come).
         self._held: bytearray | None = None
         self._head = b""
-        self._added: dict[str, str] = {}
+        self._added = NO_FIELDS
         self._foreign = True
         self._pool: UpstreamPool | None = None
         self._reused = False

@@ -29,7 +29,7 @@ from gateway.pipeline.outcome import Decided, Unfinished
 from gateway.pipeline.strip import unambiguous_path
 from gateway.relay.answer import Answering
 from gateway.relay.heads import first_lines, request_head
-from gateway.relay.response_head import ResponseHead
+from gateway.relay.response_head import ResponseHead, added, answer_fields
 from gateway.relay.upstream import UpstreamConnection
 from keygate_core.headers import new_request_id
 from keygate_core.logs import request_id_var
@@ -123,15 +123,15 @@ class Exchange(Answering):
             pool = self._pool = relay.pool(out.base)
             target = pool.prefix + request.raw_path
             self._head = request_head(request.method, target, pool.host_header, out.headers)
-            self._added = out.response_headers
+            self._added = added(out.response_headers)
             self._foreign = out.foreign
         else:
-            rule, identity, limit_headers = decided
+            rule, identity, decision = decided
             pool = self._pool = relay.pool_for(rule)
             first = first_lines(request.method, pool.prefix + request.raw_path, pool.host_header)
             forwarded = self.client.forwarded(request.host)
             self._head = relay.lane.head(first, fields, forwarded, ctx.request_id, identity)
-            self._added = pipeline.answer_headers(ctx, limit_headers)
+            self._added = answer_fields(ctx.request_id, decision)
             self._foreign = True
         connection = pool.acquire_now()
         if connection is not None:

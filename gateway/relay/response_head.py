@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import httptools
 
 from gateway.pipeline.cookies import sets_keygate_cookie
-from gateway.pipeline.limit import RATE_LIMIT_HEADERS
+from gateway.pipeline.limit import RATE_LIMIT_HEADERS, RateDecision, rate_limit_lines
 from gateway.pipeline.strip import HOP_BY_HOP
 from gateway.relay.heads import PLAIN_FIELD_LINE
 from keygate_core import headers as wire
@@ -79,14 +80,42 @@ class _ResponseReader:
         self.complete = True
 
 
+class Added(NamedTuple):
+    """The fields the relay adds to an answer: their names, and their lines as bytes."""
+
+    names: tuple[str, ...]
+    lines: bytes
+
+
+NO_FIELDS = Added((), b"")
+
+
+def added(fields: Mapping[str, str]) -> Added:
+    """``fields`` (:meth:`gateway.proxy.Pipeline.answer_headers`) as :class:`Added`."""
+    return Added(tuple(fields), "".join([f"{n}: {v}\r\n" for n, v in fields.items()]).encode())
+
+
+_REQUEST_ID_LINE = f"{wire.REQUEST_ID}: ".encode()
+_ANONYMOUS_NAMES = (wire.REQUEST_ID,)
+_TOKEN_NAMES = (*RATE_LIMIT_HEADERS, wire.REQUEST_ID)
+
+
+def answer_fields(request_id: str, decision: RateDecision | None) -> Added:
+    """What :meth:`gateway.proxy.Pipeline.answer_headers` adds, made as bytes at once."""
+    line = _REQUEST_ID_LINE + request_id.encode() + b"\r\n"
+    if decision is None:
+        return Added(_ANONYMOUS_NAMES, line)
+    return Added(_TOKEN_NAMES, rate_limit_lines(decision) + line)
+
+
 @functools.lru_cache(maxsize=256)
-def _added(names: tuple[str, ...]) -> tuple[frozenset[bytes], tuple[bytes, ...], bool]:
+def _added(names: tuple[str, ...]) -> tuple[frozenset[bytes], bool]:
     """What the client never gets from the upstream when the relay adds ``names``: the
-    hop-by-hop fields and ``names`` (lower-case); each added field's ``"Name: "``; and whether
-    :data:`_NOTABLE` finds every one of ``names`` in a head."""
+    hop-by-hop fields and ``names`` (lower-case); and whether :data:`_NOTABLE` finds every one
+    of ``names`` in a head."""
     replaced = frozenset(n.lower().encode() for n in names)
     notable = replaced <= frozenset(_NOTABLE_NAMES)
-    return _HOP_BY_HOP | replaced, tuple(f"{n}: ".encode() for n in names), notable
+    return _HOP_BY_HOP | replaced, notable
 
 
 def _sets(set_cookie: bytes) -> bool:
@@ -239,7 +268,7 @@ class ResponseHead:
 
     def client_head(
         self,
-        added: Mapping[str, str],
+        added: Added,
         *,
         chunked: bool,
         close: bool,
@@ -249,7 +278,7 @@ class ResponseHead:
         """The head for the client: hop-by-hop fields (and those ``Connection`` names) and the
         fields in ``added`` replaced; ``chunked`` when the relay frames the body itself. From a
         ``foreign`` upstream, a ``Set-Cookie`` for one of keygate's cookies is dropped."""
-        drop, prefixes, notable = _added(tuple(added))
+        drop, notable = _added(added.names)
         if self._named:
             drop = drop | self._named
         verbatim = self._verbatim
@@ -267,8 +296,7 @@ class ResponseHead:
                 if lower in drop or (foreign and lower == b"set-cookie" and _sets(value)):
                     continue
                 lines.append(name + b": " + value + b"\r\n")
-        for prefix, text in zip(prefixes, added.values(), strict=True):
-            lines.append(prefix + text.encode() + b"\r\n")
+        lines.append(added.lines)
         if chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
         if close:

@@ -1,10 +1,16 @@
-"""The rate-limit headers of a bearer response all describe the same bucket."""
+"""The rate-limit headers of a bearer response all describe the same bucket, and the relay
+writes the same ones."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gateway.identity import RequestContext
 from gateway.pipeline.limit import RATE_LIMIT_HEADERS, RateDecision, rate_limit_headers
+from gateway.proxy import Pipeline
+from gateway.relay.response_head import added, answer_fields
 
 
 @pytest.mark.parametrize(
@@ -35,3 +41,21 @@ def test_the_relay_knows_every_rate_limit_header() -> None:
     as it came only when it can tell none of the fields it adds are in it already."""
     decision = RateDecision(allowed=True, limit=600, remaining=1, reset_after=1.0, retry_after=0)
     assert tuple(rate_limit_headers(decision)) == RATE_LIMIT_HEADERS
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    limit=st.integers(1, 10**9),
+    remaining=st.integers(0, 10**9),
+    reset_after=st.floats(-1.0, 10**7, allow_nan=False),
+    limited=st.booleans(),
+)
+def test_the_relay_writes_the_headers_the_aiohttp_path_writes(
+    limit: int, remaining: int, reset_after: float, limited: bool
+) -> None:
+    """The relay writes the answer's added fields as bytes in one step
+    (``answer_fields``); they are the fields ``Pipeline.answer_headers`` gives the aiohttp
+    path, in the same order, for a token's decision and for a request nothing limits."""
+    decision = RateDecision(True, limit, remaining, reset_after, 0) if limited else None
+    expected = added(Pipeline.answer_headers(RequestContext("rid-7", None), decision))
+    assert answer_fields("rid-7", decision) == expected

@@ -8,18 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.pipeline.limit import RateDecision, rate_limit_headers
-from gateway.relay.response_head import ResponseHead
+from gateway.pipeline.limit import RateDecision
+from gateway.relay.response_head import ResponseHead, added, answer_fields
 from tests.unit.gateway.head_fields import SEPARATORS, field_values
 
-ADDED = {"X-Request-Id": "rid-1", "X-RateLimit-Remaining": "9"}
+ADDED = added({"X-Request-Id": "rid-1", "X-RateLimit-Remaining": "9"})
 #: What a bearer answer gets: every field the relay ever adds.
-BEARER_ADDED = {
-    **rate_limit_headers(RateDecision(True, 600, 599, 0.1, 0)),
-    "X-Request-Id": "rid-2",
-}
+BEARER_ADDED = answer_fields("rid-2", RateDecision(True, 600, 599, 0.1, 0))
 #: Fields the relay never adds: its own reading cannot know they are absent.
-OTHER_ADDED = {"X-Other": "1", "Date": "today"}
+OTHER_ADDED = added({"X-Other": "1", "Date": "today"})
 
 
 def _same_reading(head: bytes) -> ResponseHead | None:
@@ -37,12 +34,12 @@ def _same_reading(head: bytes) -> ResponseHead | None:
         return None
     facts = ("status", "reason", "fields", "length", "chunked", "keep_alive")
     assert [getattr(read, f) for f in facts] == [getattr(expected, f) for f in facts], head
-    for added in (ADDED, BEARER_ADDED, OTHER_ADDED):
+    for fields in (ADDED, BEARER_ADDED, OTHER_ADDED):
         for foreign in (True, False):
             for chunked, close, keep_alive in ((False, False, False), (True, True, False)):
                 flags = {"chunked": chunked, "close": close, "keep_alive": keep_alive}
-                assert read.client_head(added, foreign=foreign, **flags) == expected.client_head(
-                    added, foreign=foreign, **flags
+                assert read.client_head(fields, foreign=foreign, **flags) == expected.client_head(
+                    fields, foreign=foreign, **flags
                 ), head
     return read
 
