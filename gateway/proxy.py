@@ -236,7 +236,7 @@ class Pipeline:
     @staticmethod
     def answer_headers(ctx: RequestContext, decision: RateDecision | None) -> dict[str, str]:
         """What the gateway adds to an upstream's answer: rate-limit headers, the request id
-        (the relay writes the same as bytes: :func:`gateway.relay.answer_lines.answer_lines`)."""
+        (the relay writes the same as bytes: :func:`gateway.relay.added.answer_fields`)."""
         limit_headers = rate_limit_headers(decision) if decision is not None else {}
         return {**limit_headers, wire.REQUEST_ID: ctx.request_id}
 

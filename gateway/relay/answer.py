@@ -1,7 +1,6 @@
 """The answer side of a relayed exchange (:class:`~gateway.relay.exchange.Exchange` builds on
 :class:`Answering`): reading the upstream's response, relaying it to the client, and every way
-an exchange ends (answered, refused, failed, cut, timed out).
-"""
+an exchange ends (answered, refused, failed, cut, timed out)."""
 
 from __future__ import annotations
 
@@ -13,8 +12,9 @@ import httptools
 from aiohttp import web
 
 from gateway.errors import GatewayError, bad_gateway
+from gateway.relay.added import NO_FIELDS
 from gateway.relay.heads import RelayRequest, response_bytes
-from gateway.relay.response_head import NO_FIELDS, ResponseHead
+from gateway.relay.response_head import ResponseHead
 from gateway.relay.upstream import UpstreamConnection, UpstreamPool
 
 if TYPE_CHECKING:

@@ -27,9 +27,10 @@ from gateway.errors import (
 from gateway.identity import RequestContext
 from gateway.pipeline.outcome import Decided, Unfinished
 from gateway.pipeline.strip import unambiguous_path
+from gateway.relay.added import added, answer_fields
 from gateway.relay.answer import Answering
 from gateway.relay.heads import first_lines, request_head
-from gateway.relay.response_head import ResponseHead, added, answer_fields
+from gateway.relay.response_head import ResponseHead
 from gateway.relay.upstream import UpstreamConnection
 from keygate_core.headers import new_request_id
 from keygate_core.logs import request_id_var

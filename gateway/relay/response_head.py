@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
-from typing import NamedTuple
 
 import httptools
 
 from gateway.pipeline.cookies import sets_keygate_cookie
-from gateway.pipeline.limit import RATE_LIMIT_HEADERS, RateDecision, rate_limit_lines
+from gateway.pipeline.limit import RATE_LIMIT_HEADERS
 from gateway.pipeline.strip import HOP_BY_HOP
+from gateway.relay.added import Added
 from gateway.relay.heads import PLAIN_FIELD_LINE
 from keygate_core import headers as wire
 
@@ -78,34 +77,6 @@ class _ResponseReader:
 
     def on_message_complete(self) -> None:
         self.complete = True
-
-
-class Added(NamedTuple):
-    """The fields the relay adds to an answer: their names, and their lines as bytes."""
-
-    names: tuple[str, ...]
-    lines: bytes
-
-
-NO_FIELDS = Added((), b"")
-
-
-def added(fields: Mapping[str, str]) -> Added:
-    """``fields`` (:meth:`gateway.proxy.Pipeline.answer_headers`) as :class:`Added`."""
-    return Added(tuple(fields), "".join([f"{n}: {v}\r\n" for n, v in fields.items()]).encode())
-
-
-_REQUEST_ID_LINE = f"{wire.REQUEST_ID}: ".encode()
-_ANONYMOUS_NAMES = (wire.REQUEST_ID,)
-_TOKEN_NAMES = (*RATE_LIMIT_HEADERS, wire.REQUEST_ID)
-
-
-def answer_fields(request_id: str, decision: RateDecision | None) -> Added:
-    """What :meth:`gateway.proxy.Pipeline.answer_headers` adds, made as bytes at once."""
-    line = _REQUEST_ID_LINE + request_id.encode() + b"\r\n"
-    if decision is None:
-        return Added(_ANONYMOUS_NAMES, line)
-    return Added(_TOKEN_NAMES, rate_limit_lines(decision) + line)
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from gateway.identity import RequestContext
 from gateway.pipeline.limit import RATE_LIMIT_HEADERS, RateDecision, rate_limit_headers
 from gateway.proxy import Pipeline
-from gateway.relay.response_head import added, answer_fields
+from gateway.relay.added import added, answer_fields
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.pipeline.limit import RateDecision
-from gateway.relay.response_head import ResponseHead, added, answer_fields
+from gateway.relay.added import added, answer_fields
+from gateway.relay.response_head import ResponseHead
 from tests.unit.gateway.head_fields import SEPARATORS, field_values
 
 ADDED = added({"X-Request-Id": "rid-1", "X-RateLimit-Remaining": "9"})
