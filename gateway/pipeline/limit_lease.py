@@ -120,9 +120,7 @@ class LeaseBook:
         if state.tokens > 0 and (claim or now < state.expires_at):
             state.tokens -= 1
             full_ms = max(0.0, state.full_ms - state.tokens * MINUTE_MS / limit - elapsed_ms)
-            answer = RateDecision(
-                True, limit, max(0, state.remaining + state.tokens), full_ms / 1000, 0
-            )
+            answer = decision(True, limit, state.remaining + state.tokens, full_ms, 0.0)
         elif now < state.denied_until or (claim and state.emptied):
             retry_ms = max(0.0, state.denied_until - now) * 1000
             answer = decision(False, limit, 0, max(retry_ms, state.full_ms - elapsed_ms), retry_ms)
