@@ -38,7 +38,7 @@ from gateway.errors import GatewayError
 from gateway.forwarded import warn_without_trusted_proxies
 from gateway.introspection_client import IntrospectionClient
 from gateway.metrics import GatewayMetrics
-from gateway.ops import RESERVED, add_ops_routes, ops_listener
+from gateway.ops import GATEWAY_APP, RESERVED, add_ops_routes, ops_listener
 from gateway.pipeline.authn import (
     Authenticator,
     BearerAuthenticator,
@@ -68,9 +68,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place refusals become responses; also times and logs every request."""
+    """The one place refusals become responses; also times and logs every request, on the
+    public port and on the ops listener (whose application reports on the gateway's)."""
     started = time.perf_counter()
-    pipeline = request.app[PIPELINE]
+    app = request.app.get(GATEWAY_APP, request.app)
+    pipeline = app[PIPELINE]
     ctx = pipeline.context(request)
     token = request_id_var.set(ctx.request_id)
     status = 500
@@ -106,14 +108,12 @@ async def render_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return response
     finally:
         route = request.get(ROUTE_KEY) or _reserved_route(request.path)
-        metrics_ = request.app[METRICS]
+        metrics_ = app[METRICS]
         seconds = time.perf_counter() - started
         metrics_.labels(metrics_.request_duration, route, f"{status // 100}xx").observe(seconds)
         if not gone:  # as in the relay: no line for a request its client left
             client = ctx.client_address
-            request.app[ACCESS_LOG].record(
-                ctx.request_id, request.method, route, status, seconds, client
-            )
+            app[ACCESS_LOG].record(ctx.request_id, request.method, route, status, seconds, client)
         request_id_var.reset(token)
 
 

@@ -108,7 +108,9 @@ async def ops_listener(app: web.Application) -> AsyncIterator[None]:
     if settings.ops_port is None:
         yield
         return
-    ops = web.Application()
+    # The gateway's own middleware: request ids, the duration metric and the access log, as for
+    # the same endpoints on the public port.
+    ops = web.Application(middlewares=app.middlewares)
     ops[GATEWAY_APP] = app
     for name, handler in (("healthz", healthz), ("readyz", readyz), ("metrics", metrics)):
         ops.router.add_get(f"{RESERVED}{name}", handler)

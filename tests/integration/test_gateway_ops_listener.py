@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.access_log import LOGGER
 from tests.harness.servers import ServerUnavailable, free_port, wait_for_port
 from tests.harness.stack import process_env
 from tests.integration.test_gateway_workers import KEYGATE, _children, _get, _listening, _totals
@@ -65,13 +69,15 @@ def _wait_until_listening(
 
 @contextlib.asynccontextmanager
 async def _gateway(
-    database_url: str, redis_url: str, workers: int, ops_port: int | None
+    database_url: str, redis_url: str, workers: int, ops_port: int | None, **more: str
 ) -> AsyncIterator[OpsGateway]:
-    """``keygate gateway`` in ``workers`` processes, with an ops port when one is given."""
+    """``keygate gateway`` in ``workers`` processes, with an ops port when one is given (and
+    ``more`` settings)."""
     calls: list[float] = []
     runner, introspector_port = await _counting_introspector(calls)
     port = free_port()
     extra = {"KEYGATE_GATEWAY_OPS_PORT": str(ops_port)} if ops_port else {}
+    extra.update(more)
     env = process_env(
         database_url,
         redis_url,
@@ -169,3 +175,45 @@ async def test_sigterm_stops_the_ops_listener_with_the_gateway(ops_gateway: OpsG
     assert ops_gateway.process.returncode == 0, stderr.decode()[-2000:]
     with pytest.raises(ServerUnavailable):
         wait_for_port(ops_gateway.ops_port, 0.2)
+
+
+async def test_the_ops_port_answers_with_request_ids_it_counts_and_logs(
+    database_url: str, redis_url: str
+) -> None:
+    """Every answer of the ops listener carries its request id, is counted in the duration
+    metric under its route and has its access-log line, as on the public port."""
+    ops_port = free_port()
+    async with _gateway(database_url, redis_url, 1, ops_port, KEYGATE_LOG_LEVEL="info") as gateway:
+        asked: dict[str, tuple[str, int]] = {}
+        async with aiohttp.ClientSession() as session:
+            for name in ("healthz", "readyz", "metrics", "nothing"):
+                url = f"http://127.0.0.1:{ops_port}/_keygate/{name}"
+                async with session.get(url) as response:
+                    await response.read()
+                    asked[response.headers["X-Request-Id"]] = (name, response.status)
+            async with session.get(f"http://127.0.0.1:{ops_port}/_keygate/metrics") as response:
+                exposition = await response.text()
+        assert sorted(asked.values()) == [
+            ("healthz", 200),
+            ("metrics", 200),
+            ("nothing", 404),
+            ("readyz", 200),
+        ]
+        counted = {
+            s.labels["route"]: s.value
+            for family in text_string_to_metric_families(exposition)
+            for s in family.samples
+            if s.name == "keygate_gateway_request_duration_seconds_count"
+        }
+        for route in ("/_keygate/healthz", "/_keygate/readyz", "/_keygate/metrics", "unmatched"):
+            assert counted.get(route) == 1, (route, counted)
+        gateway.process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.to_thread(gateway.process.communicate, None, 30)
+    logged = {
+        line["request_id"]: (line["route"], line["status"])
+        for line in (json.loads(raw) for raw in stderr.decode().splitlines() if raw[:1] == "{")
+        if line.get("logger") == LOGGER
+    }
+    for request_id, (name, status) in asked.items():
+        route = "unmatched" if name == "nothing" else f"/_keygate/{name}"
+        assert logged.get(request_id) == (route, status), (name, logged)
