@@ -31,6 +31,7 @@ from tests.bench.round_trips import limiter_round_trips
 from tests.bench.sizing import sizing_markdown
 from tests.bench.stack import Stack, make_work_dir, start_services, start_stack
 from tests.bench.throughput import (
+    CONTENDERS,
     FloodResult,
     LoadPlan,
     contenders,
@@ -152,7 +153,7 @@ async def _through_the_gateways(
     """wrk against every contender at full load and at concurrency 1, then the wrong-secret
     flood."""
     plan = LoadPlan(args.connections, args.seconds, args.warmup, args.rounds)
-    _say(f"full load: 5 contenders × {plan.rounds} rounds")
+    _say(f"full load: {len(CONTENDERS)} contenders × {plan.rounds} rounds")
     full = await contenders(stack, wrk, main_token.plaintext, plan)
     for name, result in full.items():
         _say(f"  {name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")

@@ -160,6 +160,12 @@ class Processes:
             "upstream", [sys.executable, "-m", "tests.bench.upstream", str(port)], port
         )
 
+    def bare_relay(self, upstream_port: int, workers: int) -> Service:
+        """:mod:`tests.bench.bare_relay` in front of the upstream, with ``workers`` processes."""
+        port = free_port()
+        argv = [sys.executable, "-m", "tests.bench.bare_relay", str(port), str(upstream_port)]
+        return self.spawn("bare-relay", [*argv, str(workers)], port)
+
     def introspector(self, env: dict[str, str]) -> Service:
         """keygate's introspector (with the loop-lag probe)."""
         port = free_port()

@@ -120,7 +120,14 @@ def _other_measurements(r: Results) -> list[tuple[str, ...]]:
     up = r.single["upstream (direct)"]
     kg = r.single["keygate auth + limit + headers"]
     fl = r.flood
+    full = r.full_load
+    bare = full["bare Python relay (no checks)"].rps
     return [
+        (
+            "bare Python relay ÷ nginx plain proxy / keygate passthrough ÷ bare relay (req/s)",
+            f"{bare / full['nginx plain proxy'].rps:.2f}× / "
+            f"{full['keygate passthrough'].rps / bare:.2f}×",
+        ),
         (
             "added latency at concurrency 1 (p50 / p99)",
             f"{kg.p50_ms - up.p50_ms:.3f} / {kg.p99_ms - up.p99_ms:.3f} ms",

@@ -146,7 +146,8 @@ async def start_stack(work_dir: Path, *, workers: int, keepalive: int) -> Stack:
 
 
 def start_services(stack: Stack) -> None:
-    """The upstream, the introspector, both contender gateways and both nginx configurations."""
+    """The upstream, the introspector, both contender gateways, both nginx configurations and
+    the bare relay."""
     processes = stack.processes
     stack.services["upstream"] = processes.upstream()
     stack.services["introspector"] = processes.introspector(stack.keygate_env())
@@ -159,6 +160,7 @@ def start_services(stack: Stack) -> None:
     stack.services["nginx-plain"] = processes.nginx(
         "nginx-plain", plain_proxy_site(port, app_port, stack.keepalive), port, stack.workers
     )
+    stack.services["bare-relay"] = processes.bare_relay(app_port, stack.workers)
     port = free_port()
     site = forward_auth_site(port, stack.services["keygate"].port, app_port, stack.keepalive)
     stack.services["nginx-auth-request"] = processes.nginx(

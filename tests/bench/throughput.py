@@ -20,6 +20,7 @@ from tests.bench.stack import Stack
 CONTENDERS = {
     "upstream (direct)": "upstream",
     "nginx plain proxy": "nginx-plain",
+    "bare Python relay (no checks)": "bare-relay",
     "nginx auth_request → keygate": "nginx-auth-request",
     "keygate passthrough": "keygate-passthrough",
     "keygate auth + limit + headers": "keygate",
