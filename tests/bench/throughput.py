@@ -1,4 +1,4 @@
-"""The wrk measurements: the five contenders at full load and at concurrency 1, and the flood.
+"""The wrk measurements: every contender at full load and at concurrency 1, and the flood.
 
 Every contender gets the very same request (``GET /bench`` with the warm token in
 ``Authorization``) from the same wrk (one thread, same connections, same duration). Rounds go
