@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 
@@ -109,18 +110,29 @@ def serve(sock: socket.socket, upstream_port: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Listen on 127.0.0.1:``argv[0]``, relay to 127.0.0.1:``argv[1]`` with ``argv[2]``
-    processes sharing the listening socket."""
+    """Listen on 127.0.0.1:``argv[0]``, relay to 127.0.0.1:``argv[1]`` with ``argv[2]`` worker
+    processes sharing the listening socket; this one only waits for SIGTERM or SIGINT and then
+    stops them (as nginx's master and keygate's gateway do)."""
     port, upstream_port, workers = (int(arg) for arg in argv[:3])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     sock.setblocking(False)
-    for _ in range(workers - 1):
-        if os.fork() == 0:
-            break
-    serve(sock, upstream_port)
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # until sigwait: none is lost meanwhile
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
+            serve(sock, upstream_port)
+            return 0
+        children.append(pid)
+    signal.sigwait(stop)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
     return 0
 
 
