@@ -172,25 +172,25 @@ class Answering:
         )
         if self._framing == _LENGTH and rest:
             # The common answer: head and body in one write (one system call).
-            self._relay_length(rest, head)
+            self._relay_length(rest, head, close)
         elif self._framing == _NONE or (self._framing == _LENGTH and not self._length_left):
             self.client.write(head)
-            self._done(reusable=not rest and response.keep_alive)
+            self._done(reusable=not rest and response.keep_alive, close=close)
         else:
             self.client.write(head)
             if rest:
                 self.upstream_data(rest)
 
-    def _relay_length(self, data: bytes, head: bytes = b"") -> None:
+    def _relay_length(self, data: bytes, head: bytes = b"", close: bool | None = None) -> None:
         left = self._length_left
         clean = len(data) <= left
         if not clean:
             data = data[:left]
         self._length_left = left - len(data)
-        self.client.write(head + data if head else data)
+        self.client.transport.write(head + data if head else data)  # type: ignore[union-attr]
         if self._length_left == 0:
             assert self._response is not None
-            self._done(reusable=clean and self._response.keep_alive)
+            self._done(reusable=clean and self._response.keep_alive, close=close)
 
     def _relay_chunks(self, data: bytes) -> None:
         assert self._response is not None
@@ -260,9 +260,10 @@ class Answering:
         self.client.abort()
         self._done(reusable=False)
 
-    def _done(self, *, reusable: bool) -> None:
+    def _done(self, *, reusable: bool, close: bool | None = None) -> None:
         """The exchange is over: the upstream connection goes back or is closed, the duration
-        is counted, and the client connection moves on to its next request (or closes)."""
+        is counted, and the client connection moves on to its next request (or closes).
+        ``close`` is :meth:`_closes_client` when the caller has just asked it."""
         if self.over:
             return
         self.over = True
@@ -277,11 +278,13 @@ class Answering:
                 upstream.close()
         status = self._status or (self._response.status if self._response is not None else 500)
         relay, seconds = self.relay, time.perf_counter() - self.started
-        relay.observe(self.route, status, seconds)
-        relay.access.record(
-            self.request_id, self.request.method, self.route, status, seconds, self.client_address
-        )
-        self.client.exchange_done(close=self._closes_client())
+        route = self.route
+        relay.observe(route, status, seconds)
+        access = relay.access
+        if access.enabled:
+            request_id, method = self.request_id, self.request.method
+            access.record(request_id, method, route, status, seconds, self.client_address)
+        self.client.exchange_done(close=self._closes_client() if close is None else close)
 
     def _stop_task(self) -> None:
         task, self._task = self._task, None

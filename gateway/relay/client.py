@@ -33,6 +33,7 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
+        self._lane = relay.lane
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
         self.closing = False
@@ -112,7 +113,7 @@ class ClientConnection(asyncio.Protocol):
                 if buffer.find(b"\n\n", 0, end) >= 0:
                     self._hand_over()
                     return
-                request = read_request(bytes(buffer[: end + 4]), self._remote)
+                request = read_request(bytes(buffer[: end + 4]), self._remote, self._lane)
                 if request is None:
                     self._hand_over()
                     return
@@ -132,7 +133,7 @@ class ClientConnection(asyncio.Protocol):
             self._buffer += head
             self._next()
             return
-        request = None if b"\n\n" in head else read_request(head, self._remote)
+        request = read_request(head, self._remote, self._lane)
         if request is None:
             self._buffer += head
             self._hand_over()

@@ -26,10 +26,10 @@ from gateway.errors import (
 )
 from gateway.identity import RequestContext
 from gateway.pipeline.outcome import Decided, Unfinished
-from gateway.pipeline.strip import unambiguous_path
+from gateway.pipeline.strip import is_ambiguous, unambiguous_path
 from gateway.relay.added import added, answer_fields
 from gateway.relay.answer import Answering
-from gateway.relay.heads import first_lines, request_head
+from gateway.relay.heads import request_head
 from gateway.relay.response_head import ResponseHead
 from gateway.relay.upstream import UpstreamConnection
 from keygate_core.headers import new_request_id
@@ -68,7 +68,8 @@ class Exchange(Answering):
             else:  # what new_context makes of a request from anyone else, without its headers
                 ctx = RequestContext(new_request_id(), client.client_address)
             self.request_id = ctx.request_id
-            unambiguous_path(request.raw_path)
+            if is_ambiguous(request.encoded_path):
+                unambiguous_path(request.raw_path)  # refuses it, saying why
             rule, workspace = pipeline.routes.match(request.path)
             self.route = rule.prefix
             fields = relay.lane.fields(request, rule, trusted=client.trusted_peer)
@@ -129,7 +130,7 @@ class Exchange(Answering):
         else:
             rule, identity, decision = decided
             pool = self._pool = relay.pool_for(rule)
-            first = first_lines(request.method, pool.prefix + request.raw_path, pool.host_header)
+            first = (request.method.encode(), pool.raw_prefix + request.target, pool.raw_host)
             forwarded = self.client.forwarded(request.host)
             self._head = relay.lane.head(first, fields, forwarded, ctx.request_id, identity)
             self._added = answer_fields(ctx.request_id, decision)
@@ -164,10 +165,11 @@ class Exchange(Answering):
         self._reused = reused
         connection.exchange = self
         held, self._held = self._held, None
+        assert connection.transport is not None
         if held is None:
-            connection.write(self._head)
+            connection.transport.write(self._head)
         else:
-            connection.write(self._head + held)
+            connection.transport.write(self._head + held)
             self.client.resume_reading("held")
         self._last_read = self.relay.loop.time()
         self.attached = True

@@ -21,10 +21,9 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-#: Fields that send a request to aiohttp: other framing, protocol switches, interim answers.
-_SLOW_FIELDS = frozenset({b"transfer-encoding", b"upgrade", b"expect"})
-#: Fields :func:`read_request` looks at, beyond passing them on.
-_READ_FIELDS = _SLOW_FIELDS | {b"content-length", b"host", b"connection", b"authorization"}
+from gateway.pipeline.mutate import is_bearer
+from gateway.relay.fields import BEARER, DROP, KEEP, SLOW_FIELDS, FieldNames, lane_line
+
 _RESERVED = b"/_keygate/"
 #: How aiohttp turns field bytes into text, and back: nothing is lost either way.
 _TEXT = ("utf-8", "surrogateescape")
@@ -50,6 +49,8 @@ _PLAIN_FIELD = re.compile(rb"([^:]+): ([^\r]*)\r\n")
 _LONGEST_LENGTH = 15
 #: What :func:`_request` answers when the plain reading leaves the head to llhttp.
 _UNDECIDED = object()
+#: The names of requests read without a lane: every lane verdict is "the stages decide".
+NO_LANE = FieldNames()
 
 
 class _HeadReader:
@@ -75,20 +76,23 @@ class RelayRequest:
         "__dict__",
         "authorization",
         "body_length",
+        "encoded_path",
         "host",
         "http10",
         "keep_alive",
+        "lane_lines",
         "method",
         "path",
         "raw_fields",
         "raw_path",
         "remote",
+        "target",
     )
 
     def __init__(
         self,
         method: str,
-        target: str,
+        target: bytes,
         raw_fields: list[tuple[bytes, bytes]],
         remote: str,
         body_length: int,
@@ -96,12 +100,15 @@ class RelayRequest:
         http10: bool,
         host: str = "",
         authorization: list[str] | None = None,
+        lane_lines: bytes | None = None,
     ) -> None:
         self.method = method
         #: The fields as received: name and value bytes.
         self.raw_fields = raw_fields
         self.http10 = http10
-        self.raw_path = target
+        #: The request target as sent (origin-form: the path and query, still encoded).
+        self.target = target
+        self.raw_path = raw_path = target.decode(*_TEXT)
         self.remote = remote
         self.body_length = body_length
         self.keep_alive = keep_alive
@@ -110,7 +117,11 @@ class RelayRequest:
         #: Every Authorization field's value, as text (see
         #: :func:`gateway.request.authorization_values`).
         self.authorization = authorization if authorization is not None else []
-        path = target.split("?", 1)[0]
+        #: The field lines the lane sends upstream, when it can (see :mod:`gateway.relay.lane`).
+        self.lane_lines = lane_lines
+        path = raw_path.split("?", 1)[0] if b"?" in target else raw_path
+        #: The path without the query, still encoded.
+        self.encoded_path = path
         #: The decoded path, exactly as aiohttp decodes it (yarl), for route matching.
         self.path = _decoded(path) if "%" in path else path
 
@@ -141,23 +152,28 @@ def _parse_cookie_header(header: str) -> list[tuple[str, Morsel[str]]]:
     return parse_cookie_header(header)
 
 
-def read_request(head: bytes, remote: str, *, plain: bool = True) -> RelayRequest | None:
+def read_request(
+    head: bytes, remote: str, names: FieldNames = NO_LANE, *, plain: bool = True
+) -> RelayRequest | None:
     """The request whose complete head (ending in a blank line) is ``head``, or ``None`` when
     aiohttp should answer it: not HTTP/1.1, not a plain origin-form target, keygate's own
-    paths, chunked or other framing, ``Upgrade``, ``Expect``, a second ``Host``, or a head
-    llhttp refuses (aiohttp then gives the 400).
+    paths, chunked or other framing, ``Upgrade``, ``Expect``, a second ``Host``, a bare-LF
+    head, or a head llhttp refuses (aiohttp then gives the 400).
 
     A head :data:`_PLAIN_REQUEST` matches is read without llhttp, with the same outcome
     (``tests/unit/gateway/test_relay_request_head.py`` compares the two); without ``plain``,
-    llhttp reads every head."""
+    llhttp reads every head. ``names`` is the lane's (:class:`~gateway.relay.lane.Lane`) when
+    the request's field lines for it are wanted."""
     if plain:
         match = _PLAIN_REQUEST.fullmatch(head)
         if match is not None:
             method, target, minor, lines = match.groups()
             fields = _PLAIN_FIELD.findall(lines)
-            read = _request(method, target, minor == b"0", fields, remote, plain=True)
+            read = _request(method, target, minor == b"0", fields, remote, names, True)
             if read is not _UNDECIDED:
                 return cast(RelayRequest | None, read)
+    if b"\n\n" in head:
+        return None  # a bare-LF head: aiohttp answers those
     reader = _HeadReader()
     try:
         parser = httptools.HttpRequestParser(reader)
@@ -169,7 +185,8 @@ def read_request(head: bytes, remote: str, *, plain: bool = True) -> RelayReques
     version = head[line_end - 3 : line_end]
     if version not in (b"1.1", b"1.0"):
         return None
-    request = _request(parser.get_method(), reader.target, version == b"1.0", reader.fields, remote)
+    http10 = version == b"1.0"
+    request = _request(parser.get_method(), reader.target, http10, reader.fields, remote, names)
     return cast(RelayRequest | None, request)
 
 
@@ -179,7 +196,7 @@ def _request(
     http10: bool,
     fields: list[tuple[bytes, bytes]],
     remote: str,
-    *,
+    names: FieldNames,
     plain: bool = False,
 ) -> RelayRequest | object | None:
     """The request, once its head is read; ``None`` for what :func:`read_request` leaves to
@@ -191,13 +208,15 @@ def _request(
     hosts: list[bytes] = []
     connection: list[bytes] = []
     authorization: list[str] = []
-    read_names = _READ_NAMES
+    lines: list[bytes] | None = []
+    kinds = names.kinds
     for name, value in fields:
-        lower = read_names.get(name)
-        if lower is None:
-            lower = _read_name(name)
+        kind = kinds.get(name)
+        if kind is None:
+            kind = names.kind(name)
+        lower, verdict = kind
         if lower:
-            if lower in _SLOW_FIELDS:
+            if lower in SLOW_FIELDS:
                 return None
             if lower == b"content-length":
                 # llhttp allows digits only, and one value; the plain reading checks.
@@ -207,16 +226,24 @@ def _request(
             elif lower == b"host":
                 hosts.append(value)
             elif lower == b"authorization":
-                authorization.append(value.decode(*_TEXT))
+                text = value.decode(*_TEXT)
+                authorization.append(text)
+                if verdict == BEARER and plain and is_bearer(text):
+                    continue  # not for the upstream (lane_line's verdict, read once)
             else:
                 connection.extend(token.strip().lower() for token in value.split(b","))
+        if lines is not None and verdict != DROP:
+            if verdict == KEEP and plain:
+                lines.append(name + b": " + value + b"\r\n")
+            else:
+                lines = lane_line(lines, verdict, name, value)
     if len(hosts) > 1 or (not hosts and not http10):
         return None
     # RFC 9112 §9.3: HTTP/1.1 stays open unless told "close"; HTTP/1.0 only when asked.
     keep_alive = b"keep-alive" in connection if http10 else b"close" not in connection
     return RelayRequest(
         _METHODS.get(method) or method.decode("ascii"),
-        target.decode(*_TEXT),
+        target,
         fields,
         remote,
         max(length, 0),
@@ -224,23 +251,11 @@ def _request(
         http10,
         hosts[0].decode(*_TEXT) if hosts else "",
         authorization,
+        None if lines is None else b"".join(lines),
     )
 
 
-#: Each field name seen (as sent) → its lower-case spelling when :func:`_request` reads the
-#: field, else ``b""``; started over past :data:`_NAMES` names (a client may invent any number).
-_READ_NAMES: dict[bytes, bytes] = {}
-_NAMES = 1024
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-
-
-def _read_name(name: bytes) -> bytes:
-    lower = name.lower()
-    read = lower if lower in _READ_FIELDS else b""
-    if len(_READ_NAMES) >= _NAMES:
-        _READ_NAMES.clear()
-    _READ_NAMES[name] = read
-    return read
 
 
 def request_head(method: str, target: str, host: str, headers: CIMultiDict[str]) -> bytes:

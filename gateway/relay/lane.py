@@ -12,6 +12,8 @@ carrying one of keygate's cookies, ``Connection``, ``X-Forwarded-For``, which is
 stranger sends it), a value with CR, LF or NUL, or goes to one of keygate's own services or
 through a workspace-header rule. Both ways give the same bytes: the lane asks the stages for
 each name's verdict, and ``tests/unit/gateway/test_relay_lane.py`` compares the two heads.
+The lane's lines are collected while the head is read (:mod:`gateway.relay.fields`): a request
+read with a lane's names carries them.
 """
 
 from __future__ import annotations
@@ -27,15 +29,12 @@ from gateway.forwarded import (
 )
 from gateway.identity import Identity
 from gateway.pipeline.authz import RouteRule
-from gateway.pipeline.cookies import may_name_keygate_cookie
 from gateway.pipeline.mutate import KEYGATE_SERVICES, IdentityHeaderNames, identity_headers
-from gateway.pipeline.mutate import is_bearer as _is_bearer
 from gateway.pipeline.strip import canonical_name, strip_inbound
+from gateway.relay.fields import BEARER, COOKIE, DROP, KEEP, STAGES, FieldNames
 from gateway.relay.heads import RelayRequest
 from keygate_core import headers as wire
 
-# What a field name gets: kept as it came, dropped, or decided by its value.
-_KEEP, _DROP, _BEARER, _COOKIE, _STAGES = range(5)
 #: Names whose verdict needs the stages: a Connection field names others to drop, and an
 #: ``X-Forwarded-For`` from a stranger is counted (and logged once) by the forwarding check.
 _NEED_STAGES = frozenset({"connection", "x-forwarded-for"})
@@ -46,7 +45,7 @@ _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 _REQUEST_ID = f"{wire.REQUEST_ID}: ".encode()
 
 
-class Lane:
+class Lane(FieldNames):
     """The lane as configured for one gateway: strip's verdicts, mutate's names."""
 
     def __init__(
@@ -58,11 +57,11 @@ class Lane:
         trusted_proxies: tuple[Network, ...],
     ) -> None:
         """``stripped`` is what strip removes from a peer that is not a trusted proxy."""
+        super().__init__()
         self._stripped = stripped
         self._names = names
         self._forward_bearer = forward_bearer
         self._trusted = trusted_proxies
-        self._verdicts: dict[bytes, int] = {}
         self._identities: dict[int, tuple[Identity, bytes]] = {}
 
     def peer(self, remote: str) -> tuple[bool, str | None]:
@@ -73,46 +72,28 @@ class Lane:
         return False, client_address(_NO_HEADERS, peer_ip=remote, trusted_proxies=()) or None
 
     def fields(self, request: RelayRequest, rule: RouteRule, *, trusted: bool) -> bytes | None:
-        """The field lines of ``request`` that go upstream on ``rule``, or ``None`` when the
-        stages must decide (always for a ``trusted`` peer, a trusted proxy)."""
+        """The field lines of ``request`` (read with this lane's names) that go upstream on
+        ``rule``, or ``None`` when the stages must decide (always for a ``trusted`` peer, a
+        trusted proxy)."""
         if trusted or rule.upstream in KEYGATE_SERVICES or rule.workspace_header:
             return None
-        verdicts = self._verdicts
-        lines = []
-        for name, value in request.raw_fields:
-            verdict = verdicts.get(name)
-            if verdict is None:
-                verdict = self._verdict(name)
-            if verdict == _DROP:
-                continue
-            if verdict == _STAGES or b"\r" in value or b"\n" in value or b"\0" in value:
-                return None
-            if verdict == _BEARER and _is_bearer(value.decode(*_TEXT)):
-                continue
-            if verdict == _COOKIE and may_name_keygate_cookie(value.decode(*_TEXT)):
-                return None
-            lines.append(name + b": " + value + b"\r\n")
-        return b"".join(lines)
+        return request.lane_lines
 
-    def _verdict(self, name: bytes) -> int:
+    def verdict(self, name: bytes) -> int:
+        """What the lane does with a field named ``name`` (see :mod:`gateway.relay.fields`)."""
         text = name.decode(*_TEXT)
         key = canonical_name(text)
         if key in _NEED_STAGES:
-            verdict = _STAGES
-        elif key == "host":
-            verdict = _DROP  # the upstream's own Host is written by the relay
-        elif not strip_inbound(CIMultiDict([(text, "v")]), self._stripped):
-            verdict = _DROP
-        elif key == "authorization" and not self._forward_bearer:
-            verdict = _BEARER
-        elif key == "cookie":
-            verdict = _COOKIE
-        else:
-            verdict = _KEEP
-        if len(self._verdicts) >= _NAMES:
-            self._verdicts.clear()
-        self._verdicts[name] = verdict
-        return verdict
+            return STAGES
+        if key == "host":
+            return DROP  # the upstream's own Host is written by the relay
+        if not strip_inbound(CIMultiDict([(text, "v")]), self._stripped):
+            return DROP
+        if key == "authorization" and not self._forward_bearer:
+            return BEARER
+        if key == "cookie":
+            return COOKIE
+        return KEEP
 
     def forwarded(self, remote: str, host: str) -> bytes:
         """The ``X-Forwarded-*`` lines for a request with ``host`` from ``remote``, a peer
@@ -127,14 +108,20 @@ class Lane:
         return "".join([f"{name}: {value}\r\n" for name, value in forwarded]).encode(*_TEXT)
 
     def head(
-        self, first_lines: str, fields: bytes, forwarded: bytes, request_id: str, identity: Identity
+        self,
+        first: tuple[bytes, bytes, bytes],
+        fields: bytes,
+        forwarded: bytes,
+        request_id: str,
+        identity: Identity,
     ) -> bytes:
-        """The whole head for the upstream: ``first_lines`` (the request line and ``Host``),
-        the client's ``fields``, then what the gateway writes, in the order
-        :meth:`~gateway.pipeline.mutate.Mutator.for_upstream` writes it: the ``forwarded``
-        lines (:meth:`forwarded`), the request id, the identity headers."""
-        return b"%b%b%b%b%b\r\n%b\r\n" % (
-            first_lines.encode(*_TEXT),
+        """The whole head for the upstream: the request line and ``Host`` from ``first`` (the
+        method, the target and the upstream's host), the client's ``fields``, then what the
+        gateway writes, in the order :meth:`~gateway.pipeline.mutate.Mutator.for_upstream`
+        writes it: the ``forwarded`` lines (:meth:`forwarded`), the request id, the identity
+        headers."""
+        return b"%b %b HTTP/1.1\r\nHost: %b\r\n%b%b%b%b\r\n%b\r\n" % (
+            *first,
             fields,
             forwarded,
             _REQUEST_ID,

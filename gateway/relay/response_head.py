@@ -29,6 +29,7 @@ _PLAIN_HEAD = re.compile(
     rb"\r\n"
 )
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+_NONE_NAMED: frozenset[bytes] = frozenset()
 #: The names the relay adds to an answer (:meth:`gateway.proxy.Pipeline.answer_headers`).
 _ADDED_NAMES = (wire.REQUEST_ID, *RATE_LIMIT_HEADERS)
 #: The fields of a plain head that are more than passed on: its framing, what the client never
@@ -114,23 +115,19 @@ class ResponseHead:
     def __init__(self, head: bytes, *, plain: bool = True) -> None:
         """Read ``head`` (ending in the blank line); raises ``httptools.HttpParserError``.
         Without ``plain``, llhttp reads even a plain head (to compare the two readings)."""
-        self._verbatim: bytes | None = None
-        #: A plain head holds a field :data:`_NOTABLE` finds, besides ``Content-Length``.
-        self._notable = True
         self._fields: list[tuple[bytes, bytes]] | None = None
-        self._lower: list[bytes] = []
-        self._reader: _ResponseReader | None = None
-        self._parser: httptools.HttpResponseParser | None = None
-        #: What a ``Connection`` field names (hop-by-hop too), lower-case.
-        self._named: set[bytes] = set()
-        self.length: int | None = None
         self.chunked = False
         if plain and _PLAIN_HEAD.fullmatch(head) is not None and self._read_plain(head):
             return
-        self._named.clear()
-        self.length = None
-        reader = self._reader = _ResponseReader()
-        parser = self._parser = reader.parser = httptools.HttpResponseParser(reader)
+        self._verbatim: bytes | None = None
+        self._notable = True
+        #: What a ``Connection`` field names (hop-by-hop too), lower-case.
+        self._named: frozenset[bytes] | set[bytes] = set()
+        self.length: int | None = None
+        reader = _ResponseReader()
+        parser = reader.parser = httptools.HttpResponseParser(reader)
+        self._reader: _ResponseReader | None = reader
+        self._parser: httptools.HttpResponseParser | None = parser
         parser.feed_data(head)
         self.status: int = parser.get_status_code()
         self.reason = reader.reason
@@ -151,36 +148,39 @@ class ResponseHead:
         """Read a head :data:`_PLAIN_HEAD` matches, as llhttp would; ``False`` (and llhttp
         reads it) for anything more: ``Transfer-Encoding``, a second or long
         ``Content-Length``, a ``Connection`` naming more than ``keep-alive`` or ``close``."""
-        close = False
+        length = None
+        named: frozenset[bytes] = _NONE_NAMED
         notable = False
         # Names and values lower-case: a Connection value's tokens are compared so anyway.
         for name, value in _NOTABLE.findall(head.lower()):
             if name == b"content-length":
-                if self.length is not None or len(value) > _LONGEST_LENGTH or not value.isdigit():
+                if length is not None or len(value) > _LONGEST_LENGTH or not value.isdigit():
                     return False  # framing llhttp decides (and may refuse)
-                self.length = int(value)
+                length = int(value)
                 continue
             notable = True
             if name == b"transfer-encoding":
                 return False
             if name == b"connection":
-                tokens = {token.strip().lower() for token in value.split(b",")}
+                tokens = frozenset(token.strip() for token in value.split(b","))
                 if not tokens <= _PLAIN_CONNECTION:
                     return False
-                close = close or b"close" in tokens
-                self._named |= tokens
+                named |= tokens
         status = int(head[9:12])
         if status == 101:
             return False  # llhttp reads a protocol switch
         self.status = status
         self.reason = head[13 : head.index(b"\r\n")]
+        self.length = length
         # llhttp's should_keep_alive() for HTTP/1.1: not "close", and the body not read to the
         # end of the connection (RFC 9112 §6.3).
-        self.keep_alive = not close and (
-            self.length is not None or status < 200 or status in (204, 304)
+        self.keep_alive = b"close" not in named and (
+            length is not None or status < 200 or status in (204, 304)
         )
+        self._named = named
         self._notable = notable
         self._verbatim = head
+        self._reader = self._parser = None
         return True
 
     @property

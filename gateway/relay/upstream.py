@@ -118,6 +118,9 @@ class UpstreamPool:
         )
         self.prefix = url.raw_path.rstrip("/")
         self.host_header = url.raw_authority
+        #: The two as bytes, for the heads the relay writes.
+        self.raw_prefix = self.prefix.encode()
+        self.raw_host = self.host_header.encode()
         self._loop = loop
         self._idle: list[UpstreamConnection] = []
         self._connecting: set[asyncio.Task[None]] = set()

@@ -180,7 +180,7 @@ def test_the_authenticator_reads_a_token_as_bearer_token_and_parse_token_do(
     """The authenticator reads the common ``Bearer <token>`` in one step; whatever the value,
     it finds the same token, or refuses with the same status and reason."""
     fields = [(b"Authorization", value.encode("utf-8", "surrogateescape")) for value in values]
-    request = RelayRequest("GET", "/", fields, "198.51.100.7", 0, True, False, "a", values)
+    request = RelayRequest("GET", b"/", fields, "198.51.100.7", 0, True, False, "a", values)
     read = BearerAuthenticator._token  # the authenticator's first step, before the cache
     step_by_step = _outcome(lambda: token_step_by_step(request))
     assert _outcome(lambda: read(request)) == step_by_step, values
@@ -210,7 +210,7 @@ def test_a_warm_token_is_known_by_its_text_as_by_its_parts(values: list[str]) ->
     outcome is what reading it step by step and looking its parts up gives: its owner, the
     same refusal, a wrong secret for its id, or a miss (the introspector's to answer)."""
     fields = [(b"Authorization", value.encode("utf-8", "surrogateescape")) for value in values]
-    request = RelayRequest("GET", "/", fields, "198.51.100.7", 0, True, False, "a", values)
+    request = RelayRequest("GET", b"/", fields, "198.51.100.7", 0, True, False, "a", values)
     read = _outcome(lambda: token_step_by_step(request))
     expected: object = read
     if isinstance(read, tuple) and isinstance(read[1], ParsedToken):

@@ -23,7 +23,7 @@ from gateway.pipeline.strip import (
     protected_headers,
     strip_inbound,
 )
-from gateway.relay.heads import RelayRequest, first_lines, read_request, request_head
+from gateway.relay.heads import RelayRequest, read_request, request_head
 from gateway.relay.lane import Lane
 
 UPSTREAM_HOST = "app.internal:8000"
@@ -74,14 +74,17 @@ def _lane_head(
     fields = lane.fields(request, rule, trusted=trusted)
     if fields is None:
         return None
-    first = first_lines(request.method, "/base" + request.raw_path, UPSTREAM_HOST)
+    first = (request.method.encode(), b"/base" + request.target, UPSTREAM_HOST.encode())
     forwarded = lane.forwarded(request.remote, request.host)
     return lane.head(first, fields, forwarded, "rid-1", identity)
 
 
-def _request(*fields: str, method: str = "GET", target: str = "/orders?id=7") -> RelayRequest:
+def _request(
+    lane: Lane, *fields: str, method: str = "GET", target: str = "/orders?id=7"
+) -> RelayRequest:
+    """The request read as the relay reads it, with ``lane``'s field names."""
     head = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{f}\r\n" for f in fields) + "\r\n"
-    request = read_request(head.encode("utf-8", "surrogateescape"), PEER)
+    request = read_request(head.encode("utf-8", "surrogateescape"), PEER, lane)
     assert request is not None, head
     return request
 
@@ -120,8 +123,8 @@ def test_the_lane_builds_the_stages_head_or_declines(
     fields: list[str], identity: Identity, names: IdentityHeaderNames, forward_bearer: bool
 ) -> None:
     """The lane's head is byte for byte the stages' head whenever the lane answers."""
-    request = _request(*fields)
     lane = _lane(names, forward_bearer, ())
+    request = _request(lane, *fields)
     head = _lane_head(request, identity, lane)
     if head is not None:
         assert head == _stages(request, identity, names, forward_bearer)
@@ -137,25 +140,26 @@ def test_the_lane_builds_the_stages_head_or_declines(
 )
 def test_fields_the_stages_must_see_are_left_to_them(fields: list[str]) -> None:
     """A Connection field, a keygate cookie and a stranger's X-Forwarded-For take the stages."""
-    assert _lane_head(_request(*fields), TOKEN, _lane(IdentityHeaderNames(), False, ())) is None
+    lane = _lane(IdentityHeaderNames(), False, ())
+    assert _lane_head(_request(lane, *fields), TOKEN, lane) is None
 
 
 def test_plain_requests_take_the_lane() -> None:
     """The common API call is the lane's: otherwise it would be no use."""
-    request = _request("Host: a", "Authorization: Bearer kg_x", "Accept: */*", "Cookie: a=b")
     lane = _lane(IdentityHeaderNames(), False, ())
+    request = _request(lane, "Host: a", "Authorization: Bearer kg_x", "Accept: */*", "Cookie: a=b")
     assert lane.fields(request, DEFAULT_RULE, trusted=False) is not None
 
 
 def test_trusted_proxies_keygate_services_and_workspace_headers_take_the_stages() -> None:
     """Whose forwarding headers count, and what keygate's services and workspace rules are
     told, is decided by the stages."""
-    request = _request("Host: a", "Accept: */*")
     names = IdentityHeaderNames()
     trusting = _lane(names, False, (ipaddress.ip_network("198.51.100.0/24"),))
     assert trusting.peer(PEER) == (True, None)
-    assert _lane_head(request, TOKEN, trusting) is None
+    assert _lane_head(_request(trusting, "Host: a", "Accept: */*"), TOKEN, trusting) is None
     lane = _lane(names, False, (ipaddress.ip_network("10.0.0.0/8"),))
+    request = _request(lane, "Host: a", "Accept: */*")
     assert lane.peer(PEER) == (False, PEER)  # trusts others, not this peer
     assert _lane_head(request, TOKEN, lane) is not None
     assert _lane_head(request, TOKEN, lane, RouteRule("/api", upstream=INTROSPECTOR)) is None
@@ -212,10 +216,10 @@ def test_any_mix_of_fields_gives_the_same_head(
     if hosts > 1:
         return  # the relay leaves two Host fields to aiohttp (a 400)
     head = "GET /x HTTP/1.1\r\n" + "".join(line + "\r\n" for line in lines) + "\r\n"
-    request = read_request(head.encode("utf-8", "surrogateescape"), PEER)
+    lane = _lane(names, forward_bearer, ())
+    request = read_request(head.encode("utf-8", "surrogateescape"), PEER, lane)
     if request is None:
         return  # for aiohttp: not the relay's
-    lane = _lane(names, forward_bearer, ())
     built = _lane_head(request, identity, lane)
     if built is not None:
         assert built == _stages(request, identity, names, forward_bearer)
