@@ -30,9 +30,11 @@ _TEXT = ("utf-8", "surrogateescape")
 #: A field line written ``Name: value`` with one space and no blanks around the value, in
 #: characters llhttp allows (RFC 9110 §5.5: visible characters, spaces and tabs inside, and
 #: obs-text); shared with the answer heads' reading (:mod:`gateway.relay.response_head`).
+#: The value is one run of those characters that neither starts nor ends with a blank (the
+#: look-ahead and look-behind), or nothing: one run is faster to match than words and blanks.
 PLAIN_FIELD_LINE = (
     rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++: "
-    rb"(?:[\x21-\x7e\x80-\xff]++(?:[\t\x20]++[\x21-\x7e\x80-\xff]++)*+)?\r\n"
+    rb"(?:(?![\t\x20])[\t\x20-\x7e\x80-\xff]++(?<![\t\x20]))?\r\n"
 )
 #: The head most clients send: a common method, an origin-form target in characters every
 #: parser takes, HTTP/1.1 or 1.0, and every field a :data:`PLAIN_FIELD_LINE`. Groups: method,
