@@ -144,3 +144,30 @@ async def test_the_gateway_usage_recorder_stops_with_redis_frozen(
     finally:
         redis_server.resume()
         await redis.aclose()
+
+
+async def test_usage_counts_a_failed_flush_kept_are_added_to_later_ones(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """Counts Redis did not take stay pending, added to those made meanwhile; the next flush
+    writes the sum, so no request of the usage chart is lost or counted twice."""
+    redis = aioredis.Redis.from_url(redis_url, socket_timeout=0.2)
+    usage = UsageRecorder(redis)
+    token_id = f"t-{uuid4()}"
+    try:
+        usage.record(token_id)
+        usage.record(token_id)
+        redis_server.pause()
+        try:
+            flushing = asyncio.create_task(usage.flush())
+            await asyncio.sleep(0)  # the flush has taken the two counts and waits on Redis
+            usage.record(token_id)  # counted meanwhile
+            await flushing  # times out: its two counts go back
+        finally:
+            redis_server.resume()
+        await usage.flush()
+        keys = [key async for key in redis.scan_iter(match=f"kg:use:{{{token_id}}}:*")]
+        counts = await redis.mget(keys)
+        assert sum(int(count or 0) for count in counts) == 3
+    finally:
+        await redis.aclose()
