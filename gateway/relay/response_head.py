@@ -120,6 +120,7 @@ class ResponseHead:
         if plain and _PLAIN_HEAD.fullmatch(head) is not None and self._read_plain(head):
             return
         self._verbatim: bytes | None = None
+        #: A plain head holds a field :data:`_NOTABLE` finds, besides ``Content-Length``.
         self._notable = True
         #: What a ``Connection`` field names (hop-by-hop too), lower-case.
         self._named: frozenset[bytes] | set[bytes] = set()
