@@ -187,7 +187,9 @@ class Answering:
         if not clean:
             data = data[:left]
         self._length_left = left - len(data)
-        self.client.transport.write(head + data if head else data)  # type: ignore[union-attr]
+        transport = self.client.transport
+        assert transport is not None
+        transport.write(head + data if head else data)
         if self._length_left == 0:
             assert self._response is not None
             self._done(reusable=clean and self._response.keep_alive, close=close)
