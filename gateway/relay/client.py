@@ -110,11 +110,8 @@ class ClientConnection(asyncio.Protocol):
                 if end + 4 > MAX_HEAD:
                     self._refuse_head()
                     return
-                if buffer.find(b"\n\n", 0, end) >= 0:
-                    self._hand_over()
-                    return
                 request = read_request(bytes(buffer[: end + 4]), self._remote, self._lane)
-                if request is None:
+                if request is None:  # a bare-LF head among them: read_request looks for it
                     self._hand_over()
                     return
                 del buffer[: end + 4]
