@@ -3,6 +3,11 @@
 Counting happens in memory on the request path (a dict increment); a background task adds the
 counts to Redis every few seconds in one pipeline, as ``kg:use:{<token id>}:<epoch minute>``
 kept for 25 hours. Counts that cannot be written (Redis down) are kept for the next flush.
+
+At most ``max_pending`` token-minutes (:data:`MAX_PENDING`) wait at once (Redis away for long,
+a flood of distinct tokens): past that, requests of the token-minutes already waiting are still
+counted, those of new ones are not, and the next flush that gets through logs how many were
+lost.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from redis.exceptions import RedisError
 from keygate_core.redis_keys import usage_key
 
 RETENTION_SECONDS = 25 * 3600
-_MAX_PENDING = 200_000
+MAX_PENDING = 200_000
 
 log = logging.getLogger("keygate.gateway.usage")
 
@@ -27,14 +32,21 @@ log = logging.getLogger("keygate.gateway.usage")
 class UsageRecorder:
     """Counts bearer requests per token and minute; flushes to Redis in batches."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, max_pending: int = MAX_PENDING) -> None:
         self._redis = redis
+        self._max_pending = max_pending
         self._pending: Counter[tuple[str, int]] = Counter()
+        #: Requests not counted since the last flush that got through (the cap was reached).
+        self._dropped = 0
 
     def record(self, token_id: str) -> None:
         """Count one request now (cheap; safe on the request path)."""
-        if len(self._pending) < _MAX_PENDING:
-            self._pending[(token_id, int(time.time()) // 60)] += 1
+        key = (token_id, int(time.time()) // 60)
+        pending = self._pending
+        if key in pending or len(pending) < self._max_pending:
+            pending[key] += 1
+        else:
+            self._dropped += 1
 
     async def flush(self) -> None:
         """Add every pending count to Redis in one round trip."""
@@ -50,6 +62,13 @@ class UsageRecorder:
                 await pipe.execute()
         except (RedisError, OSError, TimeoutError):
             self._pending.update(batch)
+            return
+        dropped, self._dropped = self._dropped, 0
+        if dropped:
+            log.warning(
+                "usage counts lost: too many tokens waited to be counted",
+                extra={"requests": dropped, "limit": self._max_pending},
+            )
 
     async def run(self, interval: float = 5.0) -> None:
         """Flush every ``interval`` seconds until cancelled (then once more)."""

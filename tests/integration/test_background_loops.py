@@ -11,6 +11,7 @@ Redis. A library that turns its cancellation into an error of its own is played 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -169,5 +170,36 @@ async def test_usage_counts_a_failed_flush_kept_are_added_to_later_ones(
         keys = [key async for key in redis.scan_iter(match=f"kg:use:{{{token_id}}}:*")]
         counts = await redis.mget(keys)
         assert sum(int(count or 0) for count in counts) == 3
+    finally:
+        await redis.aclose()
+
+
+async def test_usage_counts_past_the_pending_cap_keep_the_tokens_already_waiting(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With as many token-minutes waiting as the recorder holds, a token already waiting is
+    still counted; a new one is not, and the flush says how many requests were lost."""
+    redis = aioredis.Redis.from_url(redis_url)
+    usage = UsageRecorder(redis, max_pending=100)
+    run = uuid4()
+    waiting, new = f"t-{run}-waiting", f"t-{run}-new"
+    if time.time() % 60 > 58:  # all of it in one minute: counts are kept per token and minute
+        await asyncio.sleep(61 - time.time() % 60)
+    try:
+        usage.record(waiting)
+        for n in range(1, 100):
+            usage.record(f"t-{run}-{n}")
+        usage.record(waiting)
+        usage.record(new)
+        usage.record(new)
+        with caplog.at_level("WARNING", logger="keygate.gateway.usage"):
+            await usage.flush()
+        counted = {
+            token: [await redis.get(key) async for key in redis.scan_iter(f"kg:use:{{{token}}}:*")]
+            for token in (waiting, new)
+        }
+        assert counted == {waiting: [b"2"], new: []}
+        lost = [r for r in caplog.records if r.getMessage().startswith("usage counts lost")]
+        assert [r.__dict__["requests"] for r in lost] == [2]
     finally:
         await redis.aclose()
