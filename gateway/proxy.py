@@ -28,6 +28,7 @@ from gateway.pipeline.authz import (
     AuthPolicy,
     RouteRule,
     RouteTable,
+    authorize,
 )
 from gateway.pipeline.forward import Forwarder
 from gateway.pipeline.limit import RateDecision, RateLimiter, rate_limit_headers
@@ -144,8 +145,11 @@ class Pipeline:
             raise
         if identity is LATER:
             return Unfinished(rule, None)
-        self._count_authenticated(identity)
-        authorize_request(identity, rule, workspace, request, headers)
+        self.metrics.batch.count(self._authenticated[identity.auth_method])
+        if rule.workspace_header:
+            authorize_request(identity, rule, workspace, request, headers)
+        else:  # what authorize_request does without a workspace header to read
+            authorize(identity, rule, workspace)
         return self._limit_now(rule, identity)
 
     async def finish(

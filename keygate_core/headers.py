@@ -113,7 +113,9 @@ def request_id_or_new(value: str | None) -> str:
 
 def new_request_id() -> str:
     """A new request id (see :func:`request_id_or_new`)."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    # The counter's 8 bytes in hex: the same 16 digits as format(n, "016x"), made without the
+    # format machinery (one id per relayed request). It would take 2**64 ids to overflow.
+    return _ID_PREFIX + next(_ID_COUNTER).to_bytes(8).hex()
 
 
 def reported_client_address(headers: Mapping[str, str]) -> str | None:

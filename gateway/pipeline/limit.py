@@ -215,7 +215,8 @@ class RedisTokenBucket:
     def take_now(self, key: str, limit_per_minute: int) -> RateDecision | None:
         """See :meth:`RateLimiter.take_now`: from this gateway's live lease of the bucket, or
         its cached denial while the bucket cannot hold a token yet; never degraded."""
-        _check_limit(limit_per_minute)
+        if limit_per_minute < 1:  # checked here first: this runs on every bearer request
+            _check_limit(limit_per_minute)
         return self._book.take(key, limit_per_minute, time.monotonic())
 
     async def hit(self, key: str, limit_per_minute: int) -> RateDecision:

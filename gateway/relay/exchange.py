@@ -66,7 +66,8 @@ class Exchange(Answering):
                 ctx = pipeline.new_context(request)
                 self.client_address = ctx.client_address
             else:  # what new_context makes of a request from anyone else, without its headers
-                ctx = RequestContext(new_request_id(), client.client_address)
+                # (tuple.__new__: the named tuple without its Python-level __new__)
+                ctx = tuple.__new__(RequestContext, (new_request_id(), client.client_address))
             self.request_id = ctx.request_id
             if is_ambiguous(request.encoded_path):
                 unambiguous_path(request.raw_path)  # refuses it, saying why

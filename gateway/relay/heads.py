@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
+from enum import Enum
 from http.cookies import Morsel
 from types import MappingProxyType
-from typing import cast
+from typing import Final, Literal
 
 import httptools
 from aiohttp import web
@@ -49,8 +50,16 @@ _PLAIN_REQUEST = re.compile(
 _PLAIN_FIELD = re.compile(rb"([^:]+): ([^\r]*)\r\n")
 #: Longer Content-Length values are left to llhttp, which refuses what overflows.
 _LONGEST_LENGTH = 15
-#: What :func:`_request` answers when the plain reading leaves the head to llhttp.
-_UNDECIDED = object()
+
+
+class _Undecided(Enum):
+    """What :func:`_request` answers when the plain reading leaves the head to llhttp (an
+    enum member, so that the type checker tells it from a request without a cast)."""
+
+    UNDECIDED = 0
+
+
+_UNDECIDED: Final = _Undecided.UNDECIDED
 #: The names of requests read without a lane: every lane verdict is "the stages decide".
 NO_LANE = FieldNames()
 
@@ -173,7 +182,7 @@ def read_request(
             fields = _PLAIN_FIELD.findall(lines)
             read = _request(method, target, minor == b"0", fields, remote, names, True)
             if read is not _UNDECIDED:
-                return cast(RelayRequest | None, read)
+                return read
     if b"\n\n" in head:
         return None  # a bare-LF head: aiohttp answers those
     reader = _HeadReader()
@@ -189,7 +198,8 @@ def read_request(
         return None
     http10 = version == b"1.0"
     request = _request(parser.get_method(), reader.target, http10, reader.fields, remote, names)
-    return cast(RelayRequest | None, request)
+    assert request is not _UNDECIDED  # only the plain reading leaves a head undecided
+    return request
 
 
 def _request(
@@ -200,7 +210,7 @@ def _request(
     remote: str,
     names: FieldNames,
     plain: bool = False,
-) -> RelayRequest | object | None:
+) -> RelayRequest | Literal[_Undecided.UNDECIDED] | None:
     """The request, once its head is read; ``None`` for what :func:`read_request` leaves to
     aiohttp. From the ``plain`` reading, :data:`_UNDECIDED` when its ``Content-Length`` is for
     llhttp to judge (more than one, or not one short run of digits)."""

@@ -41,7 +41,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
         self.idle_since = 0.0
-        self._reading_paused = False
+        #: Reading is paused: the client is not keeping up.
+        self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's; they are Transports all the same.
@@ -79,14 +80,14 @@ class UpstreamConnection(asyncio.Protocol):
 
     def pause_reading(self) -> None:
         """The client is not keeping up: stop reading the answer for now."""
-        if self.transport is not None and not self._reading_paused:
-            self._reading_paused = True
+        if self.transport is not None and not self.reading_paused:
+            self.reading_paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         """Read the answer again."""
-        if self.transport is not None and self._reading_paused:
-            self._reading_paused = False
+        if self.transport is not None and self.reading_paused:
+            self.reading_paused = False
             if not self.transport.is_closing():
                 self.transport.resume_reading()
 
@@ -188,7 +189,8 @@ class UpstreamPool:
     def release(self, connection: UpstreamConnection) -> None:
         """Keep ``connection`` for the next request, or close it when the pool is full."""
         connection.exchange = None
-        connection.resume_reading()
+        if connection.reading_paused:
+            connection.resume_reading()
         connection.idle_since = self._loop.time()  # also marks it as served before
         if self._waiting:
             _, on_ready, _ = self._waiting.popleft()
