@@ -226,10 +226,12 @@ def _authenticators(app: web.Application) -> list[Authenticator]:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """The revocation listener, the usage flusher and (with several workers) the L1 gauge,
-    stopped in reverse order even when a step of starting or stopping them fails."""
+    stopped in reverse order even when a step of starting or stopping them fails; the last
+    metrics batch handed to prometheus_client after them."""
     settings = app[SETTINGS]
     timeout = settings.redis_timeout_ms / 1000
     async with contextlib.AsyncExitStack() as running:
+        running.callback(app[METRICS].batch.flush)
         # The revocation listener blocks on reads, so it gets its own connection pool.
         listener_redis = open_redis(settings.redis_url, timeout=None, connect_timeout=timeout)
         running.push_async_callback(listener_redis.aclose)

@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from gateway.metric_batch import MetricBatch
+from gateway.metric_batch import SCRAPE_WAIT_SECONDS, MetricBatch
 from gateway.token_cache import Lookup
 from keygate_core.probes import metrics_response
 from keygate_core.worker_metrics import scrape_registry, shares_metrics
@@ -129,8 +129,11 @@ class GatewayMetrics:
         """Observe ``seconds`` in ``metric{values}`` at the end of this loop turn."""
         self.batch.observe(self.labels(metric, *values), seconds)
 
-    def render(self, request: web.Request) -> web.Response:
+    async def render(self, request: web.Request) -> web.Response:
         """The exposition for ``request`` (OpenMetrics when the scraper asks for it): this app's
-        registry, or every worker's metrics merged when the gateway runs several."""
+        registry, or every worker's metrics merged when the gateway runs several (after
+        waiting for their batches: see :mod:`gateway.metric_batch`)."""
+        if shares_metrics():
+            await asyncio.sleep(SCRAPE_WAIT_SECONDS)
         self.batch.flush()
         return metrics_response(self._scraped, request)

@@ -90,7 +90,7 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition."""
     app = _gateway(request)
     app[METRICS].l1_entries.set(len(app[L1]))
-    return app[METRICS].render(request)
+    return await app[METRICS].render(request)
 
 
 def add_ops_routes(app: web.Application) -> None:

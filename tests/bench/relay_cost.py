@@ -144,7 +144,7 @@ async def _cold(
             continue
         upstream.data_received(ANSWER)
         times.append(time.process_time() - started)
-        await asyncio.sleep(0)  # the loop turn after it (metrics go out), not timed
+        await asyncio.sleep(0)  # the loop turn after it, not timed
     return statistics.median(times) * 1e6
 
 
@@ -155,7 +155,7 @@ async def _one(
     await _forwarded(upstream)
     upstream.data_received(ANSWER)
     if turn:
-        await asyncio.sleep(0)  # a loop turn now and then, as under load (metrics go out)
+        await asyncio.sleep(0)  # a loop turn now and then, as under load (timers run)
 
 
 async def _forwarded(upstream: UpstreamConnection) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from gateway.metric_batch import MetricBatch
+from gateway.metric_batch import FLUSH_SECONDS, MetricBatch
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0)
 #: Values on, between, below and above the bounds (bisect_left must match observe's "≤").
@@ -37,8 +37,13 @@ async def test_batched_counts_and_observations_expose_like_direct_calls() -> Non
         batch.count(counter_b.labels("ok"))
         batch.observe(histogram_b.labels("/"), value)
 
-    assert _exposition(batched) != _exposition(direct)  # nothing out before the turn ends
     await asyncio.sleep(0)
+    assert _exposition(batched) != _exposition(direct)  # nothing out before the flush is due
+    await asyncio.sleep(FLUSH_SECONDS)
+    for _ in range(100):  # the flush's timer runs at the loop's first turn once it is due
+        if _exposition(batched) == _exposition(direct):
+            break
+        await asyncio.sleep(0.01)
 
     assert _exposition(batched) == _exposition(direct)
 
