@@ -126,7 +126,7 @@ class GatewayMetrics:
             await asyncio.sleep(every_seconds)
 
     def observe(self, metric: Histogram, seconds: float, *values: str) -> None:
-        """Observe ``seconds`` in ``metric{values}`` at the end of this loop turn."""
+        """Observe ``seconds`` in ``metric{values}`` at the batch's next flush (every 10 ms)."""
         self.batch.observe(self.labels(metric, *values), seconds)
 
     async def render(self, request: web.Request) -> web.Response:
