@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -36,14 +37,23 @@ class MetricBatch:
         #: Per histogram: observations per bucket index (only the buckets hit), and their sum.
         self._observed: dict[Histogram, tuple[dict[int, int], list[float]]] = {}
         self._bounds: dict[Histogram, list[float]] = {}
-        self._pending = False
+        #: A flush is scheduled (the relay checks it itself: see :meth:`add_drain`).
+        self.pending = False
+        self._drains: list[Callable[[], None]] = []
+
+    def add_drain(self, drain: Callable[[], None]) -> None:
+        """Call ``drain`` at each flush, first: it hands the batch what its owner noted
+        meanwhile. (The relay notes each request's duration in a plain list, with a
+        :meth:`schedule` when :attr:`pending` is false, and turns them into observations
+        here: the per-request work left is one append, the rest runs once per flush.)"""
+        self._drains.append(drain)
 
     def count(self, child: Counter) -> None:
         """``child.inc()``, batched. ``child`` is a labelled child (or a metric without labels)."""
         counts = self._counts
         counts[child] = counts.get(child, 0) + 1
-        if not self._pending:
-            self._schedule()
+        if not self.pending:
+            self.schedule()
 
     def observe(self, child: Histogram, value: float) -> None:
         """``child.observe(value)``, batched."""
@@ -58,11 +68,12 @@ class MetricBatch:
         index = bisect_left(bounds, value)
         hits[index] = hits.get(index, 0) + 1
         entry[1][0] += value
-        if not self._pending:
-            self._schedule()
+        if not self.pending:
+            self.schedule()
 
-    def _schedule(self) -> None:
-        self._pending = True
+    def schedule(self) -> None:
+        """Flush in :data:`FLUSH_SECONDS` (at once without a running loop)."""
+        self.pending = True
         try:
             asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
         except RuntimeError:  # no loop (a test calling a stage directly): pass it on now
@@ -70,7 +81,10 @@ class MetricBatch:
 
     def flush(self) -> None:
         """Hand everything waiting to prometheus_client."""
-        self._pending = False
+        self.pending = True  # what the drains add goes out now, without another schedule
+        for drain in self._drains:
+            drain()
+        self.pending = False
         counts, self._counts = self._counts, {}
         for counter, n in counts.items():
             counter.inc(n)

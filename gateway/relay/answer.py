@@ -281,7 +281,10 @@ class Answering:
         status = self._status or (self._response.status if self._response is not None else 500)
         relay, seconds = self.relay, time.perf_counter() - self.started
         route = self.route
-        relay.observe(route, status, seconds)
+        # Counted at the next metrics flush (Relay.finished): one append here.
+        relay.finished.append((route, status, seconds))
+        if not relay.batch.pending:
+            relay.batch.schedule()
         access = relay.access
         if access.enabled:
             request_id, method = self.request_id, self.request.method

@@ -85,6 +85,10 @@ class Relay:
         self.connections: set[ClientConnection] = set()
         #: The duration histogram's child per route and status class.
         self._durations: dict[tuple[str, int], Histogram] = {}
+        #: Route, status and seconds of each request answered since the last metrics flush.
+        self.finished: list[tuple[str, int, float]] = []
+        self.batch = self.metrics.batch
+        self.batch.add_drain(self._observe_finished)
         self._all_closed: asyncio.Event | None = None
         self._pools: dict[str, UpstreamPool] = {}
         #: The pools by route rule upstream (an URL, or the name of one of keygate's services).
@@ -106,6 +110,12 @@ class Relay:
         if pool is None:
             pool = self._rule_pools[rule.upstream] = self.pool(self.pipeline.base(rule))
         return pool
+
+    def _observe_finished(self) -> None:
+        """The durations of the requests in :attr:`finished`, to the metrics batch."""
+        finished, self.finished = self.finished, []
+        for route, status, seconds in finished:
+            self.observe(route, status, seconds)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         """``keygate_gateway_request_duration_seconds`` for one relayed request."""
