@@ -82,9 +82,11 @@ class MetricBatch:
     def flush(self) -> None:
         """Hand everything waiting to prometheus_client."""
         self.pending = True  # what the drains add goes out now, without another schedule
-        for drain in self._drains:
-            drain()
-        self.pending = False
+        try:
+            for drain in self._drains:
+                drain()
+        finally:
+            self.pending = False  # even after a failing drain: the next count schedules again
         counts, self._counts = self._counts, {}
         for counter, n in counts.items():
             counter.inc(n)
