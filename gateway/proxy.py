@@ -186,15 +186,12 @@ class Pipeline:
                 return _ANONYMOUS
             self._count_refused(error)
             raise
-        self._count_authenticated(identity)
+        self.metrics.batch.count(self._authenticated[identity.auth_method])
         return identity
 
     def _count_refused(self, error: GatewayError) -> None:
         method = "session" if error.internal_reason == SESSION_UNAVAILABLE else "token"
         self.metrics.auth_decisions.labels(method, error.internal_reason).inc()
-
-    def _count_authenticated(self, identity: Identity) -> None:
-        self.metrics.batch.count(self._authenticated[identity.auth_method])
 
     def _limit_now(self, rule: RouteRule, identity: Identity) -> Decided | Unfinished:
         """Decided when the limiter answers without Redis (or nothing limits ``identity``);
