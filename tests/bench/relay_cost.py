@@ -88,6 +88,8 @@ class _Transport:
 #: per cache line).
 _OTHER_MEMORY = bytearray(32 * 1024 * 1024)
 _LINES = b"\x01" * (len(_OTHER_MEMORY) // 64)
+#: How long a request may take to reach the upstream (a lease from Redis) before the run fails.
+_FORWARD_SECONDS = 10.0
 
 
 async def _cost(
@@ -158,12 +160,13 @@ async def _one(
 
 
 async def _forwarded(upstream: UpstreamConnection) -> None:
-    """Return once the request is sent upstream (a task may be deciding it: taking a lease)."""
-    for _ in range(10_000):
-        if upstream.exchange is not None:
-            return
+    """Return once the request is sent upstream (a task may be deciding it: taking a lease,
+    which on a busy machine can take longer than thousands of loop turns)."""
+    deadline = time.monotonic() + _FORWARD_SECONDS
+    while upstream.exchange is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the request never reached the upstream (refused?)")
         await asyncio.sleep(0)
-    raise RuntimeError("the request never reached the upstream (refused?)")
 
 
 async def _warm(cache: Any, token: str) -> None:
