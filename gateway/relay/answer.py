@@ -14,7 +14,7 @@ from aiohttp import web
 from gateway.errors import GatewayError, bad_gateway
 from gateway.relay.added import NO_FIELDS
 from gateway.relay.heads import RelayRequest, response_bytes
-from gateway.relay.response_head import ResponseHead
+from gateway.relay.response_head import ResponseHead, whole_answer
 from gateway.relay.upstream import UpstreamConnection, UpstreamPool
 
 if TYPE_CHECKING:
@@ -119,6 +119,16 @@ class Answering:
 
     def _read_head(self, data: bytes) -> None:
         received = self._received
+        if not received and self._foreign and self.request.method != "HEAD":
+            # The common answer, whole in one read: to the client in one step.
+            close = self._closes_client()
+            keep_alive = self.request.http10 and not close
+            whole = whole_answer(data, self._added, close=close, keep_alive=keep_alive)
+            if whole is not None:
+                self._status, answer = whole
+                self.client.write(answer)
+                self._done(reusable=True, close=close)
+                return
         if received:  # the head came in pieces
             received += data
             data = bytes(received)

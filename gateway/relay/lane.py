@@ -63,6 +63,8 @@ class Lane(FieldNames):
         self._forward_bearer = forward_bearer
         self._trusted = trusted_proxies
         self._identities: dict[int, tuple[Identity, bytes]] = {}
+        #: The identity header lines of an anonymous request.
+        self.anonymous_lines = self.identity_lines(Identity.anonymous())
 
     def peer(self, remote: str) -> tuple[bool, str | None]:
         """Whether the peer at ``remote`` is a trusted proxy; if not, the client address of
@@ -71,13 +73,11 @@ class Lane(FieldNames):
             return True, None
         return False, client_address(_NO_HEADERS, peer_ip=remote, trusted_proxies=()) or None
 
-    def fields(self, request: RelayRequest, rule: RouteRule, *, trusted: bool) -> bytes | None:
-        """The field lines of ``request`` (read with this lane's names) that go upstream on
-        ``rule``, or ``None`` when the stages must decide (always for a ``trusted`` peer, a
-        trusted proxy)."""
-        if trusted or rule.upstream in KEYGATE_SERVICES or rule.workspace_header:
-            return None
-        return request.lane_lines
+    @staticmethod
+    def takes(rule: RouteRule) -> bool:
+        """Whether requests on ``rule`` may take the lane: not to keygate's own services, no
+        workspace header to read."""
+        return rule.upstream not in KEYGATE_SERVICES and not rule.workspace_header
 
     def verdict(self, name: bytes) -> int:
         """What the lane does with a field named ``name`` (see :mod:`gateway.relay.fields`)."""
@@ -113,23 +113,24 @@ class Lane(FieldNames):
         fields: bytes,
         forwarded: bytes,
         request_id: str,
-        identity: Identity,
+        identity_lines: bytes,
     ) -> bytes:
         """The whole head for the upstream: the request line and ``Host`` from ``first`` (the
         method, the target and the upstream's host), the client's ``fields``, then what the
         gateway writes, in the order :meth:`~gateway.pipeline.mutate.Mutator.for_upstream`
         writes it: the ``forwarded`` lines (:meth:`forwarded`), the request id, the identity
-        headers."""
+        headers (:meth:`identity_lines`)."""
         return b"%b %b HTTP/1.1\r\nHost: %b\r\n%b%b%b%b\r\n%b\r\n" % (
             *first,
             fields,
             forwarded,
             _REQUEST_ID,
             request_id.encode(),
-            self._identity_lines(identity),
+            identity_lines,
         )
 
-    def _identity_lines(self, identity: Identity) -> bytes:
+    def identity_lines(self, identity: Identity) -> bytes:
+        """The identity header lines of a request made by ``identity``, remembered."""
         known = self._identities.get(id(identity))
         if known is not None and known[0] is identity:
             return known[1]

@@ -45,6 +45,15 @@ _NOTABLE = re.compile(
 )
 #: Longer Content-Length values are left to llhttp, which refuses what overflows.
 _LONGEST_LENGTH = 15
+#: What ends the client's head, by ``close`` and ``keep_alive`` (see
+#: :meth:`ResponseHead.client_head`).
+_ENDINGS = {
+    (False, False): b"\r\n",
+    (False, True): b"Connection: keep-alive\r\n\r\n",  # an HTTP/1.0 client closes without it
+    (True, False): b"Connection: close\r\n\r\n",
+    (True, True): b"Connection: close\r\n\r\n",
+}
+_NO_BODY_STATUS = (204, 304)
 
 
 class _ResponseReader:
@@ -271,9 +280,39 @@ class ResponseHead:
         lines.append(added.lines)
         if chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
-        if close:
-            lines.append(b"Connection: close\r\n")
-        elif keep_alive:
-            lines.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes without it
-        lines.append(b"\r\n")
+        lines.append(_ENDINGS[close, keep_alive])
         return b"".join(lines)
+
+
+def whole_answer(
+    data: bytes, added: Added, *, close: bool, keep_alive: bool = False
+) -> tuple[int, bytes] | None:
+    """The status of the answer in ``data`` and what the client gets of it, when ``data`` is
+    one whole answer of the kind almost every upstream sends: a plain head
+    (:data:`_PLAIN_HEAD`) with a final status other than 204 and 304, whose only field
+    :data:`_NOTABLE` finds is one ``Content-Length``, and exactly that many body bytes after
+    it. Nothing in such a head is dropped: the client gets it as it came with ``added`` after
+    its fields, then the body (what :meth:`ResponseHead.client_head` writes for it, with the
+    same ``close`` and ``keep_alive``), without the head read into an object. ``None`` for
+    anything else: :class:`ResponseHead` reads it. Not for the answer to a ``HEAD`` request,
+    whose ``Content-Length`` describes a body that does not follow."""
+    end = data.find(b"\r\n\r\n") + 4
+    if end < 4 or _PLAIN_HEAD.fullmatch(data, 0, end) is None:
+        return None
+    notable = _NOTABLE.findall(data[:end].lower())
+    if len(notable) != 1:
+        return None
+    name, value = notable[0]
+    if name != b"content-length" or len(value) > _LONGEST_LENGTH or not value.isdigit():
+        return None
+    status = int(data[9:12])
+    if int(value) != len(data) - end or status < 200 or status in _NO_BODY_STATUS:
+        return None
+    if not _added(added.names)[1]:
+        return None  # a field it adds might be in the head, to be replaced
+    return status, b"%b%b%b%b" % (
+        data[: end - 2],
+        added.lines,
+        _ENDINGS[close, keep_alive],
+        data[end:],
+    )

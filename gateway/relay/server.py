@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import socket
+from typing import NamedTuple
 
 from aiohttp import web
 from prometheus_client import Histogram
@@ -23,7 +24,7 @@ from prometheus_client import Histogram
 from gateway.access_log import AccessLog
 from gateway.appkeys import ACCESS_LOG, METRICS, PIPELINE, SETTINGS
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline.authz import RouteRule
+from gateway.pipeline.authz import AuthPolicy, RouteRule
 from gateway.proxy import Pipeline
 from gateway.relay.client import ClientConnection
 from gateway.relay.lane import Lane
@@ -40,6 +41,18 @@ _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 #: Route and status-class pairs whose histogram child is kept (routes are the route table's
 #: prefixes, so the bound is only a guard).
 _DURATION_CHILDREN = 4096
+
+
+class RoutePlan(NamedTuple):
+    """What the relay does with the requests on one route rule (:meth:`Relay.plan`)."""
+
+    rule: RouteRule
+    #: The pool of the rule's upstream when its requests may take the lane
+    #: (:meth:`~gateway.relay.lane.Lane.takes`), else ``None``.
+    lane_pool: UpstreamPool | None
+    #: Its requests that take the lane need nothing of the stages: anyone may take the route
+    #: (``auth = "none"``); see :meth:`~gateway.relay.exchange.Exchange.start`.
+    express: bool
 
 
 class Relay:
@@ -93,6 +106,8 @@ class Relay:
         self._pools: dict[str, UpstreamPool] = {}
         #: The pools by route rule upstream (an URL, or the name of one of keygate's services).
         self._rule_pools: dict[str, UpstreamPool] = {}
+        #: Per route rule, by id (each plan keeps its rule, so that the id stays its own).
+        self._plans: dict[int, RoutePlan] = {}
         self._sweeper: asyncio.TimerHandle | None = loop.call_later(self._every, self._sweep)
 
     def pool(self, base: str) -> UpstreamPool:
@@ -110,6 +125,16 @@ class Relay:
         if pool is None:
             pool = self._rule_pools[rule.upstream] = self.pool(self.pipeline.base(rule))
         return pool
+
+    def plan(self, rule: RouteRule) -> RoutePlan:
+        """What the relay does with the requests on ``rule``, remembered per rule."""
+        plan = self._plans.get(id(rule))
+        if plan is None or plan.rule is not rule:
+            lane = self.lane.takes(rule)
+            pool = self.pool_for(rule) if lane else None
+            plan = RoutePlan(rule, pool, lane and rule.auth is AuthPolicy.NONE)
+            self._plans[id(rule)] = plan
+        return plan
 
     def _observe_finished(self) -> None:
         """The durations of the requests in :attr:`finished`, to the metrics batch."""

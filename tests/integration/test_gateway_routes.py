@@ -168,6 +168,33 @@ async def test_none_route_ignores_a_bad_token_and_strips_identity(
     assert refused.status == 401
 
 
+async def test_a_passthrough_request_reaches_the_upstream_as_an_anonymous_one_does(
+    routed: Routed,
+) -> None:
+    """auth=none requests skip the stages (the relay's shorter path for them): the upstream
+    gets field for field the head an anonymous request gets on an optional route, and the
+    client the same answer fields."""
+    headers = [
+        ("Accept", "*/*"),
+        ("X-Keygate-User-Id", "spoofed"),
+        ("X-Real-IP", "203.0.113.9"),
+        ("Cookie", "theme=dark"),
+        ("X-Note", "café"),
+    ]
+    heads, answers = [], []
+    for path in ("/public/page", "/open/page"):
+        response = await routed.stack.gateway.get(path, headers=headers)
+        assert response.status == 200
+        seen = routed.stack.upstream.last
+        request_ids = seen.header("X-Request-Id")
+        assert request_ids == [response.headers["X-Request-Id"]]
+        heads.append([(n, v) for n, v in seen.headers if n.lower() != "x-request-id"])
+        answers.append([n for n in response.headers if n.lower() not in ("date", "x-request-id")])
+    assert heads[0] == heads[1]
+    assert answers[0] == answers[1]
+    assert ("X-Keygate-Auth-Method", "anonymous") in heads[0]
+
+
 @pytest.mark.parametrize(
     ("scope", "status"),
     [(None, 401), ("PERSONAL", 403), ("WORKSPACE", 200), ("ORGANIZATION", 200)],

@@ -70,13 +70,16 @@ def _stages(
 def _lane_head(
     request: RelayRequest, identity: Identity, lane: Lane, rule: RouteRule = DEFAULT_RULE
 ) -> bytes | None:
+    """The lane's head, or ``None`` where the relay leaves the request to the stages (what
+    ``Exchange.start`` decides: a trusted peer, a rule the lane does not take, or field
+    lines the lane did not collect)."""
     trusted, _ = lane.peer(request.remote)
-    fields = lane.fields(request, rule, trusted=trusted)
-    if fields is None:
+    fields = request.lane_lines
+    if trusted or not lane.takes(rule) or fields is None:
         return None
     first = (request.method.encode(), b"/base" + request.target, UPSTREAM_HOST.encode())
     forwarded = lane.forwarded(request.remote, request.host)
-    return lane.head(first, fields, forwarded, "rid-1", identity)
+    return lane.head(first, fields, forwarded, "rid-1", lane.identity_lines(identity))
 
 
 def _request(
@@ -148,7 +151,7 @@ def test_plain_requests_take_the_lane() -> None:
     """The common API call is the lane's: otherwise it would be no use."""
     lane = _lane(IdentityHeaderNames(), False, ())
     request = _request(lane, "Host: a", "Authorization: Bearer kg_x", "Accept: */*", "Cookie: a=b")
-    assert lane.fields(request, DEFAULT_RULE, trusted=False) is not None
+    assert _lane_head(request, TOKEN, lane) is not None
 
 
 def test_trusted_proxies_keygate_services_and_workspace_headers_take_the_stages() -> None:

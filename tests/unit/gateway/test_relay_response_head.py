@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gateway.pipeline.limit import RateDecision
 from gateway.relay.added import added, answer_fields
-from gateway.relay.response_head import ResponseHead
+from gateway.relay.response_head import ResponseHead, whole_answer
 from tests.unit.gateway.head_fields import SEPARATORS, field_values
 
 ADDED = added({"X-Request-Id": "rid-1", "X-RateLimit-Remaining": "9"})
@@ -42,7 +42,23 @@ def _same_reading(head: bytes) -> ResponseHead | None:
                 assert read.client_head(fields, foreign=foreign, **flags) == expected.client_head(
                     fields, foreign=foreign, **flags
                 ), head
+    _same_whole_answer(head, read)
     return read
+
+
+def _same_whole_answer(head: bytes, read: ResponseHead) -> None:
+    """Where the one-step path takes ``head`` with its whole body, the client gets what the
+    head's reading gives; it takes only answers kept alive, with a body of their length."""
+    body = b"b" * (read.length or 0)
+    for fields in (ADDED, BEARER_ADDED, OTHER_ADDED):
+        for close, keep_alive in ((False, False), (True, False), (False, True)):
+            whole = whole_answer(head + body, fields, close=close, keep_alive=keep_alive)
+            if whole is None:
+                continue
+            flags = {"chunked": False, "close": close, "keep_alive": keep_alive}
+            assert whole == (read.status, read.client_head(fields, **flags) + body), head
+            assert read.keep_alive and read.length is not None and read.status >= 200, head
+            assert read.status not in (204, 304) and fields is not OTHER_ADDED, head
 
 
 @pytest.mark.parametrize(
@@ -94,6 +110,48 @@ def test_an_answer_with_nothing_to_drop_is_passed_on_without_splitting_its_field
     assert read.client_head(BEARER_ADDED, chunked=False, close=False).startswith(head[:-2])
     assert read._fields is None  # not split: written as it came
     assert read.field(b"location") == b"/o/1"  # and still read when asked
+
+
+COMMON = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+
+
+def test_the_common_answer_whole_in_one_read_goes_to_the_client_in_one_step() -> None:
+    """Head and body in one read: the client's bytes at once, the relay's fields added."""
+    whole = whole_answer(COMMON + b"{}", BEARER_ADDED, close=False)
+    assert whole == (200, COMMON[:-2] + BEARER_ADDED.lines + b"\r\n{}")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(COMMON + b"{", id="body-still-coming"),
+        pytest.param(COMMON + b"{}HTTP/1.1 200 OK\r\n", id="bytes-after-the-body"),
+        pytest.param(COMMON[:-2], id="head-still-coming"),
+        pytest.param(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", id="204"),
+        pytest.param(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n", id="304"),
+        pytest.param(b"HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\n", id="interim"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", id="close"
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\nContent-Length: 0\r\n\r\n", id="cookie"
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nX-Request-Id: u\r\nContent-Length: 0\r\n\r\n", id="added"
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", id="twice"
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", id="chunked"
+        ),
+        pytest.param(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", id="http-1.0"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nX-Bad: a\x01b\r\nContent-Length: 0\r\n\r\n", id="odd"),
+    ],
+)
+def test_every_other_answer_is_read_into_a_head(data: bytes) -> None:
+    """Anything but the common whole answer is left to :class:`ResponseHead`."""
+    assert whole_answer(data, BEARER_ADDED, close=False) is None
 
 
 _NAMES = st.sampled_from(
