@@ -14,13 +14,12 @@ from aiohttp import web
 from gateway.errors import GatewayError, bad_gateway
 from gateway.relay.added import NO_FIELDS
 from gateway.relay.heads import RelayRequest, response_bytes
-from gateway.relay.response_head import ResponseHead, whole_answer
+from gateway.relay.response_head import NO_BODY_STATUS, ResponseHead, whole_answer
 from gateway.relay.upstream import UpstreamConnection, UpstreamPool
 
 if TYPE_CHECKING:
     from gateway.relay.client import ClientConnection
 
-_NO_BODY_STATUS = frozenset({204, 304})
 #: Methods a request may be sent again with (RFC 9110 §9.2.2), like nginx's retries.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 #: A response head longer than this is the upstream's fault: 502.
@@ -158,7 +157,7 @@ class Answering:
         if not self._foreign and response.status == 401 and self._refused(response):
             return
         self._response = response
-        if self.request.method == "HEAD" or response.status in _NO_BODY_STATUS:
+        if self.request.method == "HEAD" or response.status in NO_BODY_STATUS:
             self._framing = _NONE
         elif response.chunked:
             self._framing = _CHUNKS

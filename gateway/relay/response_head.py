@@ -53,7 +53,8 @@ _ENDINGS = {
     (True, False): b"Connection: close\r\n\r\n",
     (True, True): b"Connection: close\r\n\r\n",
 }
-_NO_BODY_STATUS = (204, 304)
+#: Final statuses whose answers have no body, whatever their framing fields say.
+NO_BODY_STATUS = frozenset({204, 304})
 
 
 class _ResponseReader:
@@ -185,7 +186,7 @@ class ResponseHead:
         # llhttp's should_keep_alive() for HTTP/1.1: not "close", and the body not read to the
         # end of the connection (RFC 9112 §6.3).
         self.keep_alive = b"close" not in named and (
-            length is not None or status < 200 or status in (204, 304)
+            length is not None or status < 200 or status in NO_BODY_STATUS
         )
         self._named = named
         self._notable = notable
@@ -306,7 +307,7 @@ def whole_answer(
     if name != b"content-length" or len(value) > _LONGEST_LENGTH or not value.isdigit():
         return None
     status = int(data[9:12])
-    if int(value) != len(data) - end or status < 200 or status in _NO_BODY_STATUS:
+    if int(value) != len(data) - end or status < 200 or status in NO_BODY_STATUS:
         return None
     if not _added(added.names)[1]:
         return None  # a field it adds might be in the head, to be replaced
