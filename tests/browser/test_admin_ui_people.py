@@ -30,10 +30,12 @@ async def app_status(stack: UIStack, token: str) -> int:
 
 
 async def first_refusal_after(stack: UIStack, token: str, start: float) -> float:
-    """Seconds from ``start`` until the app refuses ``token`` (gives up after 5 s)."""
-    while time.monotonic() - start < 5:
+    """How long after ``start`` ``token`` last worked, at most: when the first request the
+    app refused was sent, each request sent once the one before has its answer (gives up
+    after 5 s)."""
+    while (sent := time.monotonic()) - start < 5:
         if await app_status(stack, token) == 401:
-            return time.monotonic() - start
+            return max(0.0, sent - start)
     raise AssertionError("the token still worked 5 s after the deactivation")
 
 

@@ -25,8 +25,10 @@ class RawUpstream:
     """Answers each request with ``response``; counts what it did.
 
     ``per_connection``: requests answered on one connection; the next one is met by a close.
-    ``idle_close``: seconds a connection may wait for its next request before it is closed,
-    taken in turn by successive connections (so that some close just as a request is sent).
+    ``idle_close``: seconds a connection may wait for its next request once it has answered
+    one before it is closed, taken in turn by successive connections (so that some close just
+    as a request is sent on a kept-alive connection). A new connection waits for its first
+    request as long as it takes.
     """
 
     response: bytes
@@ -44,7 +46,8 @@ class RawUpstream:
         try:
             while True:
                 try:
-                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), idle)
+                    waiting = idle if answered_here else None
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), waiting)
                 except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     return
                 if self.per_connection is not None and answered_here >= self.per_connection:

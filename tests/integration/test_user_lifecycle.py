@@ -287,10 +287,12 @@ async def test_deactivation_ends_a_warm_token_and_a_session_at_the_gateway(
 
 
 async def seconds_until_refused(stack: Stack, bearer: dict[str, str], since: float) -> float:
-    """How long after ``since`` the gateway first answers 401 to ``bearer`` on an upstream path
-    (polling; 2 s max). Not whoami: the introspector serves it and checks the token in Postgres;
-    the upstream path is decided by the gateway's own cache, which only the announcement clears."""
-    while time.monotonic() - since < 2:
+    """How long after ``since`` ``bearer`` last worked on an upstream path, at most: when the
+    first request that got a 401 was sent (each request is sent once the one before has its
+    answer; polling, 2 s max). Not whoami: the introspector serves it and checks the token in
+    Postgres; the upstream path is decided by the gateway's own cache, which only the
+    announcement clears."""
+    while (sent := time.monotonic()) - since < 2:
         if (await stack.gateway.get("/app", headers=bearer)).status == 401:
-            return time.monotonic() - since
+            return max(0.0, sent - since)
     return float("inf")
