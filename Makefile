@@ -85,8 +85,14 @@ sizing-docs: test-env
 docs: test-env
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# The suite on PYTEST_WORKERS pytest-xdist workers, each with a Postgres and a Redis of its own
+# (most of a test's time is spent waiting on servers and processes it starts, so there are more
+# workers than cores; 0 runs it in one process). Then tests/reliability, which loads the
+# machine on purpose and measures how keygate holds up, on its own.
+PYTEST_WORKERS ?= 4
 pytest: test-env servers
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal --ignore=tests/reliability
+	$(BIN)/pytest tests/reliability
 
 test: lint typecheck docs pytest
 

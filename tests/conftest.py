@@ -21,8 +21,8 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -32,39 +32,13 @@ from introspector.hashing import Argon2Params, SecretHasher
 from introspector.migrate import migrate
 from tests.harness.servers import PostgresServer, RedisServer, ServerUnavailable
 
+if TYPE_CHECKING:  # the plugin below: imported by pytest, which rewrites it
+    from tests.harness.run_summary import RunNotes
+
 # Fixtures shared by several test folders; pytest takes plugins only from the top conftest.
-pytest_plugins = ["tests.harness.fixtures"]
+pytest_plugins = ["tests.harness.fixtures", "tests.harness.run_summary"]
 
 TEMPLATE_DB = "keygate_template"
-
-
-@dataclass
-class _RunStats:
-    """What the terminal summary reports about the real servers."""
-
-    lines: list[str] = field(default_factory=list)
-    databases: int = 0
-    redis_resets: int = 0
-
-
-_STATS_KEY = pytest.StashKey[_RunStats]()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_STATS_KEY] = _RunStats()
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, config: pytest.Config
-) -> None:
-    stats = config.stash[_STATS_KEY]
-    if stats.lines:
-        terminalreporter.section("real servers used by this run")
-        for line in stats.lines:
-            terminalreporter.write_line(line)
-        terminalreporter.write_line(
-            f"{stats.databases} test databases cloned, Redis flushed {stats.redis_resets} times"
-        )
 
 
 def _base_dir(name: str) -> Path:
@@ -75,7 +49,7 @@ def _base_dir(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+def pg_server(run_notes: RunNotes) -> Iterator[PostgresServer]:
     """A private Postgres for the whole run, with a migrated template database."""
     base = _base_dir("pg")
     try:
@@ -101,7 +75,7 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
         return version
 
     version = asyncio.run(prepare())
-    request.config.stash[_STATS_KEY].lines.append(
+    run_notes.server(
         f"PostgreSQL {version} started from {server.bindir} on 127.0.0.1:{server.port}"
     )
     yield server
@@ -110,7 +84,7 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+def redis_server(run_notes: RunNotes) -> Iterator[RedisServer]:
     """A private Redis for the whole run."""
     base = _base_dir("redis")
     try:
@@ -122,7 +96,7 @@ def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     version = subprocess.run(
         [server.binary, "--version"], capture_output=True, text=True, check=True
     ).stdout.split()[2]
-    request.config.stash[_STATS_KEY].lines.append(
+    run_notes.server(
         f"Redis {version.removeprefix('v=')} started from {server.binary} "
         f"on 127.0.0.1:{server.port}"
     )
@@ -148,13 +122,11 @@ async def _admin_execute(pg: PostgresServer, sql: str) -> None:
 
 
 @pytest.fixture
-async def database_url(
-    pg_server: PostgresServer, request: pytest.FixtureRequest
-) -> AsyncIterator[str]:
+async def database_url(pg_server: PostgresServer, run_notes: RunNotes) -> AsyncIterator[str]:
     """A fresh, fully migrated database of this test's own."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     await _admin_execute(pg_server, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    request.config.stash[_STATS_KEY].databases += 1
+    run_notes.databases += 1
     yield pg_server.url(name)
     _ensure_up(pg_server)
     await _admin_execute(pg_server, f"DROP DATABASE {name} WITH (FORCE)")
@@ -179,15 +151,13 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def redis_url(
-    redis_server: RedisServer, request: pytest.FixtureRequest
-) -> AsyncIterator[str]:
+async def redis_url(redis_server: RedisServer, run_notes: RunNotes) -> AsyncIterator[str]:
     """The test Redis, emptied before the test."""
     _ensure_up(redis_server)
     client = aioredis.Redis.from_url(redis_server.url())
     await client.flushall()
     await client.aclose()
-    request.config.stash[_STATS_KEY].redis_resets += 1
+    run_notes.redis_resets += 1
     yield redis_server.url()
     _ensure_up(redis_server)
 
