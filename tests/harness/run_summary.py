@@ -1,10 +1,10 @@
 """The run's closing sections: the real servers the tests used, and the reliability figures.
 
 Fixtures note what they want shown in the ``run_notes`` fixture (:class:`RunNotes`); the
-sections are printed at the end of the run. The suite runs on several
-pytest-xdist workers, each a process with servers of its own: a worker hands what it noted to
-the controller when it finishes (``workeroutput``, xdist's channel for this), and the
-controller, which runs no test, prints everything once.
+sections are printed at the end of the run. The suite runs on several pytest-xdist workers,
+each a process with servers of its own: a worker hands what it noted to the controller when it
+finishes (``workeroutput``, xdist's channel for this), and the controller, which runs no test,
+prints everything once.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 and no slower than one that shares nothing.
 
 Two groups of wrong secrets for the same (cached) token: *near* ones, equal to the right secret
-but for the last character, and *far* ones, differing from the first; their medians compared.
+but for the last character, and *far* ones, differing from the first; their timings compared.
 
 - In process, against the comparisons themselves (the gateway's L1 cache and the introspector's
   Redis-cache check), in an interpreter of its own (:mod:`tests.reliability.comparison_timing`).
