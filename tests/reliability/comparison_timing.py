@@ -1,12 +1,12 @@
 """The in-process half of tests/reliability/test_timing.py, run in an interpreter of its own:
-``python -m tests.reliability.comparison_timing`` prints the medians as JSON.
+``python -m tests.reliability.comparison_timing`` prints the medians and ratios as JSON.
 
 Two groups of wrong secrets for the same (cached) token: *near* ones, equal to the right secret
-but for the last character, and *far* ones, differing from the first. Batches of calls of each
-group are timed by ``perf_counter_ns`` in a shuffled order (so machine noise falls on both
-alike) and their medians compared: for an early-exit comparison (a character loop that stops at
-the first difference, the positive control), for the gateway's L1 cache and for the
-introspector's Redis-cache check.
+but for the last character, and *far* ones, differing from the first. A batch of calls of each
+group is timed by ``perf_counter_ns``, the two back to back in a random order, pair after pair,
+and the median ratio near ÷ far is what the test reads: for an early-exit comparison (a
+character loop that stops at the first difference, the positive control), for the gateway's L1
+cache and for the introspector's Redis-cache check.
 
 A fresh interpreter because the test measures differences of a few per cent: late in a full
 suite run, in a heap of tens of thousands of objects, where each group's strings happen to lie
@@ -89,7 +89,8 @@ def early_exit_equal(a: str, b: str) -> bool:
 
 
 def measure(seed: int) -> dict[str, tuple[float, float, float]]:
-    """Near and far medians (ns per call) of the control, the L1 check and the cache check."""
+    """Near and far medians (ns per call) and the median pair ratio near ÷ far, of the
+    control, the L1 check and the cache check."""
     rng = random.Random(seed)
     _, parts = generate_token()
     near, far = wrong_secrets(parts.secret, BATCH, rng)
