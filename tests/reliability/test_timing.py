@@ -76,10 +76,10 @@ async def test_near_and_far_wrong_secrets_get_their_401_equally_fast(
     # 300 pairs, each one near and one far wrong secret sent one after the other (which goes
     # first drawn at random) through the gateway: all 401, and the median of the pairs'
     # differences within 5 % (or 50 µs) of the far median. Pairing compares each near request
-    # with a far one sent under the same load: the medians of two whole groups move apart by
-    # 10 % when the machine is busy in phases (one HTTP answer here takes 0.4-1.5 ms). Once
-    # refused by the gateway's L1 cache (it holds the id), once with that cache off, by the
-    # introspector's Redis cache.
+    # with a far one sent under the same load: the medians of two whole groups of shuffled
+    # requests came out 9 % apart once, in a full run on a busy machine. Once refused by the
+    # gateway's L1 cache (it holds the id), once with that cache off, by the introspector's
+    # Redis cache.
     l1_size = "100" if refused_by == "gateway" else "0"
     stack = await start_stack(
         KEYGATE_RATE_LIMIT_PER_MINUTE="1000000", KEYGATE_L1_CACHE_SIZE=l1_size
