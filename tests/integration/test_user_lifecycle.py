@@ -294,5 +294,5 @@ async def seconds_until_refused(stack: Stack, bearer: dict[str, str], since: flo
     announcement clears."""
     while (sent := time.monotonic()) - since < 2:
         if (await stack.gateway.get("/app", headers=bearer)).status == 401:
-            return max(0.0, sent - since)
+            return sent - since
     return float("inf")
