@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from keygate_core.token_format import parse_token
+from tests.harness.buckets import most_admitted
 from tests.harness.servers import RedisServer
 from tests.harness.stack import API, Stack, StartStack
 
@@ -54,7 +55,8 @@ async def test_failed_auth_does_not_consume_quota(start_stack: StartStack) -> No
 
 
 async def test_two_gateways_share_one_bucket(start_stack: StartStack) -> None:
-    """Two gateways on one Redis: 500 concurrent requests at a bucket of 50 → exactly 50 pass."""
+    """Two gateways on one Redis: 500 concurrent requests at a bucket of 50 → 50 pass, and no
+    more than the bucket refilled meanwhile (one token per 1.2 s, on a busy test machine)."""
     # A healthy Redis on a busy test machine: a generous timeout keeps every decision in Redis
     # (a timeout would be a *degraded* decision, which this test also checks did not happen).
     settings = {"KEYGATE_RATE_LIMIT_PER_MINUTE": "50", "KEYGATE_REDIS_TIMEOUT_MS": "5000"}
@@ -67,10 +69,12 @@ async def test_two_gateways_share_one_bucket(start_stack: StartStack) -> None:
     async def call(stack: Stack) -> int:
         return (await stack.gateway.get("/x", headers=headers)).status
 
+    started = time.monotonic()
     statuses = await asyncio.gather(*(call(first if i % 2 else second) for i in range(500)))
-    assert statuses.count(200) == 50
-    assert statuses.count(429) == 450
-    assert len(first.upstream.requests) + len(second.upstream.requests) == 50
+    admitted = statuses.count(200)
+    assert 50 <= admitted <= most_admitted(50, time.monotonic() - started), admitted
+    assert statuses.count(429) == 500 - admitted
+    assert len(first.upstream.requests) + len(second.upstream.requests) == admitted
     for stack in (first, second):
         assert "keygate_ratelimit_degraded_total 0.0" in await stack.metrics()
 

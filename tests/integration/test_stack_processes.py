@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.harness.buckets import most_admitted
 from tests.harness.servers import free_port, wait_for_port
 from tests.harness.stack import process_env
 from tests.harness.upstream import Upstream, create_upstream
@@ -118,7 +120,8 @@ async def test_curl_whoami_through_a_running_gateway(processes: Processes) -> No
 async def test_two_gateway_processes_share_the_bucket_and_hear_revocations(
     processes: Processes,
 ) -> None:
-    """Two gateway processes let exactly 50 of 500 requests through and both refuse a revoke."""
+    """Two gateway processes let 50 of 500 requests through (and no more than the bucket
+    refilled meanwhile) and both refuse a revoke."""
     # 500 concurrent requests at a bucket of 50; the CLI revoke is refused by both within 1 s.
     processes.cli("users", "create", "--email", "ops@example.com")
     token = processes.cli("tokens", "create", "--email", "ops@example.com", "--name", "load")
@@ -130,10 +133,13 @@ async def test_two_gateway_processes_share_the_bucket_and_hear_revocations(
                 await r.read()
                 return r.status
 
+        started = time.monotonic()
         statuses = await asyncio.gather(*(call(processes.gateways[i % 2]) for i in range(500)))
-        assert statuses.count(200) == 50, sorted(set(statuses))
-        assert statuses.count(429) == 450
-        assert len(processes.upstream.requests) == 50
+        admitted = statuses.count(200)
+        most = most_admitted(50, time.monotonic() - started)
+        assert 50 <= admitted <= most, sorted(set(statuses))
+        assert statuses.count(429) == 500 - admitted
+        assert len(processes.upstream.requests) == admitted
 
         listing = processes.cli("tokens", "list", "--email", "ops@example.com", "--json")
         token_id = json.loads(listing)["id"]
