@@ -30,6 +30,9 @@ GRACE_SECONDS = 10.0
 
 DRAINING = web.AppKey("draining", asyncio.Event)
 
+#: The signals that stop a service gracefully.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 #: Makes the listening site: ``(runner, host, port, reuse_port)``. The gateway's is its relay.
 SiteFactory = Callable[[web.AppRunner, str, int, bool], web.BaseSite]
 
@@ -83,14 +86,16 @@ async def _serve(
     app[DRAINING] = asyncio.Event()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=GRACE_SECONDS)
     loop = asyncio.get_running_loop()
-    stop_signals = (signal.SIGTERM, signal.SIGINT)
     try:
         # Inside the try: a startup that fails half-way still closes what it had opened.
         await runner.setup()
         await site(runner, host, port, reuse_port).start()
         signals = asyncio.Queue[int]()
-        for signum in stop_signals:
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, signals.put_nowait, signum)
+        # A gateway worker starts with them blocked (keygate_core.workers): one that came
+        # while it was starting is delivered now, to the handler.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         received = await signals.get()
         app[DRAINING].set()
         log.info(
@@ -105,7 +110,7 @@ async def _serve(
         await runner.cleanup()
         # Once stopped, a repeated signal must not kill the process on its way out (the
         # default action), turning a clean exit into "killed by SIGTERM".
-        for signum in stop_signals:
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
             signal.signal(signum, signal.SIG_IGN)
     log.info("stopped")

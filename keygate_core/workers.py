@@ -11,6 +11,12 @@ The parent only supervises. It passes SIGTERM and SIGINT on to every worker, wai
 shut down gracefully (see ``keygate_core.serving``), and exits with the worst exit code. A worker
 that dies on its own stops the others too: better a restart by the orchestrator than a gateway
 that silently runs at part of its capacity.
+
+A stop signal may come while a worker is still starting: the gateway answers as soon as one
+worker listens, and the others may be a moment behind. The parent blocks SIGTERM and SIGINT
+before it forks, so every worker starts with them blocked and receives one only once its
+handler is in place (``keygate_core.serving`` unblocks them then): it stops as gracefully as a
+worker that was serving, rather than being killed by the signal's default action.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from types import FrameType
 from aiohttp import web
 
 from keygate_core.logs import configure_logging
-from keygate_core.serving import SiteFactory, serve, tcp_site
+from keygate_core.serving import STOP_SIGNALS, SiteFactory, serve, tcp_site
 from keygate_core.worker_metrics import shared_metrics_dir, worker_exited
 
 log = logging.getLogger("keygate.keygate_core.workers")
@@ -76,6 +82,8 @@ def _fork_workers(
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     holder.bind((host, port))
     port = holder.getsockname()[1]
+    # Held until the parent's handler and each worker's are installed (see the module's notes).
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
@@ -126,8 +134,9 @@ def _supervise(children: list[int]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, pass_on)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     worst = 0
     while alive:
         try:
@@ -143,6 +152,6 @@ def _supervise(children: list[int]) -> int:
             log.error("gateway worker exited on its own; stopping the others", extra={"code": code})
             worst = max(worst, 1)
             pass_on(signal.SIGTERM, None)
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     return worst

@@ -80,7 +80,7 @@ def gateway(
         wait_for_port(port, 30)
         deadline = time.monotonic() + 10
         workers: list[int] = []
-        # Both workers listening: past their start-up, so a signal now meets their handlers.
+        # Both workers listening, so a test's connections may reach either.
         while time.monotonic() < deadline:
             workers = _children(process.pid)
             if len(workers) == 2 and all(_listening(pid, port) for pid in workers):
@@ -117,6 +117,36 @@ async def test_workers_share_the_port_and_stop_cleanly(
             assert response.status == 200
     process.send_signal(signal.SIGTERM)
     _, stderr = await asyncio.to_thread(process.communicate, None, 30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert not any(_alive(pid) for pid in workers)
+
+
+async def test_a_stop_while_workers_start_is_a_clean_stop(
+    database_url: str, redis_url: str
+) -> None:
+    """SIGTERM the moment the parent has forked, while its workers are still starting (the
+    gateway answers once one listens, the others may be behind): every worker stops
+    gracefully and the gateway exits 0, not "killed by SIGTERM"."""
+    env = process_env(
+        database_url,
+        redis_url,
+        free_port(),
+        "http://127.0.0.1:9",
+        KEYGATE_GATEWAY_PORT=str(free_port()),
+        KEYGATE_GATEWAY_WORKERS="4",
+    )
+    process = await asyncio.create_subprocess_exec(
+        KEYGATE, "gateway", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    workers: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(workers) < 4 and process.returncode is None and time.monotonic() < deadline:
+        workers = _children(process.pid)
+        await asyncio.sleep(0.001)
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(30):
+        _, stderr = await process.communicate()
+    assert len(workers) == 4, stderr.decode()[-2000:]
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert not any(_alive(pid) for pid in workers)
 
