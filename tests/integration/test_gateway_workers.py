@@ -58,6 +58,19 @@ def _listening(pid: int, port: int) -> bool:
         return False
 
 
+def _gateway_env(database_url: str, redis_url: str, port: int, workers: int) -> dict[str, str]:
+    """``keygate gateway`` on ``port`` with ``workers`` workers; its dependencies need not
+    answer."""
+    return process_env(
+        database_url,
+        redis_url,
+        free_port(),
+        "http://127.0.0.1:9",
+        KEYGATE_GATEWAY_PORT=str(port),
+        KEYGATE_GATEWAY_WORKERS=str(workers),
+    )
+
+
 @pytest.fixture
 def gateway(
     database_url: str, redis_url: str
@@ -65,16 +78,11 @@ def gateway(
     """``keygate gateway`` with two workers (its dependencies need not answer): the parent
     process, the port and the workers' pids."""
     port = free_port()
-    env = process_env(
-        database_url,
-        redis_url,
-        free_port(),
-        "http://127.0.0.1:9",
-        KEYGATE_GATEWAY_PORT=str(port),
-        KEYGATE_GATEWAY_WORKERS="2",
-    )
     process = subprocess.Popen(
-        [KEYGATE, "gateway"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [KEYGATE, "gateway"],
+        env=_gateway_env(database_url, redis_url, port, 2),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_for_port(port, 30)
@@ -127,16 +135,12 @@ async def test_a_stop_while_workers_start_is_a_clean_stop(
     """SIGTERM the moment the parent has forked, while its workers are still starting (the
     gateway answers once one listens, the others may be behind): every worker stops
     gracefully and the gateway exits 0, not "killed by SIGTERM"."""
-    env = process_env(
-        database_url,
-        redis_url,
-        free_port(),
-        "http://127.0.0.1:9",
-        KEYGATE_GATEWAY_PORT=str(free_port()),
-        KEYGATE_GATEWAY_WORKERS="4",
-    )
     process = await asyncio.create_subprocess_exec(
-        KEYGATE, "gateway", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        KEYGATE,
+        "gateway",
+        env=_gateway_env(database_url, redis_url, free_port(), 4),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     workers: list[int] = []
     deadline = time.monotonic() + 30
