@@ -57,11 +57,19 @@ async def test_failed_auth_does_not_consume_quota(start_stack: StartStack) -> No
 async def test_two_gateways_share_one_bucket(start_stack: StartStack) -> None:
     """Two gateways on one Redis: 500 concurrent requests at a bucket of 50 → 50 pass, and no
     more than the bucket refilled meanwhile (one token per 1.2 s, on a busy test machine)."""
-    # A healthy Redis on a busy test machine: a generous timeout keeps every decision in Redis
-    # (a timeout would be a *degraded* decision, which this test also checks did not happen).
-    settings = {"KEYGATE_RATE_LIMIT_PER_MINUTE": "50", "KEYGATE_REDIS_TIMEOUT_MS": "5000"}
-    first = await start_stack(**settings)
-    second = await start_stack(**settings)
+    # A healthy Redis and introspector on a busy test machine. Generous timeouts keep every
+    # decision in Redis (a timeout would be a *degraded* decision, which this test also checks
+    # did not happen) and let each gateway's first check of the token answer: it is made while
+    # the 500 requests arrive, in this test's one event loop, and with the harness's 1 s
+    # timeouts it once failed, and the requests waiting on it got 503s, not the limiter's doing.
+    settings = {
+        "KEYGATE_RATE_LIMIT_PER_MINUTE": "50",
+        "KEYGATE_REDIS_TIMEOUT_MS": "5000",
+        "KEYGATE_INTROSPECTOR_TIMEOUT_MS": "10000",
+    }
+    introspector = {"KEYGATE_DATABASE_TIMEOUT_MS": "10000"}
+    first = await start_stack(introspector, **settings)
+    second = await start_stack(introspector, **settings)
     alice = await first.introspector.user("alice@example.com")
     token = await first.token_for(alice)
     headers = {"Authorization": f"Bearer {token}"}
