@@ -26,6 +26,7 @@ from tests.docs.live import Live
 from tests.docs.markdown_blocks import REFERENCE, section_text, table_rows
 from tests.harness.forwarding import forwarding_app
 from tests.harness.servers import free_port
+from tests.harness.stack import PATIENT_MS
 
 PAGE = REFERENCE / "authentication.md"
 WHOAMI = "/api/platform/internal/whoami"
@@ -189,20 +190,17 @@ async def auth_unavailable(live: Live, extra: Extra) -> list[Answer]:
     return [answer]
 
 
-#: The gateway's wait for the token check in the two scenarios below, where it goes through the
-#: forwarding server, a connection of its own each time: a check slower than the harness's
-#: 1 s (a busy machine, the whole chain in the test's one event loop) is another row's
-#: cause (503), not theirs. (One run on a busy machine got that 503 here.)
-TOKEN_CHECK_MS = "10000"
-
-
 async def upstream_unreachable(live: Live, extra: Extra) -> list[Answer]:
     """whoami with a recently used token while the token service refuses connections."""
+    # Here and in upstream_timeout the token check goes through the forwarding server, a
+    # connection of its own each time: slower than the harness's 1 s on a busy machine (the
+    # whole chain in the test's one event loop) it would be another row's cause (503), as one
+    # run got here.
     server = await extra.aiohttp_server(await forwarding_app(live.introspector_url))
     gateway = await extra.start_gateway(
         str(server.make_url("")).rstrip("/"),
         live.stack.upstream_url,
-        KEYGATE_INTROSPECTOR_TIMEOUT_MS=TOKEN_CHECK_MS,
+        KEYGATE_INTROSPECTOR_TIMEOUT_MS=PATIENT_MS,
     )
     # Listening for revocations, the gateway trusts what it knows for its cache's lifetime.
     await asyncio.wait_for(gateway.server.app[LISTENER].connected.wait(), 10)
@@ -220,7 +218,7 @@ async def upstream_timeout(live: Live, extra: Extra) -> list[Answer]:
         str(server.make_url("")).rstrip("/"),
         live.stack.upstream_url,
         KEYGATE_UPSTREAM_TIMEOUT_SECONDS="1",
-        KEYGATE_INTROSPECTOR_TIMEOUT_MS=TOKEN_CHECK_MS,
+        KEYGATE_INTROSPECTOR_TIMEOUT_MS=PATIENT_MS,
     )
     return [await call(gateway, WHOAMI, {"Authorization": f"Bearer {live.token}"})]
 

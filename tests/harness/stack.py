@@ -25,6 +25,11 @@ from tests.harness.upstream import Upstream
 
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
 API = "/api/platform/internal"
+#: A timeout a healthy dependency does not reach even on a busy test machine, for the calls of
+#: a test that is about something else: the harness's own timeouts (1 s for a token check or a
+#: database statement) are short so that fault tests run fast, and a slow, healthy call past
+#: them would turn into another outcome (a 503) than the one the test checks.
+PATIENT_MS = "10000"
 
 
 def process_env(

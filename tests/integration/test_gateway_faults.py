@@ -8,7 +8,7 @@ import time
 from keygate_core.token_format import parse_token
 from tests.harness.buckets import most_admitted
 from tests.harness.servers import RedisServer
-from tests.harness.stack import API, Stack, StartStack
+from tests.harness.stack import API, PATIENT_MS, Stack, StartStack
 
 WINDOW = 3.0  # generous bound for "finishes within the Redis timeout plus a margin"
 
@@ -65,9 +65,9 @@ async def test_two_gateways_share_one_bucket(start_stack: StartStack) -> None:
     settings = {
         "KEYGATE_RATE_LIMIT_PER_MINUTE": "50",
         "KEYGATE_REDIS_TIMEOUT_MS": "5000",
-        "KEYGATE_INTROSPECTOR_TIMEOUT_MS": "10000",
+        "KEYGATE_INTROSPECTOR_TIMEOUT_MS": PATIENT_MS,
     }
-    introspector = {"KEYGATE_DATABASE_TIMEOUT_MS": "10000"}
+    introspector = {"KEYGATE_DATABASE_TIMEOUT_MS": PATIENT_MS}
     first = await start_stack(introspector, **settings)
     second = await start_stack(introspector, **settings)
     alice = await first.introspector.user("alice@example.com")
