@@ -30,7 +30,11 @@ $(UV): requirements-uv.txt
 
 # Each target syncs the venv to exactly what it needs (fast when nothing changed). The demo's
 # runtime-only sync is --inexact, so it never removes the test tools of a venv that has them.
-runtime-env: $(UV)
+# Every sync builds the relay's compiled part (gateway/relay/_plain.c): a C compiler and the
+# Python headers first (ensure-packages.sh installs Debian's when they are missing).
+compiler:
+	@PYTHON=$(PYTHON) tests/harness/ensure-packages.sh gcc python3-dev
+runtime-env: $(UV) compiler
 	@$(SYNC) --inexact
 # axe-core for the browser tests' accessibility check, exactly as package-lock.json pins it.
 # npm comes with the machine's nodejs package, which ensure-packages.sh installs when missing.
@@ -39,11 +43,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "make test-env needs npm (Debian: nodejs npm)" >&2; exit 1; }
 	@npm ci --ignore-scripts --no-audit --no-fund --silent
 
-test-env: $(UV) node_modules/.package-lock.json
+test-env: $(UV) compiler node_modules/.package-lock.json
 	@$(SYNC) --extra test
-bench-env: $(UV)
+bench-env: $(UV) compiler
 	@$(SYNC) --extra test --extra bench
-.PHONY: runtime-env test-env bench-env
+.PHONY: compiler runtime-env test-env bench-env
 
 # Installs the server packages and tools the suite drives when they are missing (root only).
 servers:

@@ -23,6 +23,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.pipeline.mutate import is_bearer
+from gateway.relay import _plain
 from gateway.relay.fields import BEARER, DROP, KEEP, SLOW_FIELDS, FieldNames, lane_line
 
 _RESERVED = b"/_keygate/"
@@ -172,10 +173,14 @@ def read_request(
     head, or a head llhttp refuses (aiohttp then gives the 400).
 
     A head :data:`_PLAIN_REQUEST` matches is read without llhttp, with the same outcome
-    (``tests/unit/gateway/test_relay_request_head.py`` compares the two); without ``plain``,
-    llhttp reads every head. ``names`` is the lane's (:class:`~gateway.relay.lane.Lane`) when
-    the request's field lines for it are wanted."""
+    (``tests/unit/gateway/test_relay_request_head.py`` compares the two): by the compiled
+    reading (:mod:`gateway.relay._plain`) when it is sure, else by :func:`_request`. Without
+    ``plain``, llhttp reads every head. ``names`` is the lane's
+    (:class:`~gateway.relay.lane.Lane`) when the request's field lines for it are wanted."""
     if plain:
+        compiled = _plain.read_request(head, names.kinds, remote)
+        if compiled is not None:
+            return RelayRequest(*compiled)
         match = _PLAIN_REQUEST.fullmatch(head)
         if match is not None:
             method, target, minor, lines = match.groups()

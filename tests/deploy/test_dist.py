@@ -42,7 +42,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _uv("build", "--quiet", "--out-dir", str(out))
     version = project_version()
     built = {"sdist": out / f"keygate-{version}.tar.gz"}
-    built["wheel"] = out / f"keygate-{version}-py3-none-any.whl"
+    # A wheel for this Python and platform: it holds the relay's compiled readings.
+    wheels = list(out.glob(f"keygate-{version}-cp3*-cp3*-*.whl"))
+    assert len(wheels) == 1, sorted(out.iterdir())
+    built["wheel"] = wheels[0]
     # (uv also leaves a .gitignore in the folder it builds into.)
     assert sorted(out.glob("keygate-*")) == sorted(built.values())
     return built
@@ -60,16 +63,19 @@ def test_wheel_carries_the_metadata_licence_and_data_files(dist: dict[str, Path]
     assert metadata["License-Expression"] == "Apache-2.0"
     assert f"{info}/licenses/LICENSE" in names
     assert set(DATA_FILES) <= names
+    assert [n for n in names if n.startswith("gateway/relay/_plain.") and n.endswith(".so")]
     assert "keygate = " in entry_points
     assert not [name for name in names if name.startswith("tests/")]
 
 
 def test_sdist_carries_what_a_build_needs(dist: dict[str, Path]) -> None:
-    """The sdist has pyproject.toml, the README, LICENSE and the data files."""
+    """The sdist has pyproject.toml, the README, LICENSE, the data files and the C source of
+    the relay's compiled readings (and no module built from it)."""
     top = f"keygate-{project_version()}"
     with tarfile.open(dist["sdist"]) as sdist:
         names = set(sdist.getnames())
-    needed = {"pyproject.toml", "README.md", "LICENSE", *DATA_FILES}
+    assert not [name for name in names if name.endswith(".so")]
+    needed = {"pyproject.toml", "README.md", "LICENSE", "gateway/relay/_plain.c", *DATA_FILES}
     assert {f"{top}/{name}" for name in needed} <= names
 
 
@@ -77,7 +83,8 @@ def test_sdist_carries_what_a_build_needs(dist: dict[str, Path]) -> None:
 def test_installs_into_a_clean_venv_and_runs(
     kind: str, dist: dict[str, Path], tmp_path: Path
 ) -> None:
-    """`pip install keygate-….whl` (or the sdist) in a new venv gives a working `keygate`."""
+    """`pip install keygate-….whl` (or the sdist, compiling the relay's readings) in a new venv
+    gives a working `keygate`."""
     constraints = tmp_path / "constraints.txt"
     _uv(
         "export",
@@ -112,14 +119,21 @@ def test_installs_into_a_clean_venv_and_runs(
     )
     assert version.stdout == f"keygate {project_version()}\n"
     where = subprocess.run(
-        [str(python), "-c", "import introspector; print(introspector.__file__)"],
+        [
+            str(python),
+            "-c",
+            "import introspector, gateway.relay._plain as p;"
+            "print(introspector.__file__, p.__file__)",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
+    modules = where.stdout.split()
+    assert len(modules) == 2 and all(Path(m).is_relative_to(venv) for m in modules), where.stdout
+    assert modules[1].endswith(".so"), modules
 
 
 def test_release_files_agree_with_the_version_and_licence() -> None:

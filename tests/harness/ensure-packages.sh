@@ -6,7 +6,8 @@
 # samples run: node (the JavaScript samples), curl and openssl. The suite never uses the servers
 # that may already run on the standard ports — not even the system nginx the Debian package may
 # start; it only needs the programs. Named on the command line, it also installs wrk (for
-# `make bench`) and podman, runc and debootstrap (for `make image-test`).
+# `make bench`), podman, runc and debootstrap (for `make image-test`), and gcc and python3-dev
+# (what every install needs to build the relay's compiled part; `make` asks for them).
 set -euo pipefail
 
 have_postgres() {
@@ -20,6 +21,14 @@ have_nginx() {
     [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1
 }
 have_command() { command -v "$1" >/dev/null 2>&1; }
+# The relay's compiled readings (gateway/relay/_plain.c) are built by every install: a C
+# compiler with the C library's headers, and the headers of the Python that runs keygate.
+have_compiler() { have_command cc && [ -e /usr/include/stdio.h ]; }
+have_python_headers() {
+    "${PYTHON:-python3}" -c 'import os.path, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        2>/dev/null
+}
 have_chromium() {
     [ -n "${KEYGATE_TEST_CHROMIUM:-}" ] && [ -x "${KEYGATE_TEST_CHROMIUM}" ] && return 0
     [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1
@@ -37,6 +46,8 @@ for package in "${wanted[@]}"; do
         nginx) have_nginx || missing+=(nginx) ;;
         chromium) have_chromium || missing+=(chromium) ;;
         nodejs) have_command node || missing+=(nodejs) ;;
+        gcc) have_compiler || missing+=(gcc libc6-dev) ;;
+        python3-dev) have_python_headers || missing+=(python3-dev) ;;
         curl | openssl | caddy | wrk | podman | runc | debootstrap)
             have_command "$package" || missing+=("$package") ;;
         *) echo "ensure-packages: unknown package $package" >&2; exit 2 ;;

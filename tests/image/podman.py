@@ -23,9 +23,11 @@ from tests.harness.project import ROOT
 HERE = Path(__file__).resolve().parent
 #: The base deploy/Dockerfile names by default, when someone has pulled it onto this machine.
 OFFICIAL_BASE = "docker.io/library/python:3.11-slim-bookworm"
-#: What the test builds instead: Debian bookworm (Python 3.11) with venv, pip and CA roots.
-STAND_IN_BASE = "localhost/keygate-test-python:3.11-bookworm"
-STAND_IN_PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
+#: What the test builds instead: Debian bookworm (Python 3.11) with venv, pip, CA roots, and a C
+#: compiler with Python's headers (the official image has the headers; the Dockerfile installs
+#: the compiler there). The tag names what it holds, so an older stand-in is not reused.
+STAND_IN_BASE = "localhost/keygate-test-python:3.11-bookworm-cc"
+STAND_IN_PACKAGES = "python3,python3-venv,python3-pip,python3-dev,gcc,libc6-dev,ca-certificates"
 
 
 class PodmanError(Exception):
@@ -62,7 +64,8 @@ def _ca_bundle() -> Path:
 def _build_stand_in() -> None:
     """Debian bookworm from its packages (``debootstrap --variant=minbase``), imported as an
     image. It has what deploy/Dockerfile uses of the official image: ``python3`` 3.11 with
-    venv and pip, and CA certificates (the machine's bundle, which also trusts any TLS proxy in
+    venv, pip and its headers, a C compiler (which the Dockerfile installs where there is
+    none), and CA certificates (the machine's bundle, which also trusts any TLS proxy in
     front of PyPI)."""
     work = Path(tempfile.mkdtemp(prefix="keygate-image-base-"))
     rootfs = work / "rootfs"

@@ -131,6 +131,21 @@ async def test_services_run_unprivileged_on_a_read_only_root(image_stack: ImageS
         assert write.returncode != 0 and "Read-only file system" in write.stderr, write.stderr
 
 
+async def test_the_gateway_has_its_compiled_readings(image_stack: ImageStack) -> None:
+    """The relay's compiled readings (gateway/relay/_plain.c) were built into the image and
+    load in the gateway's container: a build stage without a C compiler would fail, not ship
+    a gateway without them."""
+    probe = await asyncio.to_thread(
+        image_stack.containers["gateway"].exec,
+        "python3",
+        "-c",
+        "import gateway.relay._plain as p; print(p.__file__)",
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.startswith("/opt/keygate/lib/python3.11/site-packages/gateway/relay/")
+    assert probe.stdout.rstrip().endswith(".so"), probe.stdout
+
+
 async def test_compose_healthchecks_pass_inside_the_containers(image_stack: ImageStack) -> None:
     """Each service's compose healthcheck succeeds in its container: its commands are there."""
     # Run with the port this test gave the service.
