@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from keygate_demo.seed import MEMBER
-from tests.harness.servers import ServerUnavailable, free_port, wait_for_port
+from tests.harness.servers import ServerUnavailable, quiet_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 150
@@ -93,7 +93,9 @@ async def _start(data_dir: Path, ports: dict[str, int]) -> Demo:
 
 @pytest.fixture
 def demo_run() -> Iterator[tuple[Path, dict[str, int]]]:
-    ports = {name: free_port() for name in ("gateway", "introspector", "admin-ui", "upstream")}
+    # Bound seconds from now, after make and the demo's servers start: out of the range other
+    # tests' port-0 binds draw from (a CI run once lost the admin UI's port to one).
+    ports = {name: quiet_port() for name in ("gateway", "introspector", "admin-ui", "upstream")}
     # Not pytest's tmp_path: its parent is private to root, and Postgres runs as `postgres`.
     base = Path(tempfile.mkdtemp(prefix="keygate-demo-"))
     base.chmod(0o755)

@@ -4,6 +4,7 @@ the suite runs, so the image itself is not built here)."""
 from __future__ import annotations
 
 import re
+import subprocess
 
 from tests.deploy.dockerfile import DOCKERFILE, sent_to_builder, stages
 from tests.deploy.keygate_services import registry, secret_variables
@@ -14,14 +15,16 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the image's setting under test, not a
 
 
 def _context_files(source: str) -> list[str]:
-    path = ROOT / source
-    if path.is_file():
-        return [source]
-    return sorted(
-        str(p.relative_to(ROOT))
-        for p in path.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
+    """The repository's files under ``source``: what git tracks or would (not what a build
+    in the checkout leaves, such as the compiled module beside ``_plain.c``)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", source],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    return sorted(name for name in listed.stdout.splitlines() if (ROOT / name).is_file())
 
 
 def test_multi_stage_build_from_slim_python() -> None:

@@ -8,6 +8,8 @@ PostgreSQL server binaries to use instead of the machine's (see README).
 from __future__ import annotations
 
 import os
+import random
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +23,29 @@ def postgres_bindir_from_env(environ: Mapping[str, str] = os.environ) -> Path | 
     return Path(explicit) if explicit else None
 
 
+#: Ports no ``bind(("127.0.0.1", 0))`` is given: below Linux's default ephemeral range
+#: (32768–60999, ``/proc/sys/net/ipv4/ip_local_port_range``), above the well-known services.
+_QUIET_PORTS = range(20000, 32768)
+_quiet_handed_out: set[int] = set()
+
+
+def quiet_port() -> int:
+    """A free TCP port on 127.0.0.1 outside the kernel's ephemeral range, for a server that
+    binds it seconds after it is chosen (``make demo``): a port from :func:`free_port` may
+    meanwhile be given to any other test's port-0 bind, and then the server cannot start."""
+    while True:
+        port = random.choice(_QUIET_PORTS)
+        if port in _quiet_handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _quiet_handed_out.add(port)
+        return port
+
+
 class PostgresServer(embedded.PostgresServer):
     """The embedded Postgres, from ``KEYGATE_TEST_PG_BINDIR`` when that is set."""
 
@@ -32,4 +57,11 @@ class PostgresServer(embedded.PostgresServer):
         )
 
 
-__all__ = ["PostgresServer", "RedisServer", "ServerUnavailable", "free_port", "wait_for_port"]
+__all__ = [
+    "PostgresServer",
+    "RedisServer",
+    "ServerUnavailable",
+    "free_port",
+    "quiet_port",
+    "wait_for_port",
+]
