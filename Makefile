@@ -124,3 +124,4 @@ lock: $(UV)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -f gateway/relay/*.so
