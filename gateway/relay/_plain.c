@@ -2,13 +2,16 @@
  * The relay's two plain readings, compiled: a request head and a whole upstream answer of the
  * form almost every client and upstream sends, read in one pass over the bytes.
  *
- * Each function gives exactly what the Python reading it stands for gives
- * (gateway/relay/heads.py: _PLAIN_REQUEST, PLAIN_FIELD_LINE and _request; response_head.py:
- * whole_answer), or None where it is not sure, and the Python reading then runs: any head
- * that is not in the plain form, a field name the lane's memo does not know yet, a value
- * whose first byte is not ASCII where is_bearer or may_name_keygate_cookie reads it (Unicode
- * case rules), and every request the relay hands to aiohttp. Declining is always safe; the
- * tests compare both readings with llhttp's (tests/unit/gateway/test_relay_compiled.py).
+ * read_request gives exactly what the Python reading gives (gateway/relay/heads.py:
+ * _PLAIN_REQUEST, PLAIN_FIELD_LINE and _request), or None where it is not sure, and the Python
+ * reading then runs: any head that is not in the plain form, a field name the lane's memo does
+ * not know yet, an Authorization value whose first byte is not ASCII or a Cookie value with
+ * any byte that is not, where the lane's verdict reads it (is_bearer and
+ * may_name_keygate_cookie follow Python's Unicode case rules), and every request the relay
+ * hands to aiohttp. whole_answer gives what ResponseHead's reading of the answer's head writes
+ * (gateway/relay/response_head.py: _PLAIN_HEAD, _NOTABLE), or None and ResponseHead reads it.
+ * Declining is always safe; the tests compare both with llhttp's reading
+ * (tests/unit/gateway/test_relay_compiled.py).
  *
  * Written by hand, not generated: llhttp (httptools) already reads the heads this declines,
  * and no library reads the relay's memo of field names.
