@@ -48,10 +48,11 @@ class MetricBatch:
         here: the per-request work left is one append, the rest runs once per flush.)"""
         self._drains.append(drain)
 
-    def count(self, child: Counter) -> None:
-        """``child.inc()``, batched. ``child`` is a labelled child (or a metric without labels)."""
+    def count(self, child: Counter, n: int = 1) -> None:
+        """``child.inc(n)``, batched. ``child`` is a labelled child (or a metric without
+        labels)."""
         counts = self._counts
-        counts[child] = counts.get(child, 0) + 1
+        counts[child] = counts.get(child, 0) + n
         if not self.pending:
             self.schedule()
 

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -38,18 +39,31 @@ class UsageRecorder:
         self._pending: Counter[tuple[str, int]] = Counter()
         #: Requests not counted since the last flush that got through (the cap was reached).
         self._dropped = 0
+        self._sources: list[Callable[[], None]] = []
+
+    def add_source(self, source: Callable[[], None]) -> None:
+        """Call ``source`` first at each flush: it hands the recorder (:meth:`add`) what its
+        owner counted meanwhile (the relay's compiled decision keeps its own counts), so that
+        the last flush, at shutdown, has every request."""
+        self._sources.append(source)
 
     def record(self, token_id: str) -> None:
         """Count one request now (cheap; safe on the request path)."""
-        key = (token_id, int(time.time()) // 60)
+        self.add(token_id, int(time.time()) // 60)
+
+    def add(self, token_id: str, minute: int, requests: int = 1) -> None:
+        """Count ``requests`` requests of ``token_id`` in ``minute`` (epoch seconds // 60)."""
+        key = (token_id, minute)
         pending = self._pending
         if key in pending or len(pending) < self._max_pending:
-            pending[key] += 1
+            pending[key] += requests
         else:
-            self._dropped += 1
+            self._dropped += requests
 
     async def flush(self) -> None:
         """Add every pending count to Redis in one round trip."""
+        for source in self._sources:
+            source()
         if not self._pending:
             return
         batch, self._pending = self._pending, Counter()

@@ -35,7 +35,12 @@ _TOKEN_NAMES = (*RATE_LIMIT_HEADERS, wire.REQUEST_ID)
 
 def answer_fields(request_id: str, decision: RateDecision | None) -> Added:
     """What :meth:`gateway.proxy.Pipeline.answer_headers` adds, made as bytes at once."""
-    line = _REQUEST_ID_LINE + request_id.encode() + b"\r\n"
     if decision is None:
-        return Added(_ANONYMOUS_NAMES, line)
-    return Added(_TOKEN_NAMES, rate_limit_lines(decision) + line)
+        return Added(_ANONYMOUS_NAMES, _REQUEST_ID_LINE + request_id.encode() + b"\r\n")
+    return token_answer_fields(request_id, rate_limit_lines(decision))
+
+
+def token_answer_fields(request_id: str, limit_lines: bytes) -> Added:
+    """:func:`answer_fields` for a token's request whose ``limit_lines``
+    (:func:`~gateway.pipeline.limit.rate_limit_lines`) are made already."""
+    return Added(_TOKEN_NAMES, limit_lines + _REQUEST_ID_LINE + request_id.encode() + b"\r\n")

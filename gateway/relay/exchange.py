@@ -13,6 +13,7 @@ after its last chunk can ever reach the client as a response of its own.
 from __future__ import annotations
 
 import logging
+import time
 
 from multidict import CIMultiDict
 
@@ -26,10 +27,9 @@ from gateway.errors import (
 )
 from gateway.identity import RequestContext
 from gateway.pipeline.authz import RouteRule
-from gateway.pipeline.limit import RateDecision
 from gateway.pipeline.outcome import Decided, Unfinished
 from gateway.pipeline.strip import is_ambiguous, unambiguous_path
-from gateway.relay.added import added, answer_fields
+from gateway.relay.added import Added, added, answer_fields, token_answer_fields
 from gateway.relay.answer import Answering
 from gateway.relay.heads import request_head
 from gateway.relay.response_head import ResponseHead
@@ -71,8 +71,11 @@ class Exchange(Answering):
             if request.lane_lines is not None and not client.trusted_peer:
                 plan = relay.plan(rule)
                 lane = plan.lane_pool
-                if lane is not None and plan.express and self._express(rule, lane):
-                    return
+                if lane is not None:
+                    if plan.express and self._express(rule, lane):
+                        return
+                    if plan.warm and workspace is None and self._warm(rule, lane):
+                        return
             if client.trusted_peer:
                 ctx = pipeline.new_context(request)
                 self.client_address = ctx.client_address
@@ -112,7 +115,32 @@ class Exchange(Answering):
         self.route = rule.prefix
         assert request.lane_lines is not None
         lines = self.relay.lane.anonymous_lines
-        self._send_lane(pool, request.lane_lines, request_id, lines, None)
+        to_answer = answer_fields(request_id, None)
+        self._send_lane(pool, request.lane_lines, request_id, lines, to_answer)
+        return True
+
+    def _warm(self, rule: RouteRule, pool: UpstreamPool) -> bool:
+        """Send upstream at once a request the compiled warm-token decision answers
+        (:mod:`gateway.relay.warm`), on a route whose token requests it may decide
+        (:class:`~gateway.relay.server.RoutePlan`), when its path is unambiguous: what
+        :meth:`start` and :meth:`_forward` would send, in fewer steps. ``False``, with nothing
+        taken or counted: :meth:`start` goes on."""
+        request = self.request
+        values = request.authorization
+        if len(values) != 1 or is_ambiguous(request.encoded_path):
+            return False
+        relay = self.relay
+        assert relay.warm is not None  # see RoutePlan.warm
+        decided = relay.warm.decide(values[0], time.monotonic())
+        if decided is None:
+            return False
+        identity, _, limit_lines = decided
+        self.request_id = request_id = new_request_id()
+        self.route = rule.prefix
+        assert request.lane_lines is not None
+        lines = relay.lane.identity_lines(identity)
+        to_answer = token_answer_fields(request_id, limit_lines)
+        self._send_lane(pool, request.lane_lines, request_id, lines, to_answer)
         return True
 
     async def _finish(
@@ -150,7 +178,8 @@ class Exchange(Answering):
             _, identity, decision = decided
             lines = relay.lane.identity_lines(identity)
             assert self._pool is not None  # the rule's lane pool: see start
-            self._send_lane(self._pool, fields, ctx.request_id, lines, decision)
+            to_answer = answer_fields(ctx.request_id, decision)
+            self._send_lane(self._pool, fields, ctx.request_id, lines, to_answer)
             return
         assert headers is not None
         request = self.request
@@ -168,15 +197,16 @@ class Exchange(Answering):
         fields: bytes,
         request_id: str,
         identity_lines: bytes,
-        decision: RateDecision | None,
+        to_answer: Added,
     ) -> None:
-        """Send the lane's head upstream: the request's ``fields``, then the gateway's own."""
+        """Send the lane's head upstream: the request's ``fields``, then the gateway's own;
+        ``to_answer`` is what the answer gets added."""
         request = self.request
         self._pool = pool
         first = (request.method.encode(), pool.raw_prefix + request.target, pool.raw_host)
         forwarded = self.client.forwarded(request.host)
         self._head = self.relay.lane.head(first, fields, forwarded, request_id, identity_lines)
-        self._added = answer_fields(request_id, decision)
+        self._added = to_answer
         self._send(pool)
 
     def _send(self, pool: UpstreamPool) -> None:

@@ -29,6 +29,7 @@ from gateway.proxy import Pipeline
 from gateway.relay.client import ClientConnection
 from gateway.relay.lane import Lane
 from gateway.relay.upstream import UpstreamPool
+from gateway.relay.warm import CompiledWarm
 from keygate_core.http_guard import GuardedHandler
 
 #: How often (at most) client connections and upstream pools are looked at: for idle
@@ -53,6 +54,9 @@ class RoutePlan(NamedTuple):
     #: Its requests that take the lane need nothing of the stages: anyone may take the route
     #: (``auth = "none"``); see :meth:`~gateway.relay.exchange.Exchange.start`.
     express: bool
+    #: The compiled warm-token decision may decide its token requests that take the lane
+    #: (:mod:`gateway.relay.warm`): the route takes credentials and has no scope to check.
+    warm: bool
 
 
 class Relay:
@@ -78,6 +82,8 @@ class Relay:
             forward_bearer=settings.forward_bearer,
             trusted_proxies=tuple(settings.trusted_proxies),
         )
+        #: The compiled warm-token decision, when the stages are the ones it stands for.
+        self.warm = CompiledWarm.of(self.pipeline)
         self._pool_limit = settings.upstream_max_connections
         self._pool_queue: float = settings.upstream_queue_seconds
         self._every = min(
@@ -132,7 +138,9 @@ class Relay:
         if plan is None or plan.rule is not rule:
             lane = self.lane.takes(rule)
             pool = self.pool_for(rule) if lane else None
-            plan = RoutePlan(rule, pool, lane and rule.auth is AuthPolicy.NONE)
+            express = lane and rule.auth is AuthPolicy.NONE
+            warm = lane and not express and rule.scope is None and self.warm is not None
+            plan = RoutePlan(rule, pool, express, warm)
             self._plans[id(rule)] = plan
         return plan
 
