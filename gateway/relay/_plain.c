@@ -526,7 +526,7 @@ whole_answer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * only the three counts of a decided request and its usage count wait here until drain().
  */
 
-#define MINUTE_MS 60000.0
+#define MINUTE_MS 60000.0 /* limit_lease.MINUTE_MS */
 
 typedef struct {
     PyObject_HEAD
@@ -561,7 +561,8 @@ intern_names(void)
         {&s_pending, "pending"}, {&s_schedule, "schedule"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
+        if (*names[i].slot == NULL
+            && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
             return -1;
     }
     return 0;
@@ -717,11 +718,13 @@ same_mac(PyObject *a, PyObject *b)
     return differ == 0;
 }
 
-/* The facts decide() found, before any effect. */
+/* The facts decide() found, before any effect: the entry's public id, its identity, the
+ * token's id and lease state, the cache's clock, the limit, and the lease state's fields. */
 typedef struct {
     PyObject *public_id, *identity, *token_id, *state; /* new references */
     double wall;
-    long long limit, tokens;
+    long long limit, tokens, remaining, count;
+    double full_ms, asked_at, window_start;
 } Found;
 
 static void
@@ -842,7 +845,12 @@ look(Warm *self, PyObject *value, double now, Found *f)
     double expires_at;
     if (number_attribute(state, s_limit, NULL, &limit) < 0
         || number_attribute(state, s_tokens, NULL, &f->tokens) < 0
-        || number_attribute(state, s_expires_at, &expires_at, NULL) < 0)
+        || number_attribute(state, s_expires_at, &expires_at, NULL) < 0
+        || number_attribute(state, s_remaining, NULL, &f->remaining) < 0
+        || number_attribute(state, s_full_ms, &f->full_ms, NULL) < 0
+        || number_attribute(state, s_asked_at, &f->asked_at, NULL) < 0
+        || number_attribute(state, s_window_start, &f->window_start, NULL) < 0
+        || number_attribute(state, s_count, NULL, &f->count) < 0)
         goto done;
     /* Below 2**37 tokens, tokens * 60000 is exact as a double, and so is the quotient's
      * rounding: Python's int division gives the same float. */
@@ -862,14 +870,11 @@ done:
 
 /* LeaseBook._count: one more request in the key's demand. */
 static int
-count_demand(Warm *self, PyObject *state, double now)
+count_demand(Warm *self, Found *f, double now)
 {
-    double window_start;
-    long long count;
-    if (number_attribute(state, s_window_start, &window_start, NULL) < 0
-        || number_attribute(state, s_count, NULL, &count) < 0)
-        return -1;
-    double age = now - window_start;
+    PyObject *state = f->state;
+    long long count = f->count;
+    double age = now - f->window_start;
     if (age >= self->lease_seconds) {
         long long previous = age < 2 * self->lease_seconds ? count : 0;
         if (set_number(state, s_previous, PyLong_FromLongLong(previous)) < 0
@@ -903,21 +908,14 @@ count_usage(Warm *self, PyObject *token_id, double wall)
 static PyObject *
 take_token(Warm *self, Found *f, double now, double *full_ms, long long *remaining)
 {
-    double asked_at, grant_full_ms;
-    long long grant_remaining;
-    PyObject *state = f->state;
-    if (number_attribute(state, s_asked_at, &asked_at, NULL) < 0
-        || number_attribute(state, s_full_ms, &grant_full_ms, NULL) < 0
-        || number_attribute(state, s_remaining, NULL, &grant_remaining) < 0)
-        return NULL;
     long long tokens = f->tokens - 1;
-    if (set_number(state, s_tokens, PyLong_FromLongLong(tokens)) < 0)
+    if (set_number(f->state, s_tokens, PyLong_FromLongLong(tokens)) < 0)
         return NULL;
-    double elapsed_ms = (now - asked_at) * 1000;
+    double elapsed_ms = (now - f->asked_at) * 1000;
     /* max(0.0, full_ms - tokens * MINUTE_MS / limit - elapsed_ms), as Python computes it */
-    double left = grant_full_ms - (double)(tokens * 60000) / (double)f->limit - elapsed_ms;
+    double left = f->full_ms - (double)tokens * MINUTE_MS / (double)f->limit - elapsed_ms;
     *full_ms = left > 0.0 ? left : 0.0;
-    *remaining = grant_remaining + tokens > 0 ? grant_remaining + tokens : 0;
+    *remaining = f->remaining + tokens > 0 ? f->remaining + tokens : 0;
     /* limit_lease.decision(True, limit, remaining, full_ms, 0.0) */
     PyObject *fields = Py_BuildValue("(OLLdiO)", Py_True, f->limit, *remaining, *full_ms / 1000,
                                      0, Py_False);
@@ -986,7 +984,7 @@ warm_decide(Warm *self, PyObject *const *args, Py_ssize_t nargs)
     if ((moved = PyObject_CallMethodOneArg(self->states, s_move_to_end, f.token_id)) == NULL)
         goto done;
     Py_DECREF(moved);
-    if (count_demand(self, f.state, now) < 0 || count_usage(self, f.token_id, f.wall) < 0)
+    if (count_demand(self, &f, now) < 0 || count_usage(self, f.token_id, f.wall) < 0)
         goto done;
     self->decided++;
     PyObject *pending = PyObject_GetAttr(self->batch, s_pending);
