@@ -24,11 +24,11 @@ request cost beyond a passthrough one (docs/performance.md). ``Warm.decide`` (in
   :data:`~gateway.metric_batch.FLUSH_SECONDS` later, like every other count of the batch (the
   usage recorder drains them too before each of its flushes, the last one at shutdown).
 
-Anything else — another value, a cold or refused token, a wrong secret, a route with a scope or
-a workspace, a lease that is empty, expired or denying, a limit that changed — is ``None``
-before any effect, and the stages decide as before. The Python stages stay the reference:
-``tests/unit/gateway/test_relay_warm.py`` runs the same requests both ways on twin states and
-compares every outcome and effect.
+Anything else — another value, a token's first request (the stages make its identity), a cold
+or refused token, a wrong secret, a route with a scope or a workspace, a lease that is empty,
+expired or denying, a limit that changed — is ``None`` before any effect, and the stages
+decide as before. The Python stages stay the reference: ``tests/unit/gateway/test_relay_warm.py``
+runs the same requests both ways on twin states and compares every outcome and effect.
 """
 
 from __future__ import annotations

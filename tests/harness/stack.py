@@ -26,9 +26,12 @@ from tests.harness.upstream import Upstream
 INTERNAL_SECRET = "test-internal-secret-0123456789abcdef"
 API = "/api/platform/internal"
 #: A timeout a healthy dependency does not reach even on a busy test machine, for the calls of
-#: a test that is about something else: the harness's own timeouts (1 s for a token check or a
-#: database statement) are short so that fault tests run fast, and a slow, healthy call past
-#: them would turn into another outcome (a 503) than the one the test checks.
+#: a test that is about something else: the harness's own database timeout (1 s a statement) is
+#: short so that fault tests run fast, and a slow, healthy call past it would turn into another
+#: outcome (a 503) than the one the test checks. A test gateway waits this long for the
+#: introspector unless told otherwise (a test about a slow introspector sets its own timeout):
+#: with 1 s, a token's first check in a CI run as busy as four test workers on two cores once
+#: timed out twice, and a test about usage counts got two 503s instead.
 PATIENT_MS = "10000"
 
 
@@ -184,7 +187,7 @@ def gateway_env(
         "KEYGATE_REDIS_URL": redis_url,
         "KEYGATE_INTERNAL_SECRET": INTERNAL_SECRET,
         "KEYGATE_REDIS_TIMEOUT_MS": "200",
-        "KEYGATE_INTROSPECTOR_TIMEOUT_MS": "1000",
+        "KEYGATE_INTROSPECTOR_TIMEOUT_MS": PATIENT_MS,
         **extra,
     }
 

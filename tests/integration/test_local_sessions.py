@@ -172,7 +172,10 @@ async def test_bearer_usage_is_counted_per_minute(start_stack: StartStack) -> No
     alice = await stack.introspector.user("alice@example.com")
     created = await stack.introspector.create_ok(alice)
     for _ in range(3):
-        await stack.gateway.get("/x", headers={"Authorization": f"Bearer {created['token']}"})
+        served = await stack.gateway.get(
+            "/x", headers={"Authorization": f"Bearer {created['token']}"}
+        )
+        assert served.status == 200
     await stack.gateway.close()  # flushes pending counts, as a shutdown would
     response = await stack.introspector.client.get(
         f"{API}/api-tokens/{created['id']}/usage", headers=stack.introspector.headers(alice)
