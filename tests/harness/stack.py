@@ -31,7 +31,8 @@ API = "/api/platform/internal"
 #: outcome (a 503) than the one the test checks. A test gateway waits this long for the
 #: introspector unless told otherwise (a test about a slow introspector sets its own timeout):
 #: with 1 s, a token's first check in a CI run as busy as four test workers on two cores once
-#: timed out twice, and a test about usage counts got two 503s instead.
+#: failed twice (no answer in time, by all its log showed), and a test about usage counts got
+#: two 503s instead.
 PATIENT_MS = "10000"
 
 
