@@ -949,7 +949,7 @@ rate_limit_lines(long long limit, long long remaining, double reset_after)
 }
 
 PyDoc_STRVAR(decide_doc,
-"decide(value, now, /)\n--\n\n"
+"decide($self, value, now, /)\n--\n\n"
 "(identity, decision, rate-limit lines) for the Authorization ``value`` of a request on a\n"
 "route with no scope and no workspace, ``now`` on the monotonic clock, when the token is warm\n"
 "and its lease holds a token; taken and counted as the stages would. None, with no effect,\n"
@@ -1011,7 +1011,7 @@ done:
 }
 
 PyDoc_STRVAR(drain_doc,
-"drain(, /)\n--\n\n"
+"drain($self, /)\n--\n\n"
 "(requests decided, usage) since the last drain: usage maps (token id, minute) to requests\n"
 "(an empty dict when usage is not kept).");
 
